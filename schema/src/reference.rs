@@ -1,0 +1,542 @@
+//! References inside plan strings, and their resolution.
+//!
+//! A string may contain `${outputs.NAME}`, `${inputs.NAME}` (or `${inputs.NAME.INDEX}` for a list
+//! input), `${env.NAME}`, `${build.top}` and `${build.cores}`. `$${` writes a literal `${`; any
+//! other `$` is literal. [`resolve`] replaces every reference using a [`ResolveContext`] and fails
+//! on the first unknown name of each string, with its JSON path. Nothing is left for run time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::{PlanError, PlanErrorKind, PlanErrors};
+use crate::path::JsonPath;
+use crate::plan::{Input, Plan, Step};
+
+/// A parsed `${...}` reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// `${outputs.NAME}`: the output's path.
+    Output(String),
+    /// `${inputs.NAME}` or `${inputs.NAME.INDEX}`.
+    Input {
+        /// The input's name.
+        name: String,
+        /// The element of a list input.
+        index: Option<usize>,
+    },
+    /// `${env.NAME}`: an environment variable's value.
+    Env(String),
+    /// `${build.top}`: the build directory (`NIX_BUILD_TOP`).
+    BuildTop,
+    /// `${build.cores}`: the number of cores (`NIX_BUILD_CORES`).
+    BuildCores,
+}
+
+/// A piece of a template string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Literal text.
+    Text(String),
+    /// A reference, with its text as written (without `${` `}`).
+    Ref(Reference, String),
+}
+
+const NAMESPACES: &[&str] = &["outputs", "inputs", "env", "build"];
+
+/// Splits a string into literal text and references.
+pub fn parse_template(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    while let Some(dollar) = rest.find('$') {
+        literal.push_str(&rest[..dollar]);
+        let after = &rest[dollar..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            literal.push_str("${");
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix("${") {
+            let end = tail
+                .find('}')
+                .ok_or_else(|| "`${` is not closed by `}`".to_owned())?;
+            let body = &tail[..end];
+            if !literal.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut literal)));
+            }
+            pieces.push(Piece::Ref(parse_reference(body)?, body.to_owned()));
+            rest = &tail[end + 1..];
+        } else {
+            literal.push('$');
+            rest = &after[1..];
+        }
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        pieces.push(Piece::Text(literal));
+    }
+    Ok(pieces)
+}
+
+fn parse_reference(body: &str) -> Result<Reference, String> {
+    let parts: Vec<&str> = body.split('.').collect();
+    let valid_part = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
+    };
+    if parts.iter().any(|part| !valid_part(part)) {
+        return Err(format!("`${{{body}}}` is not a reference"));
+    }
+    match parts.as_slice() {
+        ["outputs", name] => Ok(Reference::Output((*name).to_owned())),
+        ["inputs", name] => Ok(Reference::Input {
+            name: (*name).to_owned(),
+            index: None,
+        }),
+        ["inputs", name, index] => {
+            let index = index
+                .parse()
+                .map_err(|_| format!("`{index}` in `${{{body}}}` is not a list index"))?;
+            Ok(Reference::Input {
+                name: (*name).to_owned(),
+                index: Some(index),
+            })
+        }
+        ["env", name] => Ok(Reference::Env((*name).to_owned())),
+        ["build", "top"] => Ok(Reference::BuildTop),
+        ["build", "cores"] => Ok(Reference::BuildCores),
+        ["build", other] => Err(format!(
+            "`build.{other}` does not exist; use `build.top` or `build.cores`"
+        )),
+        [namespace, ..] if NAMESPACES.contains(namespace) => {
+            Err(format!("`${{{body}}}` has the wrong number of parts"))
+        }
+        [namespace, ..] => Err(format!(
+            "unknown namespace `{namespace}`; use one of {}",
+            NAMESPACES.join(", ")
+        )),
+        [] => Err("empty reference".to_owned()),
+    }
+}
+
+/// What references resolve to. Built by the runtime, which knows paths and the machine.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveContext {
+    /// Output name → path.
+    pub outputs: BTreeMap<String, String>,
+    /// The build directory.
+    pub build_top: String,
+    /// Cores for the build.
+    pub build_cores: u32,
+    /// Variables defined before the plan's own `env` (HOME, PATH, output names, ...).
+    pub base_env: BTreeMap<String, String>,
+}
+
+/// Calls `visit` on every string of `plan` that may hold references, with its path.
+///
+/// Names (phase names, env keys, output names) and input paths are not templates.
+pub fn for_each_template(plan: &mut Plan, visit: &mut dyn FnMut(JsonPath, &mut String)) {
+    let root = JsonPath::root();
+    for (name, value) in plan.env.iter_mut() {
+        visit(root.key("env").key(name), value);
+    }
+    for (phase_index, phase) in plan.phases.iter_mut().enumerate() {
+        let phase_path = root.key("phases").index(phase_index);
+        if let Some(cwd) = &mut phase.cwd {
+            visit(phase_path.key("cwd"), cwd);
+        }
+        for (step_index, step) in phase.steps.iter_mut().enumerate() {
+            let path = phase_path.key("steps").index(step_index).key(step.kind());
+            for_each_step_template(step, &path, visit);
+        }
+    }
+}
+
+fn for_each_step_template(
+    step: &mut Step,
+    path: &JsonPath,
+    visit: &mut dyn FnMut(JsonPath, &mut String),
+) {
+    match step {
+        Step::Run(run) => {
+            for (index, arg) in run.argv.iter_mut().enumerate() {
+                visit(path.key("argv").index(index), arg);
+            }
+            for (name, value) in run.env.iter_mut() {
+                visit(path.key("env").key(name), value);
+            }
+            if let Some(cwd) = &mut run.cwd {
+                visit(path.key("cwd"), cwd);
+            }
+        }
+        Step::Write(write) => {
+            visit(path.key("path"), &mut write.path);
+            visit(path.key("content"), &mut write.content);
+        }
+        Step::Mkdir(mkdir) => visit(path.key("path"), &mut mkdir.path),
+        Step::Copy(copy) => {
+            visit(path.key("from"), &mut copy.from);
+            visit(path.key("to"), &mut copy.to);
+        }
+        Step::Symlink(symlink) => {
+            visit(path.key("target"), &mut symlink.target);
+            visit(path.key("link"), &mut symlink.link);
+        }
+        Step::Remove(remove) => visit(path.key("path"), &mut remove.path),
+        Step::Chmod(chmod) => visit(path.key("path"), &mut chmod.path),
+        Step::Substitute(substitute) => {
+            visit(path.key("file"), &mut substitute.file);
+            if let Some(out) = &mut substitute.out {
+                visit(path.key("out"), out);
+            }
+            for (index, replacement) in substitute.replace.iter_mut().enumerate() {
+                let item = path.key("replace").index(index);
+                visit(item.key("from"), &mut replacement.from);
+                visit(item.key("to"), &mut replacement.to);
+            }
+            for (name, value) in substitute.vars.iter_mut() {
+                visit(path.key("vars").key(name), value);
+            }
+        }
+    }
+}
+
+/// Checks the syntax of every reference, without resolving names.
+pub fn check_syntax(plan: &Plan) -> Vec<PlanError> {
+    let mut errors = Vec::new();
+    let mut copy = plan.clone();
+    for_each_template(&mut copy, &mut |path, text| {
+        if let Err(problem) = parse_template(text) {
+            errors.push(PlanError::new(
+                path,
+                PlanErrorKind::MalformedReference {
+                    text: text.clone(),
+                    problem,
+                },
+            ));
+        }
+    });
+    errors
+}
+
+/// Returns `plan` with every reference replaced, or every string that failed.
+///
+/// `${env.NAME}` looks in the plan's `env` first, then in `context.base_env`; inside the plan's
+/// own `env.NAME`, `${env.NAME}` means the base value (so `PATH = "${env.PATH}:/x"` extends).
+/// A step's `env` sees the plan's resolved `env`.
+pub fn resolve(plan: &Plan, context: &ResolveContext) -> Result<Plan, PlanErrors> {
+    let mut errors = Vec::new();
+    let env = resolve_env(plan, context, &mut errors);
+    let mut resolved = plan.clone();
+    resolved.env = env.clone();
+    let scope = Scope {
+        plan,
+        context,
+        env: &env,
+    };
+    for (phase_index, phase) in resolved.phases.iter_mut().enumerate() {
+        let phase_path = JsonPath::root().key("phases").index(phase_index);
+        if let Some(cwd) = &mut phase.cwd {
+            scope.substitute(phase_path.key("cwd"), cwd, &mut errors);
+        }
+        for (step_index, step) in phase.steps.iter_mut().enumerate() {
+            let path = phase_path.key("steps").index(step_index).key(step.kind());
+            for_each_step_template(step, &path, &mut |path, text| {
+                scope.substitute(path, text, &mut errors);
+            });
+        }
+    }
+    PlanErrors::check(errors)?;
+    Ok(resolved)
+}
+
+struct Scope<'a> {
+    plan: &'a Plan,
+    context: &'a ResolveContext,
+    env: &'a BTreeMap<String, String>,
+}
+
+impl Scope<'_> {
+    fn substitute(&self, path: JsonPath, text: &mut String, errors: &mut Vec<PlanError>) {
+        match render(text, &path, &mut |reference, body| {
+            self.lookup(reference, body, &mut |name| {
+                self.env
+                    .get(name)
+                    .or_else(|| self.context.base_env.get(name))
+                    .cloned()
+            })
+        }) {
+            Ok(value) => *text = value,
+            Err(error) => errors.push(error),
+        }
+    }
+
+    fn lookup(
+        &self,
+        reference: &Reference,
+        body: &str,
+        env: &mut dyn FnMut(&str) -> Option<String>,
+    ) -> Result<String, (String, Vec<String>)> {
+        match reference {
+            Reference::Output(name) => self.context.outputs.get(name).cloned().ok_or_else(|| {
+                (
+                    format!("the plan has no output `{name}`"),
+                    self.context.outputs.keys().cloned().collect(),
+                )
+            }),
+            Reference::Input { name, index } => {
+                let known = || self.plan.inputs.keys().cloned().collect();
+                match (self.plan.inputs.get(name), index) {
+                    (None, _) => Err((format!("the plan has no input `{name}`"), known())),
+                    (Some(Input::Path(path)), None) => Ok(path.clone()),
+                    (Some(Input::Path(_)), Some(_)) => Err((
+                        format!("input `{name}` is a single path: write `${{inputs.{name}}}`"),
+                        Vec::new(),
+                    )),
+                    (Some(Input::List(paths)), None) => Err((
+                        format!(
+                            "input `{name}` is a list of {} paths: write `${{inputs.{name}.0}}`",
+                            paths.len()
+                        ),
+                        Vec::new(),
+                    )),
+                    (Some(Input::List(paths)), Some(i)) => paths.get(*i).cloned().ok_or_else(|| {
+                        (
+                            format!("input `{name}` has {} paths, no index {i}", paths.len()),
+                            Vec::new(),
+                        )
+                    }),
+                }
+            }
+            Reference::Env(name) => env(name).ok_or_else(|| {
+                let mut known: BTreeSet<String> = self.env.keys().cloned().collect();
+                known.extend(self.context.base_env.keys().cloned());
+                (
+                    format!("`{name}` is neither in the plan's `env` nor set by kiln"),
+                    known.into_iter().collect(),
+                )
+            }),
+            Reference::BuildTop => Ok(self.context.build_top.clone()),
+            Reference::BuildCores => Ok(self.context.build_cores.to_string()),
+        }
+        .map_err(|(problem, known)| {
+            let _ = body;
+            (problem, known)
+        })
+    }
+}
+
+type Lookup<'a> = dyn FnMut(&Reference, &str) -> Result<String, (String, Vec<String>)> + 'a;
+
+fn render(text: &str, path: &JsonPath, lookup: &mut Lookup<'_>) -> Result<String, PlanError> {
+    let pieces = parse_template(text).map_err(|problem| {
+        PlanError::new(
+            path.clone(),
+            PlanErrorKind::MalformedReference {
+                text: text.to_owned(),
+                problem,
+            },
+        )
+    })?;
+    let mut out = String::with_capacity(text.len());
+    for piece in pieces {
+        match piece {
+            Piece::Text(literal) => out.push_str(&literal),
+            Piece::Ref(reference, body) => match lookup(&reference, &body) {
+                Ok(value) => out.push_str(&value),
+                Err((problem, known)) => {
+                    return Err(PlanError::new(
+                        path.clone(),
+                        PlanErrorKind::UnknownReference {
+                            reference: body,
+                            problem,
+                            known,
+                        },
+                    ))
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// Resolves the plan's `env` values, following `${env.X}` between them and detecting cycles.
+fn resolve_env(
+    plan: &Plan,
+    context: &ResolveContext,
+    errors: &mut Vec<PlanError>,
+) -> BTreeMap<String, String> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Visiting,
+        Done,
+    }
+    struct Resolver<'a> {
+        plan: &'a Plan,
+        context: &'a ResolveContext,
+        scope: Scope<'a>,
+        state: BTreeMap<String, State>,
+        values: BTreeMap<String, String>,
+        stack: Vec<String>,
+        errors: Vec<PlanError>,
+    }
+    impl Resolver<'_> {
+        fn value(&mut self, name: &str) -> Option<String> {
+            match self.state.get(name) {
+                Some(State::Done) => return self.values.get(name).cloned(),
+                Some(State::Visiting) => {
+                    let start = self.stack.iter().position(|n| n == name).unwrap_or(0);
+                    let mut cycle = self.stack[start..].to_vec();
+                    cycle.push(name.to_owned());
+                    self.errors.push(PlanError::new(
+                        JsonPath::root().key("env").key(name),
+                        PlanErrorKind::ReferenceCycle { cycle },
+                    ));
+                    return Some(String::new());
+                }
+                None => {}
+            }
+            let template = self.plan.env.get(name)?.clone();
+            self.state.insert(name.to_owned(), State::Visiting);
+            self.stack.push(name.to_owned());
+            let path = JsonPath::root().key("env").key(name);
+            let own_name = name.to_owned();
+            let scope = Scope {
+                plan: self.scope.plan,
+                context: self.scope.context,
+                env: self.scope.env,
+            };
+            let result = render(&template, &path, &mut |reference, body| {
+                scope.lookup(reference, body, &mut |var| {
+                    if var == own_name {
+                        self.context.base_env.get(var).cloned()
+                    } else {
+                        self.value(var)
+                            .or_else(|| self.context.base_env.get(var).cloned())
+                    }
+                })
+            });
+            self.stack.pop();
+            self.state.insert(name.to_owned(), State::Done);
+            let value = match result {
+                Ok(value) => value,
+                Err(error) => {
+                    self.errors.push(error);
+                    String::new()
+                }
+            };
+            self.values.insert(name.to_owned(), value.clone());
+            Some(value)
+        }
+    }
+    let empty = BTreeMap::new();
+    let mut resolver = Resolver {
+        plan,
+        context,
+        scope: Scope {
+            plan,
+            context,
+            env: &empty,
+        },
+        state: BTreeMap::new(),
+        values: BTreeMap::new(),
+        stack: Vec::new(),
+        errors: Vec::new(),
+    };
+    for name in plan.env.keys() {
+        resolver.value(name);
+    }
+    errors.append(&mut resolver.errors);
+    resolver.values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::plan_from_str;
+
+    fn context() -> ResolveContext {
+        ResolveContext {
+            outputs: BTreeMap::from([("out".into(), "/nix/store/aaa-x".into())]),
+            build_top: "/build".into(),
+            build_cores: 4,
+            base_env: BTreeMap::from([("PATH".into(), "/in/bin".into())]),
+        }
+    }
+
+    fn plan(env: &str, argv: &str) -> Plan {
+        plan_from_str(&format!(
+            r#"{{"version":1,"name":"x","inputs":{{"src":"/s","libs":["/l1","/l2"]}},
+                "env":{env},"phases":[{{"name":"b","steps":[{{"run":{{"argv":{argv}}}}}]}}]}}"#
+        ))
+        .unwrap()
+    }
+
+    fn argv(plan: &Plan) -> Vec<String> {
+        match &plan.phases[0].steps[0] {
+            Step::Run(run) => run.argv.clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn parses_templates() {
+        assert_eq!(
+            parse_template("a${outputs.out}/b$${x}$y").unwrap(),
+            vec![
+                Piece::Text("a".into()),
+                Piece::Ref(Reference::Output("out".into()), "outputs.out".into()),
+                Piece::Text("/b${x}$y".into()),
+            ]
+        );
+        assert!(parse_template("${outputs.out").is_err());
+        assert!(parse_template("${foo.bar}").unwrap_err().contains("unknown namespace"));
+        assert!(parse_template("${build.nope}").is_err());
+        assert!(parse_template("${inputs.a.b}").is_err());
+        assert!(parse_template("${}").is_err());
+    }
+
+    #[test]
+    fn resolves_every_namespace() {
+        let p = plan(
+            r#"{"PREFIX":"${outputs.out}","FLAGS":"-j${build.cores}"}"#,
+            r#"["${env.PREFIX}/bin","${inputs.src}","${inputs.libs.1}","${build.top}","${env.FLAGS}","${env.PATH}"]"#,
+        );
+        let resolved = resolve(&p, &context()).unwrap();
+        assert_eq!(
+            argv(&resolved),
+            ["/nix/store/aaa-x/bin", "/s", "/l2", "/build", "-j4", "/in/bin"]
+        );
+        assert_eq!(resolved.env["PREFIX"], "/nix/store/aaa-x");
+    }
+
+    #[test]
+    fn env_can_extend_the_base_value() {
+        let p = plan(r#"{"PATH":"${env.PATH}:/extra"}"#, r#"["${env.PATH}"]"#);
+        assert_eq!(argv(&resolve(&p, &context()).unwrap()), ["/in/bin:/extra"]);
+    }
+
+    #[test]
+    fn unknown_names_are_errors_with_paths_and_suggestions() {
+        let p = plan("{}", r#"["${outputs.dev}","${inputs.scr}","${env.NOPE}","${inputs.libs}"]"#);
+        let errors = resolve(&p, &context()).unwrap_err().0;
+        let paths: Vec<String> = errors.iter().map(|e| e.path.to_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "phases[0].steps[0].run.argv[0]",
+                "phases[0].steps[0].run.argv[1]",
+                "phases[0].steps[0].run.argv[2]",
+                "phases[0].steps[0].run.argv[3]"
+            ]
+        );
+        assert_eq!(errors[1].hint().unwrap(), "did you mean `src`?");
+        assert!(errors[3].to_string().contains("inputs.libs.0"), "{}", errors[3]);
+    }
+
+    #[test]
+    fn cycles_are_reported() {
+        let p = plan(r#"{"A":"${env.B}","B":"${env.A}"}"#, r#"["x"]"#);
+        let errors = resolve(&p, &context()).unwrap_err().0;
+        assert!(matches!(&errors[0].kind, PlanErrorKind::ReferenceCycle { cycle } if cycle == &["A", "B", "A"]), "{errors:?}");
+    }
+}

@@ -1,0 +1,296 @@
+//! Structural checks that serde cannot express: unique names, non-empty argv, absolute input
+//! paths, valid variable names, reference syntax. [`validate`] reports every problem at once.
+
+use std::collections::BTreeMap;
+
+use crate::error::{PlanError, PlanErrorKind, PlanErrors};
+use crate::path::JsonPath;
+use crate::plan::{Plan, Step, PLAN_VERSION};
+use crate::reference::check_syntax;
+
+/// The outputs a plan declares, or the default `["out"]`.
+pub fn declared_outputs(plan: &Plan) -> Vec<String> {
+    plan.outputs.clone().unwrap_or_else(|| vec!["out".to_owned()])
+}
+
+/// `[A-Za-z0-9_.+-]+`, not starting with `.`: safe in file names, logs and Nix.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'))
+}
+
+/// A POSIX-portable environment variable name.
+pub fn is_valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Every structural problem in `plan`, in document order.
+pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
+    let mut errors = Vec::new();
+    let root = JsonPath::root();
+    if plan.version != PLAN_VERSION {
+        errors.push(PlanError::new(
+            root.key("version"),
+            PlanErrorKind::UnsupportedVersion {
+                found: plan.version,
+            },
+        ));
+    }
+    if plan.name.is_empty() {
+        errors.push(PlanError::new(
+            root.key("name"),
+            PlanErrorKind::Empty { what: "the name" },
+        ));
+    }
+    check_outputs(plan, &mut errors);
+    for (name, input) in &plan.inputs {
+        let path = root.key("inputs").key(name);
+        if !is_valid_name(name) {
+            errors.push(PlanError::new(
+                path.clone(),
+                PlanErrorKind::InvalidName {
+                    what: "input name",
+                    name: name.clone(),
+                },
+            ));
+        }
+        for (index, input_path) in input.paths().iter().enumerate() {
+            if !input_path.starts_with('/') {
+                let at = match input {
+                    crate::plan::Input::Path(_) => path.clone(),
+                    crate::plan::Input::List(_) => path.index(index),
+                };
+                errors.push(PlanError::new(
+                    at,
+                    PlanErrorKind::RelativeInputPath {
+                        path: input_path.clone(),
+                    },
+                ));
+            }
+        }
+    }
+    check_env_names(&plan.env, &root.key("env"), &mut errors);
+    if plan.phases.is_empty() {
+        errors.push(PlanError::new(root.key("phases"), PlanErrorKind::NoPhases));
+    }
+    let mut first_index: BTreeMap<&str, usize> = BTreeMap::new();
+    for (phase_index, phase) in plan.phases.iter().enumerate() {
+        let path = root.key("phases").index(phase_index);
+        if phase.name.is_empty() {
+            errors.push(PlanError::new(
+                path.key("name"),
+                PlanErrorKind::Empty {
+                    what: "the phase name",
+                },
+            ));
+        } else if !is_valid_name(&phase.name) {
+            errors.push(PlanError::new(
+                path.key("name"),
+                PlanErrorKind::InvalidName {
+                    what: "phase name",
+                    name: phase.name.clone(),
+                },
+            ));
+        }
+        if let Some(&first) = first_index.get(phase.name.as_str()) {
+            errors.push(PlanError::new(
+                path.key("name"),
+                PlanErrorKind::DuplicatePhase {
+                    name: phase.name.clone(),
+                    first,
+                },
+            ));
+        } else {
+            first_index.insert(&phase.name, phase_index);
+        }
+        if phase.timeout == Some(0) {
+            errors.push(PlanError::new(path.key("timeout"), PlanErrorKind::ZeroTimeout));
+        }
+        for (step_index, step) in phase.steps.iter().enumerate() {
+            let step_path = path.key("steps").index(step_index).key(step.kind());
+            let context = format!("phase `{}`, step {}", phase.name, step_index + 1);
+            let before = errors.len();
+            check_step(step, &step_path, &mut errors);
+            for error in &mut errors[before..] {
+                error.context = Some(context.clone());
+            }
+        }
+    }
+    errors.extend(check_syntax(plan));
+    errors.sort_by_key(|error| document_order(plan, &error.path));
+    PlanErrors::check(errors)
+}
+
+fn check_outputs(plan: &Plan, errors: &mut Vec<PlanError>) {
+    let Some(outputs) = &plan.outputs else {
+        return;
+    };
+    let path = JsonPath::root().key("outputs");
+    if outputs.is_empty() {
+        errors.push(PlanError::new(
+            path.clone(),
+            PlanErrorKind::Empty {
+                what: "the output list",
+            },
+        ));
+    }
+    for (index, name) in outputs.iter().enumerate() {
+        if !is_valid_name(name) {
+            errors.push(PlanError::new(
+                path.index(index),
+                PlanErrorKind::InvalidName {
+                    what: "output name",
+                    name: name.clone(),
+                },
+            ));
+        } else if outputs[..index].contains(name) {
+            errors.push(PlanError::new(
+                path.index(index),
+                PlanErrorKind::DuplicateOutput { name: name.clone() },
+            ));
+        }
+    }
+}
+
+fn check_env_names(env: &BTreeMap<String, String>, path: &JsonPath, errors: &mut Vec<PlanError>) {
+    for name in env.keys() {
+        if !is_valid_env_name(name) {
+            errors.push(PlanError::new(
+                path.key(name),
+                PlanErrorKind::InvalidEnvName { name: name.clone() },
+            ));
+        }
+    }
+}
+
+fn check_step(step: &Step, path: &JsonPath, errors: &mut Vec<PlanError>) {
+    let empty = |field: &str, what: &'static str| {
+        PlanError::new(path.key(field), PlanErrorKind::Empty { what })
+    };
+    match step {
+        Step::Run(run) => {
+            match run.argv.first() {
+                None => errors.push(empty("argv", "argv")),
+                Some(program) if program.is_empty() => errors.push(PlanError::new(
+                    path.key("argv").index(0),
+                    PlanErrorKind::Empty {
+                        what: "the program name",
+                    },
+                )),
+                Some(_) => {}
+            }
+            check_env_names(&run.env, &path.key("env"), errors);
+        }
+        Step::Write(write) if write.path.is_empty() => errors.push(empty("path", "the path")),
+        Step::Mkdir(mkdir) if mkdir.path.is_empty() => errors.push(empty("path", "the path")),
+        Step::Copy(copy) => {
+            if copy.from.is_empty() {
+                errors.push(empty("from", "the source path"));
+            }
+            if copy.to.is_empty() {
+                errors.push(empty("to", "the destination path"));
+            }
+        }
+        Step::Symlink(symlink) => {
+            if symlink.target.is_empty() {
+                errors.push(empty("target", "the link target"));
+            }
+            if symlink.link.is_empty() {
+                errors.push(empty("link", "the link path"));
+            }
+        }
+        Step::Remove(remove) if remove.path.is_empty() => errors.push(empty("path", "the path")),
+        Step::Chmod(chmod) if chmod.path.is_empty() => errors.push(empty("path", "the path")),
+        Step::Substitute(substitute) => {
+            if substitute.file.is_empty() {
+                errors.push(empty("file", "the file path"));
+            }
+            if substitute.replace.is_empty() && substitute.vars.is_empty() {
+                errors.push(PlanError::new(path.clone(), PlanErrorKind::EmptySubstitute));
+            }
+            for (index, replacement) in substitute.replace.iter().enumerate() {
+                if replacement.from.is_empty() {
+                    errors.push(PlanError::new(
+                        path.key("replace").index(index).key("from"),
+                        PlanErrorKind::Empty {
+                            what: "the pattern",
+                        },
+                    ));
+                }
+            }
+            for name in substitute.vars.keys() {
+                if name.is_empty() || name.contains('@') {
+                    errors.push(PlanError::new(
+                        path.key("vars").key(name),
+                        PlanErrorKind::InvalidEnvName { name: name.clone() },
+                    ));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A sort key that keeps errors in the order their paths appear in the document.
+fn document_order(plan: &Plan, path: &JsonPath) -> (usize, Vec<usize>) {
+    use crate::path::Segment;
+    const TOP: &[&str] = &["version", "name", "outputs", "inputs", "env", "phases"];
+    let segments = path.segments();
+    let top = match segments.first() {
+        Some(Segment::Key(key)) => TOP.iter().position(|k| k == key).unwrap_or(TOP.len()),
+        _ => 0,
+    };
+    let indices = segments
+        .iter()
+        .filter_map(|segment| match segment {
+            Segment::Index(index) => Some(*index),
+            Segment::Key(_) => None,
+        })
+        .collect();
+    let _ = plan;
+    (top, indices)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::plan_from_str;
+
+    fn errors(text: &str) -> Vec<String> {
+        let plan = plan_from_str(text).unwrap();
+        match validate(&plan) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors.0.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_plan_passes() {
+        let text = r#"{"version":1,"name":"x","phases":[{"name":"build","steps":[{"run":{"argv":["true"]}}]}]}"#;
+        assert!(errors(text).is_empty());
+    }
+
+    #[test]
+    fn reports_every_problem_in_document_order() {
+        let text = r#"{"version":2,"name":"","env":{"A B":"x"},"phases":[
+            {"name":"build","steps":[{"run":{"argv":[]}}]},
+            {"name":"build","timeout":0,"steps":[{"write":{"path":"${oops}","content":""}}]}]}"#;
+        assert_eq!(
+            errors(text),
+            [
+                "at `version`: unsupported plan version 2",
+                "at `name`: the name is empty",
+                "at `env[\"A B\"]`: invalid environment variable name `A B`",
+                "at `phases[0].steps[0].run.argv` (phase `build`, step 1): argv is empty",
+                "at `phases[1].name`: duplicate phase name `build` (also at phases[0])",
+                "at `phases[1].timeout`: timeout must be at least 1 second",
+                "at `phases[1].steps[0].write.path`: malformed reference in `${oops}`: unknown namespace `oops`; use one of outputs, inputs, env, build",
+            ]
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the real `kiln` binary: the CLI, the executor, bad plans, and builds under
+//! real Nix. One test binary, one module per area.
+
+mod common;
