@@ -1,1 +1,243 @@
-fn main() {}
+//! The `kiln` binary: a thin CLI over `kiln-builder`. See `kiln --help`.
+
+mod cli;
+mod error;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use kiln_builder::build::{prepare, run_build, LocalDirs, PreparedBuild};
+use kiln_builder::env::{nix_defined, BuildPaths};
+use kiln_builder::executor::ExecutorOptions;
+use kiln_builder::load::{attrs_json_path, load_attrs_file, load_plan_file, LoadedPlan};
+use kiln_builder::report::{LogFormat, WriterReporter};
+use kiln_schema::events::Level;
+
+use crate::cli::{
+    BuildArgs, Cli, Command, GlobalArgs, LayoutArgs, LogFormatArg, PlanArgs, PlanSource,
+};
+use crate::error::CliError;
+
+/// Where Nix's sandbox puts the build directory; shown by `validate`/`plan` when no
+/// `--build-dir` is given.
+const DISPLAY_BUILD_TOP: &str = "/build";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        None => nix_builder(&cli.global),
+        Some(Command::Build(args)) => build(args, &cli.global),
+        Some(Command::Validate(args)) => validate(args),
+        Some(Command::Plan(args)) => print_plan(args),
+        Some(Command::Schema) => {
+            print_stdout(&kiln_schema::plan_json_schema());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = std::io::stderr().write_all(error.render().as_bytes());
+            ExitCode::from(error.exit_code().clamp(0, 255) as u8)
+        }
+    }
+}
+
+/// Writes data to stdout; a closed pipe (`kiln schema | head`) is not an error.
+fn print_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+}
+
+fn available_cores() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1)
+}
+
+fn log_format(global: &GlobalArgs) -> LogFormat {
+    match global.log_format {
+        LogFormatArg::Human => LogFormat::Human,
+        LogFormatArg::Nix => LogFormat::Nix,
+        LogFormatArg::Json => LogFormat::Json,
+        LogFormatArg::Auto if std::env::var_os("NIX_LOG_FD").is_some() => LogFormat::Nix,
+        LogFormatArg::Auto => LogFormat::Human,
+    }
+}
+
+fn max_level(global: &GlobalArgs) -> Level {
+    if global.quiet {
+        return Level::Warn;
+    }
+    match global.verbose {
+        0 => Level::Info,
+        1 => Level::Talkative,
+        2 => Level::Chatty,
+        3 => Level::Debug,
+        _ => Level::Vomit,
+    }
+}
+
+fn load(source: &PlanSource) -> Result<LoadedPlan, CliError> {
+    match (&source.plan, &source.attrs) {
+        (_, Some(attrs)) => load_attrs_file(attrs),
+        (Some(plan), None) => load_plan_file(plan),
+        (None, None) => unreachable!("clap requires PLAN or --attrs"),
+    }
+    .map_err(CliError::Load)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Paths for a build outside Nix (the outputs are ignored when the plan came from attrs).
+///
+/// A plan read from `.attrs.json` keeps the derivation's output names, but outside Nix its
+/// outputs go under `--out-dir` like any other plan's.
+fn local_paths(
+    loaded: &mut LoadedPlan,
+    layout: &LayoutArgs,
+    build_top: PathBuf,
+) -> (LocalDirs, BuildPaths) {
+    let names: Vec<String> = match &loaded.outputs {
+        Some(outputs) => outputs.keys().cloned().collect(),
+        None => kiln_schema::declared_outputs(&loaded.plan),
+    };
+    let mut dirs = LocalDirs::plan(
+        &absolute(&layout.out_dir),
+        &names,
+        layout.build_dir.as_deref(),
+    );
+    if !dirs.temporary {
+        dirs.build_top = absolute(&dirs.build_top);
+    }
+    if loaded.outputs.is_some() {
+        loaded.outputs = Some(dirs.outputs.clone());
+    }
+    let paths = BuildPaths {
+        build_top,
+        outputs: dirs.outputs.clone(),
+        cores: layout.cores.unwrap_or_else(available_cores),
+    };
+    (dirs, paths)
+}
+
+fn prepare_for_display(args: &PlanArgs) -> Result<PreparedBuild, CliError> {
+    let mut loaded = load(&args.source)?;
+    let build_top = args
+        .layout
+        .build_dir
+        .as_deref()
+        .map(absolute)
+        .unwrap_or_else(|| PathBuf::from(DISPLAY_BUILD_TOP));
+    let (_, paths) = local_paths(&mut loaded, &args.layout, build_top);
+    prepare(&loaded, paths, &BTreeMap::new()).map_err(CliError::Load)
+}
+
+fn validate(args: &PlanArgs) -> Result<(), CliError> {
+    let prepared = prepare_for_display(args)?;
+    let steps: usize = prepared.plan.phases.iter().map(|p| p.steps.len()).sum();
+    eprintln!(
+        "plan `{}` is valid: {} phases, {steps} steps",
+        prepared.plan.name,
+        prepared.plan.phases.len()
+    );
+    Ok(())
+}
+
+fn print_plan(args: &PlanArgs) -> Result<(), CliError> {
+    let prepared = prepare_for_display(args)?;
+    let mut text = serde_json::to_string_pretty(&prepared.plan).expect("a plan serializes");
+    text.push('\n');
+    print_stdout(&text);
+    Ok(())
+}
+
+fn executor_options(kill_grace: f64) -> ExecutorOptions {
+    ExecutorOptions {
+        grace: Duration::from_secs_f64(kill_grace.clamp(0.0, 3600.0)),
+    }
+}
+
+/// `kiln build`: outside Nix, in a build directory kiln creates.
+fn build(args: &BuildArgs, global: &GlobalArgs) -> Result<(), CliError> {
+    let mut loaded = load(&args.source)?;
+    let (mut dirs, mut paths) = local_paths(&mut loaded, &args.layout, PathBuf::new());
+    // Validate with a stand-in build directory first: an invalid plan creates nothing.
+    let provisional = BuildPaths {
+        build_top: if dirs.temporary {
+            std::env::temp_dir().join("kiln-build")
+        } else {
+            dirs.build_top.clone()
+        },
+        ..paths.clone()
+    };
+    prepare(&loaded, provisional, &BTreeMap::new()).map_err(CliError::Load)?;
+    dirs.create(&loaded.plan.name).map_err(CliError::Setup)?;
+    paths.build_top = dirs.build_top.clone();
+    let prepared = prepare(&loaded, paths, &BTreeMap::new()).map_err(CliError::Load)?;
+
+    let mut reporter =
+        WriterReporter::new(log_format(global), max_level(global), std::io::stderr());
+    let (_, result) = run_build(&prepared, executor_options(args.kill_grace), &mut reporter);
+    match result {
+        Ok(()) => {
+            if dirs.temporary && !args.keep_build_dir {
+                dirs.remove_build_dir();
+            }
+            Ok(())
+        }
+        Err(error) => {
+            dirs.remove_outputs();
+            let note = format!(
+                "the build directory is kept at `{}`; partial outputs were removed",
+                dirs.build_top.display()
+            );
+            Err(CliError::Run {
+                name: prepared.plan.name.clone(),
+                error,
+                note: Some(note),
+            })
+        }
+    }
+}
+
+/// No command: kiln is a Nix derivation's builder.
+fn nix_builder(global: &GlobalArgs) -> Result<(), CliError> {
+    let Some(build_top) = std::env::var_os("NIX_BUILD_TOP").map(PathBuf::from) else {
+        return Err(CliError::NotUnderNix);
+    };
+    let attrs_var = std::env::var("NIX_ATTRS_JSON_FILE").ok();
+    let attrs = attrs_json_path(attrs_var.as_deref(), &build_top);
+    let loaded = load_attrs_file(&attrs).map_err(CliError::Load)?;
+    let cores = std::env::var("NIX_BUILD_CORES")
+        .ok()
+        .and_then(|value| value.parse::<u32>().ok())
+        .filter(|&cores| cores > 0)
+        .unwrap_or_else(available_cores);
+    let paths = BuildPaths {
+        build_top,
+        outputs: BTreeMap::new(),
+        cores,
+    };
+    let nix_env = nix_defined(std::env::vars());
+    let prepared = prepare(&loaded, paths, &nix_env).map_err(CliError::Load)?;
+    let format = match global.log_format {
+        LogFormatArg::Auto => LogFormat::Nix,
+        _ => log_format(global),
+    };
+    let mut reporter = WriterReporter::new(format, max_level(global), std::io::stderr());
+    let (_, result) = run_build(&prepared, ExecutorOptions::default(), &mut reporter);
+    result.map_err(|error| CliError::Run {
+        name: prepared.plan.name.clone(),
+        error,
+        note: None,
+    })
+}

@@ -186,9 +186,10 @@ impl PlanError {
                 let last = reference.rsplit('.').next().unwrap_or(reference);
                 (!known.is_empty()).then(|| suggest(last, known, "known names"))
             }
-            PlanErrorKind::UnsupportedVersion { .. } => {
-                Some(format!("this kiln reads plan version {}", crate::PLAN_VERSION))
-            }
+            PlanErrorKind::UnsupportedVersion { .. } => Some(format!(
+                "this kiln reads plan version {}",
+                crate::PLAN_VERSION
+            )),
             PlanErrorKind::MalformedReference { .. } => Some(
                 "references look like `${outputs.out}`, `${inputs.NAME}`, `${env.NAME}`, \
                  `${build.top}` or `${build.cores}`; write `$${` for a literal `${`"
@@ -197,9 +198,9 @@ impl PlanError {
             PlanErrorKind::Empty { what: "argv" } => {
                 Some("give the program and its arguments, e.g. [\"make\", \"install\"]".to_owned())
             }
-            PlanErrorKind::DuplicatePhase { .. } => {
-                Some("phase names are shown by Nix and used by --only/--from: rename one".to_owned())
-            }
+            PlanErrorKind::DuplicatePhase { .. } => Some(
+                "phase names are shown by Nix and used by --only/--from: rename one".to_owned(),
+            ),
             PlanErrorKind::RelativeInputPath { .. } => {
                 Some("inputs are store paths; in Nix, interpolate a derivation or path".to_owned())
             }
@@ -295,13 +296,20 @@ mod tests {
     fn suggests_close_names_and_lists_far_ones() {
         let known = names(&["argv", "env", "cwd"]);
         assert_eq!(suggest("argc", &known, "fields"), "did you mean `argv`?");
-        assert_eq!(suggest("zzzz", &known, "fields"), "fields: `argv`, `env`, `cwd`");
+        assert_eq!(
+            suggest("zzzz", &known, "fields"),
+            "fields: `argv`, `env`, `cwd`"
+        );
     }
 
     #[test]
     fn display_names_path_context_and_kind() {
         let error = PlanError::new(
-            JsonPath::root().key("phases").index(1).key("steps").index(0),
+            JsonPath::root()
+                .key("phases")
+                .index(1)
+                .key("steps")
+                .index(0),
             PlanErrorKind::Empty { what: "argv" },
         )
         .with_context("phase `build`, step 1");

@@ -46,3 +46,38 @@ pub fn plan_json_schema() -> String {
     text.push('\n');
     text
 }
+
+#[cfg(test)]
+mod tests {
+    /// The checked-in `schema/plan.schema.json` is what the types generate. Regenerate with
+    /// `KILN_UPDATE_SCHEMA=1 cargo test -p kiln-schema` (or `kiln schema > schema/plan.schema.json`).
+    #[test]
+    fn checked_in_schema_has_not_drifted() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/plan.schema.json");
+        let generated = super::plan_json_schema();
+        if std::env::var_os("KILN_UPDATE_SCHEMA").is_some() {
+            std::fs::write(path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "schema/plan.schema.json is out of date: run `KILN_UPDATE_SCHEMA=1 cargo test -p kiln-schema`"
+        );
+    }
+
+    /// Every example plan parses, validates and resolves.
+    #[test]
+    fn examples_are_valid_plans() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let plan =
+                crate::plan_from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            crate::validate(&plan).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            count += 1;
+        }
+        assert!(count >= 3);
+    }
+}

@@ -24,8 +24,18 @@ pub fn plan_from_value(value: serde_json::Value, prefix: &JsonPath) -> Result<Pl
 /// Parses any plan type from text with path-aware errors.
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, PlanError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|error| from_path_error(error, &JsonPath::root()))?;
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let mut plan_error = from_path_error(error, &JsonPath::root());
+        let well_formed = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        if matches!(plan_error.kind, PlanErrorKind::Syntax { .. }) && well_formed {
+            // serde_json reports a second key in an enum object as a syntax error; the JSON is
+            // fine, the shape is not.
+            plan_error.kind = PlanErrorKind::Shape {
+                message: "a step object must have exactly one key, its kind".to_owned(),
+            };
+        }
+        plan_error
+    })?;
     deserializer.end().map_err(|error| {
         let mut plan_error = PlanError::new(
             JsonPath::root(),
@@ -97,8 +107,8 @@ fn classify(message: &str, path: &JsonPath) -> PlanErrorKind {
         let mut names = backticked(&format!("`{rest}"));
         let value = names.remove(0);
         // A step's kind is its only key; the path then ends at the step's index.
-        let is_step = names.len() == Step::KINDS.len()
-            && names.iter().zip(Step::KINDS).all(|(a, b)| a == b);
+        let is_step =
+            names.len() == Step::KINDS.len() && names.iter().zip(Step::KINDS).all(|(a, b)| a == b);
         return if is_step {
             PlanErrorKind::UnknownStepKind {
                 kind: value,
@@ -112,6 +122,12 @@ fn classify(message: &str, path: &JsonPath) -> PlanErrorKind {
         };
     }
     let _ = path;
+    // serde lets a JSON array stand for a struct; a plan never means that, so say what is wrong.
+    if message.starts_with("invalid length") && message.contains("expected struct") {
+        return PlanErrorKind::Shape {
+            message: "invalid type: array, expected an object".to_owned(),
+        };
+    }
     PlanErrorKind::Shape {
         message: message.to_owned(),
     }
@@ -140,7 +156,11 @@ mod tests {
         );
         assert!(matches!(&e.kind, PlanErrorKind::UnknownStepKind { kind, .. } if kind == "rnu"));
         assert_eq!(e.hint().unwrap(), "did you mean `run`?");
-        assert!(e.path.to_string().starts_with("phases[0].steps[0]"), "{}", e.path);
+        assert!(
+            e.path.to_string().starts_with("phases[0].steps[0]"),
+            "{}",
+            e.path
+        );
     }
 
     #[test]

@@ -102,11 +102,21 @@ mod tests {
 
     #[test]
     fn renders_keys_indices_and_quoted_keys() {
-        let path = JsonPath::root().key("phases").index(0).key("steps").index(2).key("run");
+        let path = JsonPath::root()
+            .key("phases")
+            .index(0)
+            .key("steps")
+            .index(2)
+            .key("run");
         assert_eq!(path.to_string(), "phases[0].steps[2].run");
-        assert_eq!(JsonPath::root().key("env").key("MY VAR").to_string(), r#"env["MY VAR"]"#);
+        assert_eq!(
+            JsonPath::root().key("env").key("MY VAR").to_string(),
+            r#"env["MY VAR"]"#
+        );
         assert_eq!(JsonPath::root().to_string(), "(the document root)");
-        let nested = JsonPath::root().key("name").prefixed(&JsonPath::root().key("kiln"));
+        let nested = JsonPath::root()
+            .key("name")
+            .prefixed(&JsonPath::root().key("kiln"));
         assert_eq!(nested.to_string(), "kiln.name");
     }
 }

@@ -37,7 +37,10 @@ pub const PLAN_VERSION: u32 = 1;
 /// A whole build: outputs, inputs, environment and phases.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[schemars(title = "kiln plan", description = "A kiln build plan (format version 1).")]
+#[schemars(
+    title = "kiln plan",
+    description = "A kiln build plan (format version 1)."
+)]
 pub struct Plan {
     /// Plan format version. MUST be 1.
     pub version: u32,
@@ -108,7 +111,10 @@ impl<'de> Deserialize<'de> for Input {
             fn visit_string<E: serde::de::Error>(self, value: String) -> Result<Input, E> {
                 Ok(Input::Path(value))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Input, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Input, A::Error> {
                 let mut paths = Vec::new();
                 while let Some(path) = seq.next_element::<String>()? {
                     paths.push(path);
@@ -381,9 +387,8 @@ impl<'de> Deserialize<'de> for Mode {
                 f.write_str("an octal mode string such as \"0755\"")
             }
             fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Mode, E> {
-                Mode::parse(value).ok_or_else(|| {
-                    E::invalid_value(serde::de::Unexpected::Str(value), &self)
-                })
+                Mode::parse(value)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(value), &self))
             }
         }
         deserializer.deserialize_str(ModeVisitor)

@@ -299,12 +299,14 @@ impl Scope<'_> {
                         ),
                         Vec::new(),
                     )),
-                    (Some(Input::List(paths)), Some(i)) => paths.get(*i).cloned().ok_or_else(|| {
-                        (
-                            format!("input `{name}` has {} paths, no index {i}", paths.len()),
-                            Vec::new(),
-                        )
-                    }),
+                    (Some(Input::List(paths)), Some(i)) => {
+                        paths.get(*i).cloned().ok_or_else(|| {
+                            (
+                                format!("input `{name}` has {} paths, no index {i}", paths.len()),
+                                Vec::new(),
+                            )
+                        })
+                    }
                 }
             }
             Reference::Env(name) => env(name).ok_or_else(|| {
@@ -489,7 +491,9 @@ mod tests {
             ]
         );
         assert!(parse_template("${outputs.out").is_err());
-        assert!(parse_template("${foo.bar}").unwrap_err().contains("unknown namespace"));
+        assert!(parse_template("${foo.bar}")
+            .unwrap_err()
+            .contains("unknown namespace"));
         assert!(parse_template("${build.nope}").is_err());
         assert!(parse_template("${inputs.a.b}").is_err());
         assert!(parse_template("${}").is_err());
@@ -504,7 +508,14 @@ mod tests {
         let resolved = resolve(&p, &context()).unwrap();
         assert_eq!(
             argv(&resolved),
-            ["/nix/store/aaa-x/bin", "/s", "/l2", "/build", "-j4", "/in/bin"]
+            [
+                "/nix/store/aaa-x/bin",
+                "/s",
+                "/l2",
+                "/build",
+                "-j4",
+                "/in/bin"
+            ]
         );
         assert_eq!(resolved.env["PREFIX"], "/nix/store/aaa-x");
     }
@@ -517,7 +528,10 @@ mod tests {
 
     #[test]
     fn unknown_names_are_errors_with_paths_and_suggestions() {
-        let p = plan("{}", r#"["${outputs.dev}","${inputs.scr}","${env.NOPE}","${inputs.libs}"]"#);
+        let p = plan(
+            "{}",
+            r#"["${outputs.dev}","${inputs.scr}","${env.NOPE}","${inputs.libs}"]"#,
+        );
         let errors = resolve(&p, &context()).unwrap_err().0;
         let paths: Vec<String> = errors.iter().map(|e| e.path.to_string()).collect();
         assert_eq!(
@@ -530,13 +544,20 @@ mod tests {
             ]
         );
         assert_eq!(errors[1].hint().unwrap(), "did you mean `src`?");
-        assert!(errors[3].to_string().contains("inputs.libs.0"), "{}", errors[3]);
+        assert!(
+            errors[3].to_string().contains("inputs.libs.0"),
+            "{}",
+            errors[3]
+        );
     }
 
     #[test]
     fn cycles_are_reported() {
         let p = plan(r#"{"A":"${env.B}","B":"${env.A}"}"#, r#"["x"]"#);
         let errors = resolve(&p, &context()).unwrap_err().0;
-        assert!(matches!(&errors[0].kind, PlanErrorKind::ReferenceCycle { cycle } if cycle == &["A", "B", "A"]), "{errors:?}");
+        assert!(
+            matches!(&errors[0].kind, PlanErrorKind::ReferenceCycle { cycle } if cycle == &["A", "B", "A"]),
+            "{errors:?}"
+        );
     }
 }

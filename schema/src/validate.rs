@@ -10,7 +10,9 @@ use crate::reference::check_syntax;
 
 /// The outputs a plan declares, or the default `["out"]`.
 pub fn declared_outputs(plan: &Plan) -> Vec<String> {
-    plan.outputs.clone().unwrap_or_else(|| vec!["out".to_owned()])
+    plan.outputs
+        .clone()
+        .unwrap_or_else(|| vec!["out".to_owned()])
 }
 
 /// `[A-Za-z0-9_.+-]+`, not starting with `.`: safe in file names, logs and Nix.
@@ -109,7 +111,10 @@ pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
             first_index.insert(&phase.name, phase_index);
         }
         if phase.timeout == Some(0) {
-            errors.push(PlanError::new(path.key("timeout"), PlanErrorKind::ZeroTimeout));
+            errors.push(PlanError::new(
+                path.key("timeout"),
+                PlanErrorKind::ZeroTimeout,
+            ));
         }
         for (step_index, step) in phase.steps.iter().enumerate() {
             let step_path = path.key("steps").index(step_index).key(step.kind());

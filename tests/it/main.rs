@@ -1,4 +1,7 @@
 //! Integration tests of the real `kiln` binary: the CLI, the executor, bad plans, and builds under
 //! real Nix. One test binary, one module per area.
 
+mod bad_plans;
+mod build;
 mod common;
+mod examples;

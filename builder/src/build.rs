@@ -1,0 +1,273 @@
+//! A whole build: check the plan, fix paths, resolve references, set up directories, run, and
+//! check the outputs.
+//!
+//! [`prepare`] has no side effects: it validates, checks outputs against Nix's, and resolves every
+//! reference, so an invalid plan creates nothing and runs nothing. [`run_build`] then runs the
+//! prepared plan; outside Nix, [`LocalDirs`] creates the build directory and removes partial
+//! outputs after a failure, as Nix does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_schema::{JsonPath, Plan, PlanError, PlanErrorKind, PlanErrors, ResolveContext};
+use thiserror::Error;
+
+use crate::env::{base_env, BuildPaths};
+use crate::executor::{BuildError, BuildSummary, Execution, ExecutorOptions};
+use crate::load::{LoadError, LoadedPlan};
+use crate::report::Reporter;
+use crate::signal::SignalEvents;
+
+/// A plan ready to run: valid, with every reference resolved.
+#[derive(Debug, Clone)]
+pub struct PreparedBuild {
+    /// The resolved plan.
+    pub plan: Plan,
+    /// The environment before the plan's `env`.
+    pub base_env: BTreeMap<String, String>,
+    /// Build directory, outputs and cores.
+    pub paths: BuildPaths,
+}
+
+/// Checks and resolves `loaded` for a build in `paths`. `paths.outputs` is ignored when the
+/// loaded source fixes the outputs (`.attrs.json`). No file is written.
+pub fn prepare(
+    loaded: &LoadedPlan,
+    mut paths: BuildPaths,
+    nix_env: &BTreeMap<String, String>,
+) -> Result<PreparedBuild, LoadError> {
+    let invalid = |errors: PlanErrors| LoadError::Invalid {
+        file: loaded.file.clone(),
+        errors: PlanErrors(
+            errors
+                .0
+                .into_iter()
+                .map(|mut error| {
+                    error.path = error.path.prefixed(&loaded.prefix);
+                    error
+                })
+                .collect(),
+        ),
+    };
+    let plan = &loaded.plan;
+    kiln_schema::validate(plan).map_err(invalid)?;
+    let declared = kiln_schema::declared_outputs(plan);
+    if let Some(nix_outputs) = &loaded.outputs {
+        let derivation: Vec<String> = nix_outputs.keys().cloned().collect();
+        let mut sorted = declared.clone();
+        sorted.sort();
+        if plan.outputs.is_some() && sorted != derivation {
+            return Err(invalid(
+                PlanError::new(
+                    JsonPath::root().key("outputs"),
+                    PlanErrorKind::OutputsMismatch {
+                        plan: declared,
+                        derivation,
+                    },
+                )
+                .into(),
+            ));
+        }
+        paths.outputs = nix_outputs.clone();
+    } else {
+        let missing: Vec<&String> = declared
+            .iter()
+            .filter(|name| !paths.outputs.contains_key(*name))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "the caller gives a path for every declared output: {missing:?}"
+        );
+        paths.outputs.retain(|name, _| declared.contains(name));
+    }
+    let base_env = base_env(plan, &paths, nix_env);
+    let context = ResolveContext {
+        outputs: paths
+            .outputs
+            .iter()
+            .map(|(name, path)| (name.clone(), path.display().to_string()))
+            .collect(),
+        build_top: paths.build_top.display().to_string(),
+        build_cores: paths.cores,
+        base_env: base_env.clone(),
+    };
+    let resolved = kiln_schema::resolve(plan, &context).map_err(invalid)?;
+    Ok(PreparedBuild {
+        plan: resolved,
+        base_env,
+        paths,
+    })
+}
+
+/// Why a build did not complete.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// A phase failed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// Every phase succeeded but an output was not created.
+    #[error("output `{name}` was not created at `{}`", path.display())]
+    OutputMissing {
+        /// Output name.
+        name: String,
+        /// Where it should be.
+        path: PathBuf,
+    },
+    /// The build could not be set up.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+}
+
+/// A problem before any phase ran.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    /// The output exists already (outside Nix kiln never overwrites).
+    #[error("output `{name}` exists already at `{}`", path.display())]
+    OutputExists {
+        /// Output name.
+        name: String,
+        /// Its path.
+        path: PathBuf,
+    },
+    /// A directory could not be created.
+    #[error("cannot create directory `{}`", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime or signal handlers could not start.
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Runs a prepared build to the end; then checks that every output exists.
+pub fn run_build(
+    prepared: &PreparedBuild,
+    options: ExecutorOptions,
+    reporter: &mut dyn Reporter,
+) -> (BuildSummary, Result<(), RunError>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            return (
+                BuildSummary::default(),
+                Err(SetupError::Runtime(error).into()),
+            )
+        }
+    };
+    runtime.block_on(async {
+        let mut signals = match SignalEvents::install() {
+            Ok(signals) => signals,
+            Err(error) => {
+                return (
+                    BuildSummary::default(),
+                    Err(SetupError::Runtime(error).into()),
+                )
+            }
+        };
+        let execution = Execution {
+            plan: &prepared.plan,
+            base_env: &prepared.base_env,
+            build_top: &prepared.paths.build_top,
+            options,
+        };
+        let (summary, result) = execution.run(reporter, &mut signals).await;
+        if let Err(error) = result {
+            return (summary, Err(error.into()));
+        }
+        for (name, path) in &prepared.paths.outputs {
+            if std::fs::symlink_metadata(path).is_err() {
+                let error = RunError::OutputMissing {
+                    name: name.clone(),
+                    path: path.clone(),
+                };
+                return (summary, Err(error));
+            }
+        }
+        (summary, Ok(()))
+    })
+}
+
+/// Directories of a build outside Nix: a build directory and output paths under an output
+/// directory. Created after the plan is known to be valid.
+#[derive(Debug)]
+pub struct LocalDirs {
+    /// The build directory.
+    pub build_top: PathBuf,
+    /// Whether kiln created `build_top` as a fresh temporary directory.
+    pub temporary: bool,
+    /// Output name → path.
+    pub outputs: BTreeMap<String, PathBuf>,
+}
+
+impl LocalDirs {
+    /// Output paths `out_dir/NAME` for `names`, and the build directory to use (a new
+    /// temporary directory when `build_dir` is `None`). Nothing is created yet.
+    pub fn plan(out_dir: &Path, names: &[String], build_dir: Option<&Path>) -> LocalDirs {
+        let outputs = names
+            .iter()
+            .map(|name| (name.clone(), out_dir.join(name)))
+            .collect();
+        LocalDirs {
+            build_top: build_dir.map(Path::to_owned).unwrap_or_default(),
+            temporary: build_dir.is_none(),
+            outputs,
+        }
+    }
+
+    /// Refuses existing outputs and creates the build directory and the output directory.
+    pub fn create(&mut self, name: &str) -> Result<(), SetupError> {
+        for (output, path) in &self.outputs {
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err(SetupError::OutputExists {
+                    name: output.clone(),
+                    path: path.clone(),
+                });
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| SetupError::CreateDir {
+                    path: parent.to_owned(),
+                    source,
+                })?;
+            }
+        }
+        if self.temporary {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("kiln-build-{name}-"))
+                .tempdir()
+                .map_err(|source| SetupError::CreateDir {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            self.build_top = dir.keep();
+        } else {
+            std::fs::create_dir_all(&self.build_top).map_err(|source| SetupError::CreateDir {
+                path: self.build_top.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Removes whatever the failed build left at the output paths.
+    pub fn remove_outputs(&self) {
+        for path in self.outputs.values() {
+            let _ = match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
+                Ok(_) => std::fs::remove_file(path),
+                Err(_) => Ok(()),
+            };
+        }
+    }
+
+    /// Removes the build directory (after a successful build).
+    pub fn remove_build_dir(&self) {
+        let _ = std::fs::remove_dir_all(&self.build_top);
+    }
+}

@@ -1,0 +1,478 @@
+//! The executor: runs a resolved plan's phases in order and reports every event.
+//!
+//! Each phase runs its steps in order; the first failing step ends the build. `run` steps are
+//! child processes ([`crate::process`]); every other step is a built-in file operation from
+//! `kiln-phases`. A phase's `timeout` bounds the whole phase. Signals received by kiln stop the
+//! running step's process group and end the build with [`BuildError::Interrupted`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kiln_schema::events::{Level, LogEvent, Output};
+use kiln_schema::{Plan, Step};
+use thiserror::Error;
+use tokio::time::Instant;
+
+use crate::env::find_program;
+use crate::process::{run_child, ChildOutcome, ChildSpec, RunLimits};
+use crate::report::Reporter;
+use crate::signal::SignalEvents;
+
+/// Executor settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecutorOptions {
+    /// Time between SIGTERM and SIGKILL when a step is stopped.
+    pub grace: Duration,
+}
+
+impl Default for ExecutorOptions {
+    fn default() -> Self {
+        ExecutorOptions {
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// How a phase went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseStatus {
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed.
+    Failed,
+    /// The phase is disabled.
+    Skipped,
+    /// An earlier phase failed, so this one did not run.
+    NotRun,
+}
+
+/// One phase's result and wall time.
+#[derive(Debug, Clone)]
+pub struct PhaseTiming {
+    /// Phase name.
+    pub name: String,
+    /// Result.
+    pub status: PhaseStatus,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+/// The per-phase results of a build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildSummary {
+    /// Phases in plan order.
+    pub phases: Vec<PhaseTiming>,
+    /// Wall time of all phases.
+    pub duration: Duration,
+}
+
+/// Where a failing step is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepLocation {
+    /// Phase name.
+    pub phase: String,
+    /// 1-based step number in the phase.
+    pub step: usize,
+    /// Step kind.
+    pub kind: &'static str,
+}
+
+impl std::fmt::Display for StepLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "phase `{}`, step {} ({})",
+            self.phase, self.step, self.kind
+        )
+    }
+}
+
+/// Why a build failed.
+#[derive(Debug, Error)]
+pub enum BuildError {
+    /// A `run` step exited non-zero or was killed by a signal.
+    #[error("{at}: `{}` {}", display_argv(argv), describe_outcome(*outcome))]
+    StepFailed {
+        /// The step.
+        at: StepLocation,
+        /// The argv as resolved.
+        argv: Vec<String>,
+        /// How it ended.
+        outcome: ChildOutcome,
+    },
+    /// The phase's timeout ran out during this step.
+    #[error(
+        "{at}: phase timed out after {seconds} s while running `{}`",
+        display_argv(argv)
+    )]
+    TimedOut {
+        /// The step.
+        at: StepLocation,
+        /// The phase's timeout.
+        seconds: u64,
+        /// The argv, or the step description.
+        argv: Vec<String>,
+    },
+    /// kiln was asked to stop.
+    #[error("{at}: stopped by {}", signal_name(*signal))]
+    Interrupted {
+        /// The step that was running or next.
+        at: StepLocation,
+        /// The signal kiln received.
+        signal: nix::sys::signal::Signal,
+    },
+    /// The program is not on the step's `PATH`.
+    #[error("{at}: program `{program}` not found (PATH is `{path}`)")]
+    ProgramNotFound {
+        /// The step.
+        at: StepLocation,
+        /// `argv[0]`.
+        program: String,
+        /// The step's `PATH`.
+        path: String,
+    },
+    /// The program could not be started.
+    #[error("{at}: cannot start `{}`", program.display())]
+    Spawn {
+        /// The step.
+        at: StepLocation,
+        /// The resolved program.
+        program: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A built-in step failed.
+    #[error("{at}: step failed")]
+    FileStep {
+        /// The step.
+        at: StepLocation,
+        /// What went wrong.
+        #[source]
+        source: kiln_phases::StepError,
+    },
+    /// The working directory does not exist.
+    #[error("{at}: working directory `{}` does not exist", path.display())]
+    MissingCwd {
+        /// The step.
+        at: StepLocation,
+        /// The directory.
+        path: PathBuf,
+    },
+}
+
+impl BuildError {
+    /// Where it happened.
+    pub fn location(&self) -> &StepLocation {
+        match self {
+            BuildError::StepFailed { at, .. }
+            | BuildError::TimedOut { at, .. }
+            | BuildError::Interrupted { at, .. }
+            | BuildError::ProgramNotFound { at, .. }
+            | BuildError::Spawn { at, .. }
+            | BuildError::FileStep { at, .. }
+            | BuildError::MissingCwd { at, .. } => at,
+        }
+    }
+
+    /// What the user can do next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            BuildError::ProgramNotFound { .. } => Some(
+                "add an input that provides it (its `bin` goes on PATH), or give an absolute path"
+                    .to_owned(),
+            ),
+            BuildError::TimedOut { .. } => {
+                Some("raise the phase's `timeout` (seconds) if the step needs longer".to_owned())
+            }
+            BuildError::MissingCwd { .. } => {
+                Some("create it in an earlier step (`mkdir`) or fix the `cwd`".to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Shell-like rendering of an argv, for messages only (never executed).
+pub fn display_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|arg| {
+            let plain = !arg.is_empty()
+                && arg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
+            if plain {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn signal_name(signal: nix::sys::signal::Signal) -> &'static str {
+    signal.as_str()
+}
+
+fn describe_outcome(outcome: ChildOutcome) -> String {
+    match outcome {
+        ChildOutcome::Exited(code) => format!("exited with code {code}"),
+        ChildOutcome::Signaled(number) => match nix::sys::signal::Signal::try_from(number) {
+            Ok(signal) => format!("was killed by signal {number} ({})", signal.as_str()),
+            Err(_) => format!("was killed by signal {number}"),
+        },
+        ChildOutcome::TimedOut => "timed out".to_owned(),
+        ChildOutcome::Interrupted(signal) => format!("was stopped ({})", signal.as_str()),
+    }
+}
+
+/// Everything a resolved plan needs to run.
+pub struct Execution<'a> {
+    /// The plan, every reference resolved.
+    pub plan: &'a Plan,
+    /// The environment before the plan's `env` (see [`crate::env::base_env`]).
+    pub base_env: &'a BTreeMap<String, String>,
+    /// The build directory: default working directory.
+    pub build_top: &'a Path,
+    /// Settings.
+    pub options: ExecutorOptions,
+}
+
+impl Execution<'_> {
+    /// Runs every enabled phase in order. Returns the per-phase summary and the first error.
+    pub async fn run(
+        &self,
+        reporter: &mut dyn Reporter,
+        signals: &mut SignalEvents,
+    ) -> (BuildSummary, Result<(), BuildError>) {
+        let started = Instant::now();
+        let plan = self.plan;
+        let mut env = self.base_env.clone();
+        env.extend(plan.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        reporter.report(&LogEvent::BuildStarted {
+            format_version: kiln_schema::events::LOG_FORMAT_VERSION,
+            name: &plan.name,
+            phases: plan
+                .phases
+                .iter()
+                .map(|phase| phase.name.as_str())
+                .collect(),
+        });
+        let listing: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        reporter.report(&LogEvent::Message {
+            level: Level::Debug,
+            text: &format!("kiln: environment: {}", listing.join(" ")),
+        });
+
+        let mut summary = BuildSummary::default();
+        let mut result = Ok(());
+        let total = plan.phases.len();
+        for (index, phase) in plan.phases.iter().enumerate() {
+            if result.is_err() {
+                summary.phases.push(PhaseTiming {
+                    name: phase.name.clone(),
+                    status: PhaseStatus::NotRun,
+                    duration: Duration::ZERO,
+                });
+                continue;
+            }
+            if !phase.enabled {
+                reporter.report(&LogEvent::PhaseSkipped { phase: &phase.name });
+                summary.phases.push(PhaseTiming {
+                    name: phase.name.clone(),
+                    status: PhaseStatus::Skipped,
+                    duration: Duration::ZERO,
+                });
+                continue;
+            }
+            reporter.report(&LogEvent::PhaseStarted {
+                phase: &phase.name,
+                index: index + 1,
+                total,
+            });
+            let phase_started = Instant::now();
+            let deadline = phase
+                .timeout
+                .map(|seconds| phase_started + Duration::from_secs(seconds));
+            let phase_cwd = match &phase.cwd {
+                Some(cwd) => self.build_top.join(cwd),
+                None => self.build_top.to_owned(),
+            };
+            for (step_index, step) in phase.steps.iter().enumerate() {
+                let at = StepLocation {
+                    phase: phase.name.clone(),
+                    step: step_index + 1,
+                    kind: step.kind(),
+                };
+                if let Some(signal) = signals.pending() {
+                    result = Err(BuildError::Interrupted { at, signal });
+                    break;
+                }
+                if let (Some(deadline), Some(seconds)) = (deadline, phase.timeout) {
+                    if Instant::now() >= deadline {
+                        result = Err(BuildError::TimedOut {
+                            at,
+                            seconds,
+                            argv: vec![describe_step(step)],
+                        });
+                        break;
+                    }
+                }
+                reporter.report(&LogEvent::StepStarted {
+                    phase: &phase.name,
+                    step: step_index + 1,
+                    kind: step.kind(),
+                    description: &describe_step(step),
+                });
+                let step_result = self
+                    .run_step(
+                        step,
+                        at,
+                        &phase_cwd,
+                        &env,
+                        deadline,
+                        phase.timeout,
+                        reporter,
+                        signals,
+                    )
+                    .await;
+                if let Err(error) = step_result {
+                    result = Err(error);
+                    break;
+                }
+            }
+            let duration = phase_started.elapsed();
+            let success = result.is_ok();
+            reporter.report(&LogEvent::PhaseFinished {
+                phase: &phase.name,
+                success,
+                seconds: duration.as_secs_f64(),
+            });
+            summary.phases.push(PhaseTiming {
+                name: phase.name.clone(),
+                status: if success {
+                    PhaseStatus::Succeeded
+                } else {
+                    PhaseStatus::Failed
+                },
+                duration,
+            });
+        }
+        summary.duration = started.elapsed();
+        (summary, result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_step(
+        &self,
+        step: &Step,
+        at: StepLocation,
+        phase_cwd: &Path,
+        env: &BTreeMap<String, String>,
+        deadline: Option<Instant>,
+        timeout: Option<u64>,
+        reporter: &mut dyn Reporter,
+        signals: &mut SignalEvents,
+    ) -> Result<(), BuildError> {
+        let Step::Run(run) = step else {
+            if !phase_cwd.is_dir() {
+                return Err(BuildError::MissingCwd {
+                    at,
+                    path: phase_cwd.to_owned(),
+                });
+            }
+            let report = kiln_phases::run_file_step(step, phase_cwd)
+                .map_err(|source| BuildError::FileStep { at, source })?;
+            for warning in &report.warnings {
+                reporter.report(&LogEvent::Message {
+                    level: Level::Warn,
+                    text: warning,
+                });
+            }
+            return Ok(());
+        };
+        let cwd = match &run.cwd {
+            Some(cwd) => phase_cwd.join(cwd),
+            None => phase_cwd.to_owned(),
+        };
+        if !cwd.is_dir() {
+            return Err(BuildError::MissingCwd { at, path: cwd });
+        }
+        let mut step_env = env.clone();
+        step_env.extend(run.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        step_env.insert("PWD".into(), cwd.display().to_string());
+        let program_name = &run.argv[0];
+        let path_var = step_env.get("PATH").map(String::as_str);
+        let Some(program) = find_program(program_name, path_var, &cwd) else {
+            return Err(BuildError::ProgramNotFound {
+                at,
+                program: program_name.clone(),
+                path: path_var.unwrap_or_default().to_owned(),
+            });
+        };
+        let spec = ChildSpec {
+            program: program.clone(),
+            argv: run.argv.clone(),
+            env: step_env,
+            cwd,
+        };
+        let limits = RunLimits {
+            deadline,
+            grace: self.options.grace,
+        };
+        let outcome = run_child(&spec, limits, signals, &mut |line| {
+            let output = match std::str::from_utf8(line) {
+                Ok(text) => Output::Text(text),
+                Err(_) => Output::Bytes(line),
+            };
+            reporter.report(&LogEvent::Output(output));
+        })
+        .await
+        .map_err(|source| BuildError::Spawn {
+            at: at.clone(),
+            program,
+            source,
+        })?;
+        match outcome {
+            ChildOutcome::Exited(0) => Ok(()),
+            ChildOutcome::TimedOut => Err(BuildError::TimedOut {
+                at,
+                seconds: timeout.unwrap_or_default(),
+                argv: run.argv.clone(),
+            }),
+            ChildOutcome::Interrupted(signal) => Err(BuildError::Interrupted { at, signal }),
+            outcome => Err(BuildError::StepFailed {
+                at,
+                argv: run.argv.clone(),
+                outcome,
+            }),
+        }
+    }
+}
+
+/// A one-line description of a step for logs.
+pub fn describe_step(step: &Step) -> String {
+    match step {
+        Step::Run(run) => display_argv(&run.argv),
+        Step::Write(write) => write.path.clone(),
+        Step::Mkdir(mkdir) => mkdir.path.clone(),
+        Step::Copy(copy) => format!("{} -> {}", copy.from, copy.to),
+        Step::Symlink(symlink) => format!("{} -> {}", symlink.link, symlink.target),
+        Step::Remove(remove) => remove.path.clone(),
+        Step::Chmod(chmod) => format!("{} {}", chmod.mode, chmod.path),
+        Step::Substitute(substitute) => substitute.file.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_display_quotes_only_when_needed() {
+        let argv: Vec<String> = ["gcc", "-o", "a b", "it's", ""].map(String::from).to_vec();
+        assert_eq!(display_argv(&argv), r"gcc -o 'a b' 'it'\''s' ''");
+    }
+}

@@ -1,0 +1,179 @@
+//! Loading a plan: from a plan file, or from Nix's `.attrs.json` (`__structuredAttrs`).
+//!
+//! Under Nix the plan is the derivation attribute `kiln`; the output paths come from the
+//! attribute `outputs` (name → store path). Nix ≤ 2.14 points `NIX_ATTRS_JSON_FILE` at a path
+//! outside the sandbox, so [`attrs_json_path`] falls back to `$NIX_BUILD_TOP/.attrs.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_schema::{JsonPath, Plan, PlanError, PlanErrorKind};
+use thiserror::Error;
+
+/// The attribute of `.attrs.json` that holds the plan.
+pub const PLAN_ATTRIBUTE: &str = "kiln";
+
+/// A plan read from disk, before validation.
+#[derive(Debug, Clone)]
+pub struct LoadedPlan {
+    /// The parsed plan.
+    pub plan: Plan,
+    /// Output name → path, when the source fixes them (`.attrs.json`).
+    pub outputs: Option<BTreeMap<String, PathBuf>>,
+    /// Where the plan sits in its document (`kiln` in `.attrs.json`, the root in a plan file);
+    /// error paths from validation are relative to it.
+    pub prefix: JsonPath,
+    /// The file it came from.
+    pub file: PathBuf,
+}
+
+/// Why a plan could not be loaded.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid plan.
+    #[error("invalid plan in `{}`", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Every problem found.
+        #[source]
+        errors: kiln_schema::PlanErrors,
+    },
+}
+
+impl LoadError {
+    fn invalid(file: &Path, error: PlanError) -> LoadError {
+        LoadError::Invalid {
+            file: file.to_owned(),
+            errors: error.into(),
+        }
+    }
+}
+
+/// Reads a plan file (JSON).
+pub fn load_plan_file(path: &Path) -> Result<LoadedPlan, LoadError> {
+    let text = read(path)?;
+    let plan =
+        kiln_schema::plan_from_str(&text).map_err(|error| LoadError::invalid(path, error))?;
+    Ok(LoadedPlan {
+        plan,
+        outputs: None,
+        prefix: JsonPath::root(),
+        file: path.to_owned(),
+    })
+}
+
+/// Reads the plan and the outputs from a `.attrs.json` file written by Nix.
+///
+/// The plan's `name` defaults to the derivation's `name`.
+pub fn load_attrs_file(path: &Path) -> Result<LoadedPlan, LoadError> {
+    let text = read(path)?;
+    let mut attrs: serde_json::Map<String, serde_json::Value> =
+        kiln_schema::parse::from_str(&text).map_err(|error| LoadError::invalid(path, error))?;
+    let prefix = JsonPath::root().key(PLAN_ATTRIBUTE);
+    let outputs = match attrs.get("outputs") {
+        Some(outputs) => {
+            let outputs: BTreeMap<String, PathBuf> =
+                kiln_schema::parse::from_value(outputs.clone(), &JsonPath::root().key("outputs"))
+                    .map_err(|error| LoadError::invalid(path, error))?;
+            Some(outputs)
+        }
+        None => None,
+    };
+    let mut plan_value = attrs.remove(PLAN_ATTRIBUTE).ok_or_else(|| {
+        LoadError::invalid(
+            path,
+            PlanError::new(
+                prefix.clone(),
+                PlanErrorKind::Shape {
+                    message: "the derivation has no `kiln` attribute holding the plan".to_owned(),
+                },
+            ),
+        )
+    })?;
+    if let (serde_json::Value::Object(plan), Some(name)) = (&mut plan_value, attrs.get("name")) {
+        plan.entry("name").or_insert_with(|| name.clone());
+    }
+    let plan = kiln_schema::plan_from_value(plan_value, &prefix)
+        .map_err(|error| LoadError::invalid(path, error))?;
+    Ok(LoadedPlan {
+        plan,
+        outputs,
+        prefix,
+        file: path.to_owned(),
+    })
+}
+
+/// Where `.attrs.json` is: `NIX_ATTRS_JSON_FILE` when that file exists, else
+/// `$NIX_BUILD_TOP/.attrs.json` (Nix ≤ 2.14 sets the variable to a host path).
+pub fn attrs_json_path(attrs_file_var: Option<&str>, build_top: &Path) -> PathBuf {
+    if let Some(path) = attrs_file_var.map(PathBuf::from) {
+        if path.is_file() {
+            return path;
+        }
+    }
+    build_top.join(".attrs.json")
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrs_give_plan_outputs_and_default_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(".attrs.json");
+        fs_err::write(
+            &file,
+            r#"{"name":"hello","outputs":{"out":"/nix/store/x-hello"},
+                "kiln":{"version":1,"phases":[{"name":"b","steps":[]}]}}"#,
+        )
+        .unwrap();
+        let loaded = load_attrs_file(&file).unwrap();
+        assert_eq!(loaded.plan.name, "hello");
+        assert_eq!(
+            loaded.outputs.unwrap()["out"],
+            PathBuf::from("/nix/store/x-hello")
+        );
+    }
+
+    #[test]
+    fn attrs_errors_are_prefixed_with_the_attribute() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(".attrs.json");
+        fs_err::write(&file, r#"{"name":"h","kiln":{"version":1,"phase":[]}}"#).unwrap();
+        let LoadError::Invalid { errors, .. } = load_attrs_file(&file).unwrap_err() else {
+            panic!("expected an invalid plan");
+        };
+        assert_eq!(errors.0[0].path.to_string(), "kiln.phase");
+    }
+
+    #[test]
+    fn attrs_path_falls_back_to_build_top() {
+        let top = Path::new("/build");
+        assert_eq!(
+            attrs_json_path(Some("/does/not/exist"), top),
+            PathBuf::from("/build/.attrs.json")
+        );
+        assert_eq!(
+            attrs_json_path(None, top),
+            PathBuf::from("/build/.attrs.json")
+        );
+    }
+}
