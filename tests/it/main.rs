@@ -3,5 +3,6 @@
 
 mod bad_plans;
 mod build;
+mod cli;
 mod common;
 mod examples;

@@ -1,0 +1,86 @@
+//! The command line itself: help text, schema output, `plan`, and running with no command.
+
+use crate::common::{describe, Scratch};
+
+#[test]
+fn help_lists_commands_examples_and_exit_codes() {
+    let output = Scratch::new().kiln().arg("--help").output().unwrap();
+    assert!(output.status.success());
+    insta::assert_snapshot!("help", String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
+fn schema_command_prints_the_checked_in_schema() {
+    let output = Scratch::new().kiln().arg("schema").output().unwrap();
+    assert!(output.status.success());
+    let checked_in = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schema/plan.schema.json"
+    ))
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), checked_in);
+}
+
+#[test]
+fn plan_command_prints_the_resolved_plan_on_stdout() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "plan.json",
+        r#"{"version":1,"name":"p","env":{"J":"-j${build.cores}"},"phases":[{"name":"build","steps":[
+            {"run":{"argv":["make","${env.J}","PREFIX=${outputs.out}"]}}]}]}"#,
+    );
+    let output = scratch
+        .kiln()
+        .args(["plan", "--cores", "7", "--out-dir", "/o", "plan.json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        plan["phases"][0]["steps"][0]["run"]["argv"],
+        serde_json::json!(["make", "-j7", "PREFIX=/o/out"])
+    );
+    assert_eq!(plan["env"]["J"], "-j7");
+}
+
+#[test]
+fn no_command_outside_nix_is_a_usage_error() {
+    let output = Scratch::new().kiln().output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not running under Nix"), "{stderr}");
+}
+
+#[test]
+fn builder_mode_reads_attrs_json_from_the_build_directory() {
+    // What Nix 2.8 does: NIX_ATTRS_JSON_FILE names a host path that does not exist in the
+    // sandbox, and the file is at $NIX_BUILD_TOP/.attrs.json.
+    let scratch = Scratch::new();
+    let out = scratch.path().join("store-out");
+    let attrs = serde_json::json!({
+        "name": "from-attrs",
+        "outputs": { "out": out.display().to_string() },
+        "kiln": { "version": 1, "phases": [{ "name": "install", "steps": [
+            { "write": { "path": "${outputs.out}/cores", "content": "${build.cores} ${env.out}" } }
+        ]}]}
+    });
+    scratch.write("top/.attrs.json", &attrs.to_string());
+    let output = scratch
+        .kiln()
+        .env("NIX_BUILD_TOP", scratch.path().join("top"))
+        .env("NIX_ATTRS_JSON_FILE", "/nonexistent/host/path/.attrs.json")
+        .env("NIX_BUILD_CORES", "5")
+        .env("NIX_LOG_FD", "2")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(r#"@nix {"action":"setPhase","phase":"install"}"#),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("cores")).unwrap(),
+        format!("5 {}", out.display())
+    );
+}
