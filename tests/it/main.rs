@@ -6,3 +6,4 @@ mod build;
 mod cli;
 mod common;
 mod examples;
+mod nix;

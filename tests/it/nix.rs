@@ -1,0 +1,258 @@
+//! Builds under real Nix (2.8, sandboxed) with the static kiln as the derivation's builder.
+//!
+//! These tests need `nix-build` and fail when it is missing (run `scripts/setup.sh`). They use
+//! the static binary named by `KILN_STATIC_BIN` (set by `scripts/test.sh`) or build it once into
+//! `target/static`. Fixtures live in `tests/fixtures/`; each build gets a fresh `nonce` so Nix
+//! really runs it instead of reusing a store path. Host tools are lent to the sandbox with
+//! `extra-sandbox-paths` (impure, see `scripts/lib.sh`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crate::common::describe;
+
+/// The options of `KILN_NIX_OPTS` in `scripts/lib.sh`: a real sandbox that may not silently fall
+/// back to none, no binary cache, and the host toolchain lent read-only (impure).
+const NIX_OPTIONS: &[&str] = &[
+    "--option",
+    "sandbox",
+    "true",
+    "--option",
+    "sandbox-fallback",
+    "false",
+    "--option",
+    "substituters",
+    "",
+    "--option",
+    "extra-sandbox-paths",
+    "/bin /usr /lib /lib64 /etc/alternatives",
+];
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The static kiln binary: `KILN_STATIC_BIN`, or built once here like `scripts/build-static.sh`.
+fn static_kiln() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(path) = std::env::var_os("KILN_STATIC_BIN") {
+            return PathBuf::from(path);
+        }
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(root())
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+                "--target-dir",
+                "target/static",
+                "-p",
+                "kiln",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the static kiln failed");
+        root().join("target/static/x86_64-unknown-linux-gnu/release/kiln")
+    })
+}
+
+/// A value no earlier build used, so Nix builds instead of reusing.
+fn nonce() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn require_nix() {
+    let found = Command::new("nix-build").arg("--version").output();
+    assert!(
+        found.map(|o| o.status.success()).unwrap_or(false),
+        "nix-build is not installed: these tests need real Nix; run `bash scripts/setup.sh`"
+    );
+}
+
+/// `nix-build FIXTURE --arg kiln BIN --argstr nonce NONCE ... --no-out-link EXTRA...`.
+fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
+    require_nix();
+    Command::new("nix-build")
+        .arg(root().join("tests/fixtures").join(fixture))
+        .arg("--arg")
+        .arg("kiln")
+        .arg(static_kiln())
+        .args(["--argstr", "nonce", nonce])
+        .args(NIX_OPTIONS)
+        .arg("--no-out-link")
+        .args(extra)
+        .output()
+        .expect("nix-build runs")
+}
+
+fn out_path(output: &Output) -> PathBuf {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("nix-build prints the output path"),
+    )
+}
+
+/// The `@nix` events of an `--log-format internal-json` run.
+fn internal_json(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| line.strip_prefix("@nix "))
+        .map(|json| serde_json::from_str(json).expect("Nix writes JSON"))
+        .collect()
+}
+
+/// Phases Nix reported (`result` events of type 104, resSetPhase), in order.
+fn reported_phases(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e["action"] == "result" && e["type"] == 104)
+        .map(|e| e["fields"][0].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The phase names of a fixture's plan, read from the derivation itself.
+fn plan_phases(fixture: &str) -> Vec<String> {
+    let expression = format!(
+        "map (phase: phase.name) (import {} {{ kiln = {}; }}).kiln.phases",
+        root().join("tests/fixtures").join(fixture).display(),
+        static_kiln().display()
+    );
+    let output = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--expr", &expression])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn hello_c_builds_in_the_sandbox_and_runs() {
+    let output = nix_build("hello-c", &nonce(), &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let program = out_path(&output).join("bin/hello-kiln");
+    let run = Command::new(&program).output().unwrap();
+    assert!(run.status.success(), "{}", describe(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("Hello from kiln!"),
+        "{}",
+        describe(&run)
+    );
+    // The check phase ran the program inside the build; its output reached Nix's log.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Hello from kiln!"));
+}
+
+#[test]
+fn nix_check_reproduces_the_build_bit_for_bit() {
+    let nonce = nonce();
+    let first = nix_build("hello-c", &nonce, &[]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let check = nix_build("hello-c", &nonce, &["--check"]);
+    assert!(check.status.success(), "{}", describe(&check));
+}
+
+#[test]
+fn nix_reports_exactly_the_plan_phases_in_order() {
+    let expected = plan_phases("hello-c");
+    assert_eq!(expected, ["configure", "build", "install", "check"]);
+    let output = nix_build("hello-c", &nonce(), &["--log-format", "internal-json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let events = internal_json(&output);
+    assert_eq!(reported_phases(&events), expected);
+    // kiln's step messages reach Nix as `msg` events at a debug level (5 = chatty); Nix's
+    // internal-json passes every level on and leaves filtering to the reader.
+    let step_message = events.iter().find(|event| {
+        event["action"] == "msg"
+            && event["msg"]
+                .as_str()
+                .is_some_and(|msg| msg.starts_with(DEBUG_MESSAGE))
+    });
+    let step_message = step_message.expect("kiln reports its steps as msg events");
+    assert!(
+        step_message["level"].as_u64().unwrap() >= 5,
+        "{step_message}"
+    );
+}
+
+/// How kiln announces the first step of `build` in hello-c, at Nix's chatty level.
+const DEBUG_MESSAGE: &str = "kiln: phase `build` step 1: run gcc";
+
+#[test]
+fn kiln_debug_messages_show_with_vvvvv_and_not_by_default() {
+    let verbose = nix_build("hello-c", &nonce(), &["-vvvvv"]);
+    assert!(verbose.status.success(), "{}", describe(&verbose));
+    let stderr = String::from_utf8_lossy(&verbose.stderr);
+    assert!(stderr.contains(DEBUG_MESSAGE), "{stderr}");
+
+    let default = nix_build("hello-c", &nonce(), &[]);
+    assert!(default.status.success(), "{}", describe(&default));
+    let stderr = String::from_utf8_lossy(&default.stderr);
+    assert!(
+        stderr.contains("Hello from kiln!"),
+        "the build log is shown: {stderr}"
+    );
+    assert!(!stderr.contains(DEBUG_MESSAGE), "{stderr}");
+}
+
+#[test]
+fn a_failing_step_is_visible_in_nix_output() {
+    let output = nix_build("failing", &nonce(), &[]);
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: build of `kiln-failing` failed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("phase `build`, step 1 (run): `/usr/bin/false` exited with code 1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("failed with exit code 1"), "{stderr}");
+    // The install phase never ran, so the output does not exist.
+    assert!(
+        !stderr.contains("install ran after a failed build"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_invalid_plan_fails_the_derivation_with_its_json_path() {
+    require_nix();
+    let expression = format!(
+        r#"(import {}/bootstrap {{ kiln = {}; }}).mkDerivation {{
+             name = "kiln-invalid"; nonce = "{}";
+             phases = [ {{ name = "build"; stesp = [ ]; }} ];
+           }}"#,
+        root().display(),
+        static_kiln().display(),
+        nonce()
+    );
+    let output = Command::new("nix-build")
+        .args(["--expr", &expression, "--no-out-link"])
+        .args(NIX_OPTIONS)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("at `kiln.phases[0].stesp`"), "{stderr}");
+    assert!(stderr.contains("did you mean `steps`?"), "{stderr}");
+    assert!(stderr.contains("failed with exit code 2"), "{stderr}");
+}
