@@ -101,17 +101,27 @@ fn main() {
         let mut command = Command::new(kiln);
         command.args(["build", "--build-dir"]);
         command.arg(root.join(format!("build-{run}")));
-        command.arg("--out-dir").arg(root.join(format!("out-{run}")));
+        command
+            .arg("--out-dir")
+            .arg(root.join(format!("out-{run}")));
         command.arg(root.join("plan.json"));
         command
     });
-    report("kiln build plan.json (local, unsandboxed)", &local, Some(base));
+    report(
+        "kiln build plan.json (local, unsandboxed)",
+        &local,
+        Some(base),
+    );
 
     let goal = Duration::from_millis(10);
     println!(
         "goal: kiln as a builder under {} ms: {} ({:.3} ms); stdenv for scale: ~190 ms",
         millis(goal),
-        if builder_median < goal { "met" } else { "NOT met" },
+        if builder_median < goal {
+            "met"
+        } else {
+            "NOT met"
+        },
         millis(builder_median)
     );
 }
