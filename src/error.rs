@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use kiln_builder::build::{RunError, SetupError};
+use kiln_builder::deps::DepsError;
 use kiln_builder::executor::BuildError;
 use kiln_builder::load::LoadError;
 use kiln_schema::exit_codes;
@@ -33,6 +34,12 @@ impl CliError {
         match self {
             CliError::Load(LoadError::Invalid { .. }) => exit_codes::INVALID_INPUT,
             CliError::Load(LoadError::Read { .. }) => exit_codes::SETUP_FAILED,
+            CliError::Load(LoadError::Dependency(DepsError::InvalidHook { .. })) => {
+                exit_codes::INVALID_INPUT
+            }
+            CliError::Load(LoadError::Dependency(DepsError::Read { .. })) => {
+                exit_codes::SETUP_FAILED
+            }
             CliError::Setup(_) => exit_codes::SETUP_FAILED,
             CliError::Run { error, .. } => match error {
                 RunError::Build(BuildError::Interrupted { signal, .. }) => {

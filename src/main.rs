@@ -152,9 +152,15 @@ fn validate(args: &PlanArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `kiln plan`: the expanded, resolved plan (each phase with its `origin`) and the environment
+/// steps start from, each variable with its value and origin.
 fn print_plan(args: &PlanArgs) -> Result<(), CliError> {
     let prepared = prepare_for_display(args)?;
-    let mut text = serde_json::to_string_pretty(&prepared.plan).expect("a plan serializes");
+    let shown = serde_json::json!({
+        "plan": prepared.plan,
+        "environment": prepared.environment,
+    });
+    let mut text = serde_json::to_string_pretty(&shown).expect("a plan serializes");
     text.push('\n');
     print_stdout(&text);
     Ok(())

@@ -12,19 +12,22 @@ use std::path::{Path, PathBuf};
 use kiln_schema::{JsonPath, Plan, PlanError, PlanErrorKind, PlanErrors, ResolveContext};
 use thiserror::Error;
 
-use crate::env::{base_env, BuildPaths};
+use crate::deps::{dependency_env, write_propagated, Origin};
+use crate::env::{base_env, values, BuildPaths};
 use crate::executor::{BuildError, BuildSummary, Execution, ExecutorOptions};
 use crate::load::{LoadError, LoadedPlan};
 use crate::report::Reporter;
 use crate::signal::SignalEvents;
 
-/// A plan ready to run: valid, with every reference resolved.
+/// A plan ready to run: valid, preset expanded, edits applied, every reference resolved.
 #[derive(Debug, Clone)]
 pub struct PreparedBuild {
-    /// The resolved plan.
+    /// The resolved, expanded plan; each phase carries its origin.
     pub plan: Plan,
     /// The environment before the plan's `env`.
     pub base_env: BTreeMap<String, String>,
+    /// The whole environment steps start from (the plan's `env` included), with origins.
+    pub environment: BTreeMap<String, Origin>,
     /// Build directory, outputs and cores.
     pub paths: BuildPaths,
 }
@@ -80,7 +83,10 @@ pub fn prepare(
         );
         paths.outputs.retain(|name, _| declared.contains(name));
     }
-    let base_env = base_env(plan, &paths, nix_env);
+    let out_lib = paths.outputs.get("out").map(|out| out.join("lib"));
+    let deps = dependency_env(plan, out_lib.as_deref())?;
+    let mut environment = base_env(plan, &paths, nix_env, &deps);
+    let base_env = values(&environment);
     let context = ResolveContext {
         outputs: paths
             .outputs
@@ -91,10 +97,24 @@ pub fn prepare(
         build_cores: paths.cores,
         base_env: base_env.clone(),
     };
-    let resolved = kiln_schema::resolve(plan, &context).map_err(invalid)?;
+    // Resolve the plan as written first, so errors point into the document; then expand the
+    // preset and edits (the plan's and the hooks') and resolve what they produced.
+    kiln_schema::resolve(plan, &context).map_err(invalid)?;
+    let expanded = kiln_schema::preset::expand(plan, &deps.edits).map_err(invalid)?;
+    let resolved = kiln_schema::resolve(&expanded, &context).map_err(invalid)?;
+    for (name, value) in &resolved.env {
+        environment.insert(
+            name.clone(),
+            Origin {
+                value: value.clone(),
+                origin: "plan env".to_owned(),
+            },
+        );
+    }
     Ok(PreparedBuild {
         plan: resolved,
         base_env,
+        environment,
         paths,
     })
 }
@@ -116,6 +136,24 @@ pub enum RunError {
     /// The build could not be set up.
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// `nix-support/propagated-build-inputs` could not be written.
+    #[error("cannot record propagated dependencies in `{}`", path.display())]
+    Propagate {
+        /// The output.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where propagated dependencies are recorded: `dev` when it exists, else `out` (stdenv's
+/// `propagatedBuildOutputs` default).
+fn propagation_output(outputs: &BTreeMap<String, PathBuf>) -> Option<&Path> {
+    outputs
+        .get("dev")
+        .or_else(|| outputs.get("out"))
+        .map(PathBuf::as_path)
 }
 
 /// A problem before any phase ran.
@@ -175,11 +213,21 @@ pub fn run_build(
             plan: &prepared.plan,
             base_env: &prepared.base_env,
             build_top: &prepared.paths.build_top,
+            outputs: &prepared.paths.outputs,
             options,
         };
         let (summary, result) = execution.run(reporter, &mut signals).await;
         if let Err(error) = result {
             return (summary, Err(error.into()));
+        }
+        if let Some(target) = propagation_output(&prepared.paths.outputs) {
+            if let Err(source) = write_propagated(&prepared.plan, target) {
+                let error = RunError::Propagate {
+                    path: target.to_owned(),
+                    source,
+                };
+                return (summary, Err(error));
+            }
         }
         for (name, path) in &prepared.paths.outputs {
             if std::fs::symlink_metadata(path).is_err() {

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use kiln_schema::Plan;
 
+use crate::deps::{DependencyEnv, Origin};
+
 /// Variables that Nix sets for a builder and that steps see unchanged when kiln runs under Nix.
 pub const NIX_DEFINED: &[&str] = &[
     "NIX_BUILD_TOP",
@@ -43,48 +45,100 @@ pub struct BuildPaths {
     pub cores: u32,
 }
 
-/// The environment before the plan's own `env`: Nix's variables (when given), then kiln's.
+/// The environment before the plan's own `env`: Nix's variables (when given), kiln's, then the
+/// dependency environment, each with its origin.
 ///
 /// `nix_env` is the caller's environment filtered to [`NIX_DEFINED`]; pass an empty map outside
-/// Nix so the result depends on nothing but the plan and `paths`.
+/// Nix so the result depends on nothing but the plan, `paths` and the dependencies.
 pub fn base_env(
     plan: &Plan,
     paths: &BuildPaths,
     nix_env: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = nix_env
-        .iter()
-        .filter(|(name, _)| NIX_DEFINED.contains(&name.as_str()))
-        .map(|(name, value)| (name.clone(), value.clone()))
-        .collect();
-    let top = paths.build_top.display().to_string();
-    env.insert("NIX_BUILD_TOP".into(), top.clone());
-    env.insert("NIX_BUILD_CORES".into(), paths.cores.to_string());
-    for name in ["TMPDIR", "TEMPDIR", "TMP", "TEMP"] {
-        env.entry(name.into()).or_insert_with(|| top.clone());
-    }
-    env.entry("HOME".into()).or_insert_with(|| HOMELESS.into());
-    env.insert("SOURCE_DATE_EPOCH".into(), DEFAULT_SOURCE_DATE_EPOCH.into());
-    env.insert("PATH".into(), input_path(plan));
-    for (name, path) in &paths.outputs {
-        if kiln_schema::validate::is_valid_env_name(name) {
-            env.insert(name.clone(), path.display().to_string());
+    deps: &DependencyEnv,
+) -> BTreeMap<String, Origin> {
+    let mut env: BTreeMap<String, Origin> = BTreeMap::new();
+    let mut set = |name: &str, value: String, origin: &str| {
+        env.insert(
+            name.to_owned(),
+            Origin {
+                value,
+                origin: origin.to_owned(),
+            },
+        );
+    };
+    for (name, value) in nix_env {
+        if NIX_DEFINED.contains(&name.as_str()) {
+            set(name, value.clone(), "nix");
         }
     }
+    let top = paths.build_top.display().to_string();
+    set("NIX_BUILD_TOP", top.clone(), "kiln");
+    set("NIX_BUILD_CORES", paths.cores.to_string(), "kiln");
+    for name in ["TMPDIR", "TEMPDIR", "TMP", "TEMP"] {
+        if !nix_env.contains_key(name) {
+            set(name, top.clone(), "kiln");
+        }
+    }
+    if !nix_env.contains_key("HOME") {
+        set("HOME", HOMELESS.to_owned(), "kiln");
+    }
+    set(
+        "SOURCE_DATE_EPOCH",
+        DEFAULT_SOURCE_DATE_EPOCH.to_owned(),
+        "kiln (stdenv's default; raised to the newest source file by `unpack`)",
+    );
+    for (name, path) in &paths.outputs {
+        if kiln_schema::validate::is_valid_env_name(name) {
+            set(name, path.display().to_string(), "kiln (output path)");
+        }
+    }
+    for (name, origin) in &deps.vars {
+        env.insert(name.clone(), origin.clone());
+    }
+    // PATH: the dependencies' `bin` first, then every other input's `bin`.
+    let mut path: Vec<String> = deps
+        .vars
+        .get("PATH")
+        .map(|origin| origin.value.split(':').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let mut from_inputs = false;
+    for dir in input_bin_dirs(plan) {
+        if !path.contains(&dir) {
+            path.push(dir);
+            from_inputs = true;
+        }
+    }
+    let origin = match (deps.vars.get("PATH"), from_inputs) {
+        (Some(deps), true) => format!("{}; other inputs' bin", deps.origin),
+        (Some(deps), false) => deps.origin.clone(),
+        (None, _) => "kiln (the inputs' bin directories)".to_owned(),
+    };
+    env.insert(
+        "PATH".to_owned(),
+        Origin {
+            value: path.join(":"),
+            origin,
+        },
+    );
     env
 }
 
-/// `PATH` from the inputs: each input path's `bin` directory that exists, in plan order.
-fn input_path(plan: &Plan) -> String {
-    let dirs: Vec<String> = plan
-        .inputs
+/// Each input path's `bin` directory that exists, in plan order.
+fn input_bin_dirs(plan: &Plan) -> Vec<String> {
+    plan.inputs
         .values()
         .flat_map(|input| input.paths())
         .map(|path| Path::new(path).join("bin"))
         .filter(|bin| bin.is_dir())
         .map(|bin| bin.display().to_string())
-        .collect();
-    dirs.join(":")
+        .collect()
+}
+
+/// Only the values of an environment with origins.
+pub fn values(env: &BTreeMap<String, Origin>) -> BTreeMap<String, String> {
+    env.iter()
+        .map(|(name, origin)| (name.clone(), origin.value.clone()))
+        .collect()
 }
 
 /// The variables of `caller` that Nix defines (see [`NIX_DEFINED`]).
@@ -141,7 +195,7 @@ mod tests {
             ("SECRET".to_owned(), "x".to_owned()),
             ("TMPDIR".to_owned(), "/tmp/nix".to_owned()),
         ]);
-        let env = base_env(&plan, &paths, &caller);
+        let env = values(&base_env(&plan, &paths, &caller, &DependencyEnv::default()));
         assert_eq!(env.get("SECRET"), None);
         assert_eq!(env["TMPDIR"], "/tmp/nix");
         assert_eq!(env["TEMP"], "/build");

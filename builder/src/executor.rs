@@ -14,6 +14,7 @@ use kiln_schema::{Plan, Step};
 use thiserror::Error;
 use tokio::time::Instant;
 
+use crate::builtin;
 use crate::env::find_program;
 use crate::process::{run_child, ChildOutcome, ChildSpec, RunLimits};
 use crate::report::Reporter;
@@ -152,6 +153,15 @@ pub enum BuildError {
         #[source]
         source: kiln_phases::StepError,
     },
+    /// A built-in step (unpack, patch, configure, fixup) failed.
+    #[error("{at}: step failed")]
+    Builtin {
+        /// The step.
+        at: StepLocation,
+        /// What went wrong.
+        #[source]
+        source: crate::builtin::BuiltinError,
+    },
     /// The working directory does not exist.
     #[error("{at}: working directory `{}` does not exist", path.display())]
     MissingCwd {
@@ -172,6 +182,7 @@ impl BuildError {
             | BuildError::ProgramNotFound { at, .. }
             | BuildError::Spawn { at, .. }
             | BuildError::FileStep { at, .. }
+            | BuildError::Builtin { at, .. }
             | BuildError::MissingCwd { at, .. } => at,
         }
     }
@@ -236,8 +247,19 @@ pub struct Execution<'a> {
     pub base_env: &'a BTreeMap<String, String>,
     /// The build directory: default working directory.
     pub build_top: &'a Path,
+    /// Output name → path (for `fixup`).
+    pub outputs: &'a BTreeMap<String, PathBuf>,
     /// Settings.
     pub options: ExecutorOptions,
+}
+
+/// What steps change for the steps after them.
+struct State {
+    /// The working directory of phases without an absolute `cwd`: the build directory, then
+    /// the source root once `unpack` found it (stdenv's `cd "$sourceRoot"`).
+    workdir: PathBuf,
+    /// The environment before each step's own `env`.
+    env: BTreeMap<String, String>,
 }
 
 impl Execution<'_> {
@@ -251,6 +273,10 @@ impl Execution<'_> {
         let plan = self.plan;
         let mut env = self.base_env.clone();
         env.extend(plan.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut state = State {
+            workdir: self.build_top.to_owned(),
+            env,
+        };
         reporter.report(&LogEvent::BuildStarted {
             format_version: kiln_schema::events::LOG_FORMAT_VERSION,
             name: &plan.name,
@@ -260,7 +286,7 @@ impl Execution<'_> {
                 .map(|phase| phase.name.as_str())
                 .collect(),
         });
-        let listing: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let listing: Vec<String> = state.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         reporter.report(&LogEvent::Message {
             level: Level::Debug,
             text: &format!("kiln: environment: {}", listing.join(" ")),
@@ -296,10 +322,11 @@ impl Execution<'_> {
             let deadline = phase
                 .timeout
                 .map(|seconds| phase_started + Duration::from_secs(seconds));
-            let phase_cwd = match &phase.cwd {
-                Some(cwd) => self.build_top.join(cwd),
-                None => self.build_top.to_owned(),
-            };
+            let phase_origin = phase.origin.as_deref().unwrap_or("plan");
+            reporter.report(&LogEvent::Message {
+                level: Level::Chatty,
+                text: &format!("kiln: phase `{}` comes from {phase_origin}", phase.name),
+            });
             for (step_index, step) in phase.steps.iter().enumerate() {
                 let at = StepLocation {
                     phase: phase.name.clone(),
@@ -326,17 +353,17 @@ impl Execution<'_> {
                     kind: step.kind(),
                     description: &describe_step(step),
                 });
+                // Evaluated per step: an `unpack` earlier in the phase moves the working directory.
+                let phase_cwd = match &phase.cwd {
+                    Some(cwd) => state.workdir.join(cwd),
+                    None => state.workdir.clone(),
+                };
+                let limits = StepLimits {
+                    deadline,
+                    timeout: phase.timeout,
+                };
                 let step_result = self
-                    .run_step(
-                        step,
-                        at,
-                        &phase_cwd,
-                        &env,
-                        deadline,
-                        phase.timeout,
-                        reporter,
-                        signals,
-                    )
+                    .run_step(step, at, &phase_cwd, &mut state, limits, reporter, signals)
                     .await;
                 if let Err(error) = step_result {
                     result = Err(error);
@@ -370,59 +397,170 @@ impl Execution<'_> {
         step: &Step,
         at: StepLocation,
         phase_cwd: &Path,
-        env: &BTreeMap<String, String>,
-        deadline: Option<Instant>,
-        timeout: Option<u64>,
+        state: &mut State,
+        limits: StepLimits,
         reporter: &mut dyn Reporter,
         signals: &mut SignalEvents,
     ) -> Result<(), BuildError> {
-        let Step::Run(run) = step else {
-            if !phase_cwd.is_dir() {
-                return Err(BuildError::MissingCwd {
-                    at,
-                    path: phase_cwd.to_owned(),
-                });
-            }
-            let report = kiln_phases::run_file_step(step, phase_cwd)
-                .map_err(|source| BuildError::FileStep { at, source })?;
-            for warning in &report.warnings {
-                reporter.report(&LogEvent::Message {
-                    level: Level::Warn,
-                    text: warning,
-                });
-            }
-            return Ok(());
-        };
-        let cwd = match &run.cwd {
-            Some(cwd) => phase_cwd.join(cwd),
-            None => phase_cwd.to_owned(),
-        };
-        if !cwd.is_dir() {
-            return Err(BuildError::MissingCwd { at, path: cwd });
-        }
-        let mut step_env = env.clone();
-        step_env.extend(run.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        step_env.insert("PWD".into(), cwd.display().to_string());
-        let program_name = &run.argv[0];
-        let path_var = step_env.get("PATH").map(String::as_str);
-        let Some(program) = find_program(program_name, path_var, &cwd) else {
-            return Err(BuildError::ProgramNotFound {
+        if !phase_cwd.is_dir() {
+            return Err(BuildError::MissingCwd {
                 at,
-                program: program_name.clone(),
-                path: path_var.unwrap_or_default().to_owned(),
+                path: phase_cwd.to_owned(),
             });
-        };
-        let spec = ChildSpec {
-            program: program.clone(),
-            argv: run.argv.clone(),
-            env: step_env,
-            cwd,
-        };
-        let limits = RunLimits {
-            deadline,
-            grace: self.options.grace,
-        };
-        let outcome = run_child(&spec, limits, signals, &mut |line| {
+        }
+        match step {
+            Step::Run(run) => {
+                let cwd = match &run.cwd {
+                    Some(cwd) => phase_cwd.join(cwd),
+                    None => phase_cwd.to_owned(),
+                };
+                let process = Process {
+                    argv: run.argv.clone(),
+                    cwd,
+                    env: &run.env,
+                };
+                self.spawn(&at, process, &state.env, limits, reporter, signals)
+                    .await
+            }
+            Step::Configure(configure) => {
+                let script = phase_cwd.join(&configure.script);
+                let argv = builtin::configure_argv(configure, &script).map_err(|source| {
+                    BuildError::Builtin {
+                        at: at.clone(),
+                        source,
+                    }
+                })?;
+                let process = Process {
+                    argv,
+                    cwd: phase_cwd.to_owned(),
+                    env: &configure.env,
+                };
+                self.spawn(&at, process, &state.env, limits, reporter, signals)
+                    .await
+            }
+            Step::Make(make) => {
+                let cores = state
+                    .env
+                    .get("NIX_BUILD_CORES")
+                    .cloned()
+                    .unwrap_or_else(|| "1".to_owned());
+                let no_env = BTreeMap::new();
+                let mut targets = make.targets.clone();
+                if !make.first_existing_target.is_empty() {
+                    let mut found = None;
+                    for candidate in &make.first_existing_target {
+                        let probe = Process {
+                            argv: builtin::make_argv(
+                                make,
+                                &cores,
+                                &["-n".to_owned()],
+                                std::slice::from_ref(candidate),
+                            ),
+                            cwd: phase_cwd.to_owned(),
+                            env: &no_env,
+                        };
+                        if self.probe(&at, probe, &state.env, limits, signals).await? {
+                            found = Some(candidate.clone());
+                            break;
+                        }
+                    }
+                    let Some(target) = found else {
+                        reporter.report(&LogEvent::Message {
+                            level: Level::Info,
+                            text: &format!(
+                                "no {} target in the makefile, doing nothing",
+                                make.first_existing_target.join("/")
+                            ),
+                        });
+                        return Ok(());
+                    };
+                    targets.push(target);
+                }
+                let process = Process {
+                    argv: builtin::make_argv(make, &cores, &[], &targets),
+                    cwd: phase_cwd.to_owned(),
+                    env: &no_env,
+                };
+                self.spawn(&at, process, &state.env, limits, reporter, signals)
+                    .await
+            }
+            Step::Unpack(unpack) => {
+                let outcome = builtin::unpack(unpack, phase_cwd)
+                    .map_err(|source| BuildError::Builtin { at, source })?;
+                if let Some(root) = outcome.source_root {
+                    reporter.report(&LogEvent::Message {
+                        level: Level::Info,
+                        text: &format!("source root is `{}`", root.display()),
+                    });
+                    state.workdir = root;
+                }
+                if let Some(newest) = outcome.newest_mtime {
+                    let current: i64 = state
+                        .env
+                        .get("SOURCE_DATE_EPOCH")
+                        .and_then(|value| value.parse().ok())
+                        .unwrap_or(0);
+                    if newest > current {
+                        state
+                            .env
+                            .insert("SOURCE_DATE_EPOCH".to_owned(), newest.to_string());
+                    }
+                }
+                Ok(())
+            }
+            Step::Patch(patch) => {
+                let messages = builtin::patch(patch, phase_cwd)
+                    .map_err(|source| BuildError::Builtin { at, source })?;
+                for text in &messages {
+                    reporter.report(&LogEvent::Message {
+                        level: Level::Info,
+                        text,
+                    });
+                }
+                Ok(())
+            }
+            Step::Fixup(fixup) => {
+                let context = builtin::FixupInputs {
+                    outputs: self.outputs,
+                    build_top: self.build_top,
+                    env: &state.env,
+                };
+                let warnings = builtin::fixup(fixup, &context)
+                    .map_err(|source| BuildError::Builtin { at, source })?;
+                for text in &warnings {
+                    reporter.report(&LogEvent::Message {
+                        level: Level::Warn,
+                        text,
+                    });
+                }
+                Ok(())
+            }
+            file_step => {
+                let report = kiln_phases::run_file_step(file_step, phase_cwd)
+                    .map_err(|source| BuildError::FileStep { at, source })?;
+                for warning in &report.warnings {
+                    reporter.report(&LogEvent::Message {
+                        level: Level::Warn,
+                        text: warning,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs a process to the end, streaming its output; a non-zero exit is an error.
+    async fn spawn(
+        &self,
+        at: &StepLocation,
+        process: Process<'_>,
+        env: &BTreeMap<String, String>,
+        limits: StepLimits,
+        reporter: &mut dyn Reporter,
+        signals: &mut SignalEvents,
+    ) -> Result<(), BuildError> {
+        let spec = self.child_spec(at, &process, env)?;
+        let outcome = run_child(&spec, self.run_limits(limits), signals, &mut |line| {
             let output = match std::str::from_utf8(line) {
                 Ok(text) => Output::Text(text),
                 Err(_) => Output::Bytes(line),
@@ -432,24 +570,111 @@ impl Execution<'_> {
         .await
         .map_err(|source| BuildError::Spawn {
             at: at.clone(),
-            program,
+            program: spec.program.clone(),
             source,
         })?;
+        self.check_outcome(at, outcome, process.argv, limits)
+    }
+
+    /// Runs a process with its output discarded; returns whether it exited 0.
+    async fn probe(
+        &self,
+        at: &StepLocation,
+        process: Process<'_>,
+        env: &BTreeMap<String, String>,
+        limits: StepLimits,
+        signals: &mut SignalEvents,
+    ) -> Result<bool, BuildError> {
+        let spec = self.child_spec(at, &process, env)?;
+        let outcome = run_child(&spec, self.run_limits(limits), signals, &mut |_| {})
+            .await
+            .map_err(|source| BuildError::Spawn {
+                at: at.clone(),
+                program: spec.program.clone(),
+                source,
+            })?;
+        match outcome {
+            ChildOutcome::Exited(code) => Ok(code == 0),
+            ChildOutcome::Signaled(_) => Ok(false),
+            other => self
+                .check_outcome(at, other, process.argv, limits)
+                .map(|()| false),
+        }
+    }
+
+    fn run_limits(&self, limits: StepLimits) -> RunLimits {
+        RunLimits {
+            deadline: limits.deadline,
+            grace: self.options.grace,
+        }
+    }
+
+    fn child_spec(
+        &self,
+        at: &StepLocation,
+        process: &Process<'_>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<ChildSpec, BuildError> {
+        if !process.cwd.is_dir() {
+            return Err(BuildError::MissingCwd {
+                at: at.clone(),
+                path: process.cwd.clone(),
+            });
+        }
+        let mut step_env = env.clone();
+        step_env.extend(process.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        step_env.insert("PWD".into(), process.cwd.display().to_string());
+        let program_name = &process.argv[0];
+        let path_var = step_env.get("PATH").map(String::as_str);
+        let Some(program) = find_program(program_name, path_var, &process.cwd) else {
+            return Err(BuildError::ProgramNotFound {
+                at: at.clone(),
+                program: program_name.clone(),
+                path: path_var.unwrap_or_default().to_owned(),
+            });
+        };
+        Ok(ChildSpec {
+            program,
+            argv: process.argv.clone(),
+            env: step_env,
+            cwd: process.cwd.clone(),
+        })
+    }
+
+    fn check_outcome(
+        &self,
+        at: &StepLocation,
+        outcome: ChildOutcome,
+        argv: Vec<String>,
+        limits: StepLimits,
+    ) -> Result<(), BuildError> {
+        let at = at.clone();
         match outcome {
             ChildOutcome::Exited(0) => Ok(()),
             ChildOutcome::TimedOut => Err(BuildError::TimedOut {
                 at,
-                seconds: timeout.unwrap_or_default(),
-                argv: run.argv.clone(),
+                seconds: limits.timeout.unwrap_or_default(),
+                argv,
             }),
             ChildOutcome::Interrupted(signal) => Err(BuildError::Interrupted { at, signal }),
-            outcome => Err(BuildError::StepFailed {
-                at,
-                argv: run.argv.clone(),
-                outcome,
-            }),
+            outcome => Err(BuildError::StepFailed { at, argv, outcome }),
         }
     }
+}
+
+/// A process a step runs.
+struct Process<'a> {
+    argv: Vec<String>,
+    cwd: PathBuf,
+    /// The step's own variables, over the build environment.
+    env: &'a BTreeMap<String, String>,
+}
+
+/// The phase's deadline and timeout, for the step's processes.
+#[derive(Debug, Clone, Copy)]
+struct StepLimits {
+    deadline: Option<Instant>,
+    timeout: Option<u64>,
 }
 
 /// A one-line description of a step for logs.
@@ -463,6 +688,20 @@ pub fn describe_step(step: &Step) -> String {
         Step::Remove(remove) => remove.path.clone(),
         Step::Chmod(chmod) => format!("{} {}", chmod.mode, chmod.path),
         Step::Substitute(substitute) => substitute.file.clone(),
+        Step::Unpack(unpack) => match &unpack.into {
+            Some(into) => format!("{} -> {into}", unpack.srcs.join(" ")),
+            None => unpack.srcs.join(" "),
+        },
+        Step::Patch(patch) => {
+            let mut parts = patch.patches.clone();
+            parts.extend(patch.series.iter().map(|series| format!("series {series}")));
+            format!("-p{} {}", patch.strip, parts.join(" "))
+        }
+        Step::Configure(configure) => {
+            format!("{} {}", configure.script, display_argv(&configure.flags))
+        }
+        Step::Make(make) => display_argv(&builtin::make_argv(make, "N", &[], &make.targets)),
+        Step::Fixup(_) => "every output".to_owned(),
     }
 }
 

@@ -7,6 +7,8 @@
 #![warn(missing_docs)]
 
 pub mod build;
+pub mod builtin;
+pub mod deps;
 pub mod env;
 pub mod executor;
 pub mod load;

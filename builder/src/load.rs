@@ -39,6 +39,9 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// A dependency's propagation file or hook is unreadable or invalid.
+    #[error(transparent)]
+    Dependency(#[from] crate::deps::DepsError),
     /// The file is not a valid plan.
     #[error("invalid plan in `{}`", file.display())]
     Invalid {

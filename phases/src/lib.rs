@@ -72,7 +72,12 @@ pub struct StepReport {
 /// and contents verbatim.
 pub fn run_file_step(step: &Step, cwd: &Path) -> Result<StepReport, StepError> {
     let warnings = match step {
-        Step::Run(_) => return Err(StepError::NotAFileStep),
+        Step::Run(_)
+        | Step::Unpack(_)
+        | Step::Patch(_)
+        | Step::Configure(_)
+        | Step::Make(_)
+        | Step::Fixup(_) => return Err(StepError::NotAFileStep),
         Step::Write(step) => write::run(step, cwd).map(|()| Vec::new())?,
         Step::Mkdir(step) => mkdir::run(step, cwd).map(|()| Vec::new())?,
         Step::Copy(step) => copy::run(step, cwd).map(|()| Vec::new())?,

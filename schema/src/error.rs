@@ -106,6 +106,25 @@ pub enum PlanErrorKind {
         /// The name as written.
         name: String,
     },
+    /// An edit names a phase that does not exist.
+    #[error("no phase `{name}`; phases are: {}", existing.join(", "))]
+    UnknownPhase {
+        /// The name in the edit.
+        name: String,
+        /// The phases at that point.
+        existing: Vec<String>,
+    },
+    /// A preset and explicit phases together.
+    #[error("a plan with a `preset` takes no `phases`: change the preset's phases with `edits`")]
+    PresetWithPhases,
+    /// A dependency that names no input.
+    #[error("`{name}` is not an input of the plan")]
+    UnknownInput {
+        /// The name.
+        name: String,
+        /// The inputs that exist.
+        known: Vec<String>,
+    },
     /// A timeout of zero seconds.
     #[error("timeout must be at least 1 second")]
     ZeroTimeout,
@@ -186,6 +205,10 @@ impl PlanError {
                 let last = reference.rsplit('.').next().unwrap_or(reference);
                 (!known.is_empty()).then(|| suggest(last, known, "known names"))
             }
+            PlanErrorKind::UnknownPhase { name, existing } => {
+                Some(suggest(name, existing, "phases"))
+            }
+            PlanErrorKind::UnknownInput { name, known } => Some(suggest(name, known, "inputs")),
             PlanErrorKind::UnsupportedVersion { .. } => Some(format!(
                 "this kiln reads plan version {}",
                 crate::PLAN_VERSION

@@ -25,9 +25,11 @@
 pub mod error;
 pub mod events;
 pub mod exit_codes;
+pub mod hook;
 pub mod parse;
 pub mod path;
 pub mod plan;
+pub mod preset;
 pub mod reference;
 pub mod validate;
 

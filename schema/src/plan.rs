@@ -57,8 +57,112 @@ pub struct Plan {
     /// Environment variables for every step. Values may hold references.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// The phases, run in this order. Names MUST be unique.
+    /// Dependencies by role: names of `inputs` whose directories make up the build environment
+    /// (see [`Deps`]).
+    #[serde(default, skip_serializing_if = "Deps::is_empty")]
+    pub deps: Deps,
+    /// Inputs to record in this package's `nix-support/propagated-build-inputs` (host) and
+    /// `propagated-native-build-inputs` (build), so that packages depending on it get them too.
+    #[serde(default, skip_serializing_if = "Deps::is_empty")]
+    pub propagate: Deps,
+    /// A build-system preset that yields named phases (see [`crate::preset`]). With a preset,
+    /// `phases` MUST be empty; change the preset's phases with `edits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<crate::preset::Preset>,
+    /// Changes to the preset's phases, applied in order: insert `before`/`after` a phase,
+    /// `replace` one, `delete` one. Each names a phase that MUST exist at that point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edits: Vec<Edit>,
+    /// The phases, run in this order. Names MUST be unique. Empty when a preset gives them.
+    #[serde(default)]
     pub phases: Vec<Phase>,
+}
+
+/// Dependencies by role, as names of the plan's `inputs`.
+///
+/// Build dependencies (tools run during the build) put their `bin` on `PATH`; host dependencies
+/// (libraries linked into the result) give compiler and linker search paths, an rpath,
+/// `PKG_CONFIG_PATH`, `CMAKE_PREFIX_PATH` and the like. Both follow
+/// `nix-support/propagated-*build-inputs` like nixpkgs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Deps {
+    /// Tools for the build machine (nixpkgs' `nativeBuildInputs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build: Vec<String>,
+    /// Libraries for the machine the result runs on (nixpkgs' `buildInputs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host: Vec<String>,
+}
+
+impl Deps {
+    /// Whether both lists are empty.
+    pub fn is_empty(&self) -> bool {
+        self.build.is_empty() && self.host.is_empty()
+    }
+}
+
+/// One change to a phase list. The object's single key names the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Edit {
+    /// Insert a phase before the named one.
+    Before(InsertEdit),
+    /// Insert a phase after the named one.
+    After(InsertEdit),
+    /// Replace the named phase.
+    Replace(ReplaceEdit),
+    /// Remove the named phase.
+    Delete(DeleteEdit),
+}
+
+impl Edit {
+    /// The phase the edit refers to.
+    pub fn anchor(&self) -> &str {
+        match self {
+            Edit::Before(edit) | Edit::After(edit) => &edit.phase,
+            Edit::Replace(edit) => &edit.phase,
+            Edit::Delete(edit) => &edit.phase,
+        }
+    }
+
+    /// The edit kind as written (`before`, `after`, `replace`, `delete`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Edit::Before(_) => "before",
+            Edit::After(_) => "after",
+            Edit::Replace(_) => "replace",
+            Edit::Delete(_) => "delete",
+        }
+    }
+}
+
+/// `before` / `after`: a new phase next to an existing one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InsertEdit {
+    /// The existing phase.
+    pub phase: String,
+    /// The new phase.
+    pub insert: Phase,
+}
+
+/// `replace`: a new definition for an existing phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReplaceEdit {
+    /// The existing phase.
+    pub phase: String,
+    /// Its replacement (it may have another name).
+    pub with: Phase,
+}
+
+/// `delete`: remove an existing phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DeleteEdit {
+    /// The existing phase.
+    pub phase: String,
 }
 
 /// An input: one path or a list of paths.
@@ -162,6 +266,10 @@ pub struct Phase {
     pub cwd: Option<String>,
     /// The steps, run in order; the first failure stops the build.
     pub steps: Vec<Step>,
+    /// Where the phase comes from (`preset autotools`, `plan`, `hook of zlib`, …). Set by kiln
+    /// when it expands presets and edits; shown by `kiln plan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 fn enabled_by_default() -> bool {
@@ -188,6 +296,18 @@ pub enum Step {
     Chmod(ChmodStep),
     /// Replace literal strings and `@NAME@` placeholders in a file.
     Substitute(SubstituteStep),
+    /// Unpack sources (archives or directories); without `into`, the single new directory
+    /// becomes the working directory of later phases (stdenv's source root).
+    Unpack(UnpackStep),
+    /// Apply patches (unified diffs, possibly compressed, or a quilt `series`).
+    Patch(PatchStep),
+    /// Run a `configure` script with stdenv's automatic flags.
+    Configure(ConfigureStep),
+    /// Run `make` with parallelism from `NIX_BUILD_CORES`.
+    Make(MakeStep),
+    /// stdenv's fixup of every output: move docs, patch shebangs, strip, shrink RPATHs, compress
+    /// man pages, prune libtool files, check symlinks and references.
+    Fixup(FixupStep),
 }
 
 impl Step {
@@ -202,6 +322,11 @@ impl Step {
             Step::Remove(_) => "remove",
             Step::Chmod(_) => "chmod",
             Step::Substitute(_) => "substitute",
+            Step::Unpack(_) => "unpack",
+            Step::Patch(_) => "patch",
+            Step::Configure(_) => "configure",
+            Step::Make(_) => "make",
+            Step::Fixup(_) => "fixup",
         }
     }
 
@@ -215,6 +340,11 @@ impl Step {
         "remove",
         "chmod",
         "substitute",
+        "unpack",
+        "patch",
+        "configure",
+        "make",
+        "fixup",
     ];
 }
 
@@ -317,6 +447,180 @@ pub struct SubstituteStep {
     /// `@NAME@` placeholders and their values (`--subst-var-by`). Each placeholder MUST occur.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
+}
+
+/// Unpack sources into the build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UnpackStep {
+    /// Archives (tar, tar.gz/bz2/xz/zst, zip, a compressed file) or directories, in order.
+    pub srcs: Vec<String>,
+    /// The source root, relative to the unpack directory, when it is not the single new
+    /// directory (stdenv's `sourceRoot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_root: Option<String>,
+    /// Extract here instead (relative to the working directory), with no source-root rule and no
+    /// change of working directory: e.g. Debian's `debian/` tarball inside the source root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
+}
+
+/// Apply patches in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchStep {
+    /// Patch files (`.patch`, `.diff`, or compressed with gzip, bzip2 or xz).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<String>,
+    /// A quilt `series` file (Debian's `debian/patches/series`), applied after `patches`; its
+    /// patches are relative to its directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
+    /// Leading path components to strip (`patch -pN`). Default 1.
+    #[serde(default = "default_strip")]
+    pub strip: usize,
+}
+
+fn default_strip() -> usize {
+    1
+}
+
+/// Run a configure script the way stdenv's `configurePhase` does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigureStep {
+    /// The script, relative to the working directory. Default `./configure`.
+    #[serde(default = "default_configure_script")]
+    pub script: String,
+    /// Flags after the automatic ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// The prefix flag, `--prefix=` by default; `prefix` is appended.
+    #[serde(default = "default_prefix_key")]
+    pub prefix_key: String,
+    /// The prefix (stdenv: `$prefix`, the `out` output). Omit to add no prefix flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Add `--disable-dependency-tracking` when the script knows it (stdenv's default).
+    #[serde(default = "enabled_by_default")]
+    pub disable_dependency_tracking: bool,
+    /// Add `--disable-static` when the script knows `--enable-static` (stdenv's default).
+    #[serde(default = "enabled_by_default")]
+    pub disable_static: bool,
+    /// Extra environment for the script.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+fn default_configure_script() -> String {
+    "./configure".to_owned()
+}
+
+fn default_prefix_key() -> String {
+    "--prefix=".to_owned()
+}
+
+/// Run `make` (found on `PATH`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MakeStep {
+    /// Flags such as `PREFIX=…` or `-C dir`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// Targets to build; none means make's default target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// Build the first of these targets that the makefile has (checked with `make -n`), or skip
+    /// the step with a message when it has none: stdenv's `check` / `test` detection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first_existing_target: Vec<String>,
+    /// Pass `-jN -lN` with N = `NIX_BUILD_CORES` (stdenv's `enableParallelBuilding`).
+    #[serde(default = "enabled_by_default")]
+    pub parallel: bool,
+    /// A makefile other than make's default (`-f FILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub makefile: Option<String>,
+}
+
+/// stdenv's fixupPhase, for every output. Every knob defaults to stdenv's behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FixupStep {
+    /// Move `man`, `doc`, `info` under `share` (stdenv's move-docs.sh).
+    #[serde(default = "enabled_by_default")]
+    pub move_docs: bool,
+    /// Move `lib64` into `lib` (`dontMoveLib64` turns it off).
+    #[serde(default = "enabled_by_default")]
+    pub move_lib64: bool,
+    /// Move `sbin` into `bin` (`dontMoveSbin` turns it off).
+    #[serde(default = "enabled_by_default")]
+    pub move_sbin: bool,
+    /// With several outputs, move files to `dev`, `man`, `doc`, … like stdenv's
+    /// multiple-outputs.sh.
+    #[serde(default = "enabled_by_default")]
+    pub split_outputs: bool,
+    /// Rewrite `#!` lines to interpreters found on `PATH` (`dontPatchShebangs` turns it off).
+    #[serde(default = "enabled_by_default")]
+    pub patch_shebangs: bool,
+    /// Strip debug symbols from ELF files with the `strip` found on `PATH` (`dontStrip`).
+    #[serde(default = "enabled_by_default")]
+    pub strip: bool,
+    /// Remove RPATH entries that provide no needed library (`patchelf --shrink-rpath`).
+    #[serde(default = "enabled_by_default")]
+    pub shrink_rpath: bool,
+    /// gzip man pages deterministically (`dontGzipMan`).
+    #[serde(default = "enabled_by_default")]
+    pub compress_man: bool,
+    /// Empty `dependency_libs` in libtool `.la` files (`dontPruneLibtoolFiles`).
+    #[serde(default = "enabled_by_default")]
+    pub prune_libtool_files: bool,
+    /// Turn absolute symlinks within an output into relative ones.
+    #[serde(default = "enabled_by_default")]
+    pub make_symlinks_relative: bool,
+    /// Fail on dangling symlinks.
+    #[serde(default = "enabled_by_default")]
+    pub check_broken_symlinks: bool,
+    /// Fail when a file refers to the build directory (stdenv's audit-tmpdir.sh).
+    #[serde(default = "enabled_by_default")]
+    pub audit_tmpdir: bool,
+    /// Per output: allowed / disallowed references and a maximum size (Nix's `outputChecks`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_checks: BTreeMap<String, OutputCheck>,
+}
+
+impl Default for FixupStep {
+    fn default() -> Self {
+        FixupStep {
+            move_docs: true,
+            move_lib64: true,
+            move_sbin: true,
+            split_outputs: true,
+            patch_shebangs: true,
+            strip: true,
+            shrink_rpath: true,
+            compress_man: true,
+            prune_libtool_files: true,
+            make_symlinks_relative: true,
+            check_broken_symlinks: true,
+            audit_tmpdir: true,
+            output_checks: BTreeMap::new(),
+        }
+    }
+}
+
+/// Checks on one output, after fixup.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutputCheck {
+    /// Store paths the output may refer to (all others fail); absent means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_references: Option<Vec<String>>,
+    /// Store paths the output must not refer to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disallowed_references: Vec<String>,
+    /// Largest allowed total size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
 }
 
 /// One literal replacement.

@@ -131,7 +131,8 @@ pub struct ResolveContext {
     pub base_env: BTreeMap<String, String>,
 }
 
-/// Calls `visit` on every string of `plan` that may hold references, with its path.
+/// Calls `visit` on every string of `plan` that may hold references, with its path: `env`
+/// values, phases (and their steps), the preset's strings and the phases inside `edits`.
 ///
 /// Names (phase names, env keys, output names) and input paths are not templates.
 pub fn for_each_template(plan: &mut Plan, visit: &mut dyn FnMut(JsonPath, &mut String)) {
@@ -139,15 +140,109 @@ pub fn for_each_template(plan: &mut Plan, visit: &mut dyn FnMut(JsonPath, &mut S
     for (name, value) in plan.env.iter_mut() {
         visit(root.key("env").key(name), value);
     }
+    if let Some(preset) = &mut plan.preset {
+        for_each_preset_template(preset, &root.key("preset"), visit);
+    }
+    for (index, edit) in plan.edits.iter_mut().enumerate() {
+        let path = root.key("edits").index(index).key(edit.kind());
+        match edit {
+            crate::plan::Edit::Before(insert) | crate::plan::Edit::After(insert) => {
+                for_each_phase_template(&mut insert.insert, &path.key("insert"), visit)
+            }
+            crate::plan::Edit::Replace(replace) => {
+                for_each_phase_template(&mut replace.with, &path.key("with"), visit)
+            }
+            crate::plan::Edit::Delete(_) => {}
+        }
+    }
     for (phase_index, phase) in plan.phases.iter_mut().enumerate() {
-        let phase_path = root.key("phases").index(phase_index);
-        if let Some(cwd) = &mut phase.cwd {
-            visit(phase_path.key("cwd"), cwd);
+        for_each_phase_template(phase, &root.key("phases").index(phase_index), visit);
+    }
+}
+
+fn visit_list(list: &mut [String], path: &JsonPath, visit: &mut dyn FnMut(JsonPath, &mut String)) {
+    for (index, item) in list.iter_mut().enumerate() {
+        visit(path.index(index), item);
+    }
+}
+
+fn visit_option(
+    value: &mut Option<String>,
+    path: JsonPath,
+    visit: &mut dyn FnMut(JsonPath, &mut String),
+) {
+    if let Some(value) = value {
+        visit(path, value);
+    }
+}
+
+fn for_each_phase_template(
+    phase: &mut crate::plan::Phase,
+    path: &JsonPath,
+    visit: &mut dyn FnMut(JsonPath, &mut String),
+) {
+    visit_option(&mut phase.cwd, path.key("cwd"), visit);
+    for (step_index, step) in phase.steps.iter_mut().enumerate() {
+        let step_path = path.key("steps").index(step_index).key(step.kind());
+        for_each_step_template(step, &step_path, visit);
+    }
+}
+
+fn for_each_preset_template(
+    preset: &mut crate::preset::Preset,
+    path: &JsonPath,
+    visit: &mut dyn FnMut(JsonPath, &mut String),
+) {
+    visit_list(&mut preset.srcs, &path.key("srcs"), visit);
+    visit_option(&mut preset.source_root, path.key("sourceRoot"), visit);
+    for (index, extra) in preset.extra_sources.iter_mut().enumerate() {
+        let item = path.key("extraSources").index(index);
+        visit(item.key("src"), &mut extra.src);
+        visit(item.key("into"), &mut extra.into);
+    }
+    visit_list(&mut preset.patches, &path.key("patches"), visit);
+    visit_option(&mut preset.patch_series, path.key("patchSeries"), visit);
+    visit_option(
+        &mut preset.configure_script,
+        path.key("configureScript"),
+        visit,
+    );
+    visit_list(
+        &mut preset.configure_flags,
+        &path.key("configureFlags"),
+        visit,
+    );
+    visit_option(&mut preset.prefix_key, path.key("prefixKey"), visit);
+    visit_list(&mut preset.cmake_flags, &path.key("cmakeFlags"), visit);
+    visit_list(&mut preset.meson_flags, &path.key("mesonFlags"), visit);
+    visit_list(&mut preset.make_flags, &path.key("makeFlags"), visit);
+    visit_list(&mut preset.build_flags, &path.key("buildFlags"), visit);
+    visit_list(&mut preset.check_flags, &path.key("checkFlags"), visit);
+    visit_list(&mut preset.install_flags, &path.key("installFlags"), visit);
+    if let Some(targets) = &mut preset.install_targets {
+        visit_list(targets, &path.key("installTargets"), visit);
+    }
+    visit_option(&mut preset.check_target, path.key("checkTarget"), visit);
+    if let Some(fixup) = &mut preset.fixup {
+        for_each_fixup_template(fixup, &path.key("fixup"), visit);
+    }
+}
+
+fn for_each_fixup_template(
+    fixup: &mut crate::plan::FixupStep,
+    path: &JsonPath,
+    visit: &mut dyn FnMut(JsonPath, &mut String),
+) {
+    for (output, check) in fixup.output_checks.iter_mut() {
+        let item = path.key("outputChecks").key(output);
+        if let Some(allowed) = &mut check.allowed_references {
+            visit_list(allowed, &item.key("allowedReferences"), visit);
         }
-        for (step_index, step) in phase.steps.iter_mut().enumerate() {
-            let path = phase_path.key("steps").index(step_index).key(step.kind());
-            for_each_step_template(step, &path, visit);
-        }
+        visit_list(
+            &mut check.disallowed_references,
+            &item.key("disallowedReferences"),
+            visit,
+        );
     }
 }
 
@@ -183,6 +278,35 @@ fn for_each_step_template(
         }
         Step::Remove(remove) => visit(path.key("path"), &mut remove.path),
         Step::Chmod(chmod) => visit(path.key("path"), &mut chmod.path),
+        Step::Unpack(unpack) => {
+            visit_list(&mut unpack.srcs, &path.key("srcs"), visit);
+            visit_option(&mut unpack.source_root, path.key("sourceRoot"), visit);
+            visit_option(&mut unpack.into, path.key("into"), visit);
+        }
+        Step::Patch(patch) => {
+            visit_list(&mut patch.patches, &path.key("patches"), visit);
+            visit_option(&mut patch.series, path.key("series"), visit);
+        }
+        Step::Configure(configure) => {
+            visit(path.key("script"), &mut configure.script);
+            visit_list(&mut configure.flags, &path.key("flags"), visit);
+            visit(path.key("prefixKey"), &mut configure.prefix_key);
+            visit_option(&mut configure.prefix, path.key("prefix"), visit);
+            for (name, value) in configure.env.iter_mut() {
+                visit(path.key("env").key(name), value);
+            }
+        }
+        Step::Make(make) => {
+            visit_list(&mut make.flags, &path.key("flags"), visit);
+            visit_list(&mut make.targets, &path.key("targets"), visit);
+            visit_list(
+                &mut make.first_existing_target,
+                &path.key("firstExistingTarget"),
+                visit,
+            );
+            visit_option(&mut make.makefile, path.key("makefile"), visit);
+        }
+        Step::Fixup(fixup) => for_each_fixup_template(fixup, path, visit),
         Step::Substitute(substitute) => {
             visit(path.key("file"), &mut substitute.file);
             if let Some(out) = &mut substitute.out {
@@ -227,24 +351,19 @@ pub fn resolve(plan: &Plan, context: &ResolveContext) -> Result<Plan, PlanErrors
     let mut errors = Vec::new();
     let env = resolve_env(plan, context, &mut errors);
     let mut resolved = plan.clone();
-    resolved.env = env.clone();
     let scope = Scope {
         plan,
         context,
         env: &env,
     };
-    for (phase_index, phase) in resolved.phases.iter_mut().enumerate() {
-        let phase_path = JsonPath::root().key("phases").index(phase_index);
-        if let Some(cwd) = &mut phase.cwd {
-            scope.substitute(phase_path.key("cwd"), cwd, &mut errors);
+    for_each_template(&mut resolved, &mut |path, text| {
+        let is_env =
+            matches!(path.segments().first(), Some(crate::path::Segment::Key(k)) if k == "env");
+        if !is_env {
+            scope.substitute(path, text, &mut errors);
         }
-        for (step_index, step) in phase.steps.iter_mut().enumerate() {
-            let path = phase_path.key("steps").index(step_index).key(step.kind());
-            for_each_step_template(step, &path, &mut |path, text| {
-                scope.substitute(path, text, &mut errors);
-            });
-        }
-    }
+    });
+    resolved.env = env.clone();
     PlanErrors::check(errors)?;
     Ok(resolved)
 }

@@ -77,28 +77,46 @@ pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
         }
     }
     check_env_names(&plan.env, &root.key("env"), &mut errors);
-    if plan.phases.is_empty() {
-        errors.push(PlanError::new(root.key("phases"), PlanErrorKind::NoPhases));
+    for (role, deps) in [("deps", &plan.deps), ("propagate", &plan.propagate)] {
+        for (list, names) in [("build", &deps.build), ("host", &deps.host)] {
+            for (index, name) in names.iter().enumerate() {
+                if !plan.inputs.contains_key(name) {
+                    errors.push(PlanError::new(
+                        root.key(role).key(list).index(index),
+                        PlanErrorKind::UnknownInput {
+                            name: name.clone(),
+                            known: plan.inputs.keys().cloned().collect(),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    match &plan.preset {
+        Some(preset) => {
+            if !plan.phases.is_empty() {
+                errors.push(PlanError::new(
+                    root.key("phases"),
+                    PlanErrorKind::PresetWithPhases,
+                ));
+            }
+            if preset.srcs.is_empty() {
+                errors.push(PlanError::new(
+                    root.key("preset").key("srcs"),
+                    PlanErrorKind::Empty {
+                        what: "the source list",
+                    },
+                ));
+            }
+        }
+        None if plan.phases.is_empty() => {
+            errors.push(PlanError::new(root.key("phases"), PlanErrorKind::NoPhases));
+        }
+        None => {}
     }
     let mut first_index: BTreeMap<&str, usize> = BTreeMap::new();
     for (phase_index, phase) in plan.phases.iter().enumerate() {
         let path = root.key("phases").index(phase_index);
-        if phase.name.is_empty() {
-            errors.push(PlanError::new(
-                path.key("name"),
-                PlanErrorKind::Empty {
-                    what: "the phase name",
-                },
-            ));
-        } else if !is_valid_name(&phase.name) {
-            errors.push(PlanError::new(
-                path.key("name"),
-                PlanErrorKind::InvalidName {
-                    what: "phase name",
-                    name: phase.name.clone(),
-                },
-            ));
-        }
         if let Some(&first) = first_index.get(phase.name.as_str()) {
             errors.push(PlanError::new(
                 path.key("name"),
@@ -110,25 +128,57 @@ pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
         } else {
             first_index.insert(&phase.name, phase_index);
         }
-        if phase.timeout == Some(0) {
-            errors.push(PlanError::new(
-                path.key("timeout"),
-                PlanErrorKind::ZeroTimeout,
-            ));
-        }
-        for (step_index, step) in phase.steps.iter().enumerate() {
-            let step_path = path.key("steps").index(step_index).key(step.kind());
-            let context = format!("phase `{}`, step {}", phase.name, step_index + 1);
-            let before = errors.len();
-            check_step(step, &step_path, &mut errors);
-            for error in &mut errors[before..] {
-                error.context = Some(context.clone());
+        check_phase(phase, &path, &mut errors);
+    }
+    for (index, edit) in plan.edits.iter().enumerate() {
+        let path = root.key("edits").index(index).key(edit.kind());
+        match edit {
+            crate::plan::Edit::Before(insert) | crate::plan::Edit::After(insert) => {
+                check_phase(&insert.insert, &path.key("insert"), &mut errors)
             }
+            crate::plan::Edit::Replace(replace) => {
+                check_phase(&replace.with, &path.key("with"), &mut errors)
+            }
+            crate::plan::Edit::Delete(_) => {}
         }
     }
     errors.extend(check_syntax(plan));
     errors.sort_by_key(|error| document_order(plan, &error.path));
     PlanErrors::check(errors)
+}
+
+fn check_phase(phase: &crate::plan::Phase, path: &JsonPath, errors: &mut Vec<PlanError>) {
+    if phase.name.is_empty() {
+        errors.push(PlanError::new(
+            path.key("name"),
+            PlanErrorKind::Empty {
+                what: "the phase name",
+            },
+        ));
+    } else if !is_valid_name(&phase.name) {
+        errors.push(PlanError::new(
+            path.key("name"),
+            PlanErrorKind::InvalidName {
+                what: "phase name",
+                name: phase.name.clone(),
+            },
+        ));
+    }
+    if phase.timeout == Some(0) {
+        errors.push(PlanError::new(
+            path.key("timeout"),
+            PlanErrorKind::ZeroTimeout,
+        ));
+    }
+    for (step_index, step) in phase.steps.iter().enumerate() {
+        let step_path = path.key("steps").index(step_index).key(step.kind());
+        let context = format!("phase `{}`, step {}", phase.name, step_index + 1);
+        let before = errors.len();
+        check_step(step, &step_path, errors);
+        for error in &mut errors[before..] {
+            error.context = Some(context.clone());
+        }
+    }
 }
 
 fn check_outputs(plan: &Plan, errors: &mut Vec<PlanError>) {
@@ -209,6 +259,15 @@ fn check_step(step: &Step, path: &JsonPath, errors: &mut Vec<PlanError>) {
                 errors.push(empty("link", "the link path"));
             }
         }
+        Step::Unpack(unpack) if unpack.srcs.is_empty() => {
+            errors.push(empty("srcs", "the source list"))
+        }
+        Step::Patch(patch) if patch.patches.is_empty() && patch.series.is_none() => errors.push(
+            empty("patches", "the patch list (and there is no `series`)"),
+        ),
+        Step::Configure(configure) if configure.script.is_empty() => {
+            errors.push(empty("script", "the script path"))
+        }
         Step::Remove(remove) if remove.path.is_empty() => errors.push(empty("path", "the path")),
         Step::Chmod(chmod) if chmod.path.is_empty() => errors.push(empty("path", "the path")),
         Step::Substitute(substitute) => {
@@ -244,7 +303,18 @@ fn check_step(step: &Step, path: &JsonPath, errors: &mut Vec<PlanError>) {
 /// A sort key that keeps errors in the order their paths appear in the document.
 fn document_order(plan: &Plan, path: &JsonPath) -> (usize, Vec<usize>) {
     use crate::path::Segment;
-    const TOP: &[&str] = &["version", "name", "outputs", "inputs", "env", "phases"];
+    const TOP: &[&str] = &[
+        "version",
+        "name",
+        "outputs",
+        "inputs",
+        "env",
+        "deps",
+        "propagate",
+        "preset",
+        "edits",
+        "phases",
+    ];
     let segments = path.segments();
     let top = match segments.first() {
         Some(Segment::Key(key)) => TOP.iter().position(|k| k == key).unwrap_or(TOP.len()),

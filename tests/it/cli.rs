@@ -35,12 +35,19 @@ fn plan_command_prints_the_resolved_plan_on_stdout() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", describe(&output));
-    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let plan = &shown["plan"];
     assert_eq!(
         plan["phases"][0]["steps"][0]["run"]["argv"],
         serde_json::json!(["make", "-j7", "PREFIX=/o/out"])
     );
+    assert_eq!(plan["phases"][0]["origin"], "plan");
     assert_eq!(plan["env"]["J"], "-j7");
+    let environment = &shown["environment"];
+    assert_eq!(environment["J"]["origin"], "plan env");
+    assert_eq!(environment["NIX_BUILD_CORES"]["value"], "7");
+    assert_eq!(environment["out"]["value"], "/o/out");
+    assert_eq!(environment["HOME"]["origin"], "kiln");
 }
 
 #[test]

@@ -1,0 +1,160 @@
+//! Built-in steps that need the runtime: `configure` and `make` argv construction (stdenv's
+//! automatic flags), and the bridges to `kiln-archive` (unpack), `kiln-patch` and `kiln-fixup`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_schema::{ConfigureStep, FixupStep, MakeStep, PatchStep, UnpackStep};
+use thiserror::Error;
+
+/// Why a built-in step failed.
+#[derive(Debug, Error)]
+pub enum BuiltinError {
+    /// The configure script is missing.
+    #[error("configure script `{}` does not exist", path.display())]
+    MissingConfigureScript {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
+    /// The configure script could not be read (to detect its options).
+    #[error("cannot read configure script `{}`", path.display())]
+    ReadConfigureScript {
+        /// The script.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Temporary: the step kind's crate is not wired in yet.
+    #[error("step kind `{kind}` is not available in this build of kiln")]
+    NotAvailable {
+        /// The kind.
+        kind: &'static str,
+    },
+}
+
+/// The argv of a `configure` step, with stdenv's automatic flags in stdenv's order:
+/// `--disable-static` and `--disable-dependency-tracking` when the script mentions them, then
+/// the prefix flag, then the step's flags.
+pub fn configure_argv(step: &ConfigureStep, script: &Path) -> Result<Vec<String>, BuiltinError> {
+    if !script.is_file() {
+        return Err(BuiltinError::MissingConfigureScript {
+            path: script.to_owned(),
+        });
+    }
+    let text = std::fs::read(script).map_err(|source| BuiltinError::ReadConfigureScript {
+        path: script.to_owned(),
+        source,
+    })?;
+    let mentions = |needle: &[u8]| text.windows(needle.len()).any(|window| window == needle);
+    let mut argv = vec![step.script.clone()];
+    if step.disable_static && mentions(b"enable-static") {
+        argv.push("--disable-static".to_owned());
+    }
+    if step.disable_dependency_tracking && mentions(b"dependency-tracking") {
+        argv.push("--disable-dependency-tracking".to_owned());
+    }
+    if let Some(prefix) = &step.prefix {
+        argv.push(format!("{}{prefix}", step.prefix_key));
+    }
+    argv.extend(step.flags.iter().cloned());
+    Ok(argv)
+}
+
+/// `make [-f FILE] [-jN -lN] EXTRA... FLAGS... TARGETS...`, as stdenv's build, check and install
+/// phases call it.
+pub fn make_argv(
+    step: &MakeStep,
+    cores: &str,
+    extra: &[String],
+    targets: &[String],
+) -> Vec<String> {
+    let mut argv = vec!["make".to_owned()];
+    if let Some(makefile) = &step.makefile {
+        argv.push("-f".to_owned());
+        argv.push(makefile.clone());
+    }
+    if step.parallel {
+        argv.push(format!("-j{cores}"));
+        argv.push(format!("-l{cores}"));
+    }
+    argv.extend(extra.iter().cloned());
+    argv.extend(step.flags.iter().cloned());
+    argv.extend(targets.iter().cloned());
+    argv
+}
+
+/// What an unpack changed.
+#[derive(Debug, Default)]
+pub struct UnpackOutcome {
+    /// The new working directory (the source root), when the step set one.
+    pub source_root: Option<PathBuf>,
+    /// The newest mtime among the sources, to raise `SOURCE_DATE_EPOCH` to.
+    pub newest_mtime: Option<i64>,
+}
+
+/// Unpacks the step's sources relative to `cwd`.
+pub fn unpack(step: &UnpackStep, cwd: &Path) -> Result<UnpackOutcome, BuiltinError> {
+    let _ = (step, cwd);
+    Err(BuiltinError::NotAvailable { kind: "unpack" })
+}
+
+/// Applies the step's patches in `cwd`; returns a line per patch applied.
+pub fn patch(step: &PatchStep, cwd: &Path) -> Result<Vec<String>, BuiltinError> {
+    let _ = (step, cwd);
+    Err(BuiltinError::NotAvailable { kind: "patch" })
+}
+
+/// What the fixup of the outputs needs from the build.
+pub struct FixupInputs<'a> {
+    /// Output name → path.
+    pub outputs: &'a BTreeMap<String, PathBuf>,
+    /// The build directory (audited for references).
+    pub build_top: &'a Path,
+    /// The build environment (`PATH` for interpreters and `strip`, `NIX_BUILD_CORES`).
+    pub env: &'a BTreeMap<String, String>,
+}
+
+/// Runs stdenv's fixup on every output; returns warnings.
+pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, BuiltinError> {
+    let _ = (step, inputs);
+    Err(BuiltinError::NotAvailable { kind: "fixup" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configure_flags_follow_stdenv() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("configure");
+        std::fs::write(&script, "--enable-static --disable-dependency-tracking").unwrap();
+        let step: ConfigureStep =
+            serde_json::from_str(r#"{"prefix":"/out","flags":["--with-x"]}"#).unwrap();
+        assert_eq!(
+            configure_argv(&step, &script).unwrap(),
+            [
+                "./configure",
+                "--disable-static",
+                "--disable-dependency-tracking",
+                "--prefix=/out",
+                "--with-x"
+            ]
+        );
+        std::fs::write(&script, "plain").unwrap();
+        assert_eq!(
+            configure_argv(&step, &script).unwrap(),
+            ["./configure", "--prefix=/out", "--with-x"]
+        );
+    }
+
+    #[test]
+    fn make_argv_has_parallelism_and_targets() {
+        let step: MakeStep = serde_json::from_str(r#"{"flags":["V=1"]}"#).unwrap();
+        assert_eq!(
+            make_argv(&step, "4", &[], &["install".to_owned()]),
+            ["make", "-j4", "-l4", "V=1", "install"]
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! The dependency environment: what nixpkgs' setup hooks do in bash, as data.
+//!
+//! Each dependency contributes by convention: build dependencies' `bin` to `PATH`; host
+//! dependencies' `include` to `CPATH` (and `NIX_CFLAGS_COMPILE` for nixpkgs' cc-wrapper), `lib`
+//! to `LIBRARY_PATH`, `LD_RUN_PATH` (an rpath, with `$out/lib` first, like stdenv's self-rpath)
+//! and `NIX_LDFLAGS`, `lib/pkgconfig` and `share/pkgconfig` to `PKG_CONFIG_PATH`, the root to
+//! `CMAKE_PREFIX_PATH`; both roles' `share/aclocal` to `ACLOCAL_PATH` and `share` to
+//! `XDG_DATA_DIRS`. Only directories that exist count. Dependencies are followed through
+//! `nix-support/propagated-build-inputs` (host) and `propagated-native-build-inputs` (build)
+//! like nixpkgs' `findInputs`; a `nix-support/kiln-hook.json` adds declared variables and
+//! phase edits. Every variable records where it came from, for `kiln plan`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use kiln_schema::hook::{Hook, HOOK_FILE};
+use kiln_schema::preset::ExternalEdit;
+use kiln_schema::{JsonPath, Plan, PlanErrors};
+use thiserror::Error;
+
+/// File listing the host dependencies a package propagates (nixpkgs-compatible).
+pub const PROPAGATED_HOST: &str = "nix-support/propagated-build-inputs";
+/// File listing the build dependencies a package propagates (nixpkgs-compatible).
+pub const PROPAGATED_BUILD: &str = "nix-support/propagated-native-build-inputs";
+
+/// A variable's value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Origin {
+    /// The value.
+    pub value: String,
+    /// Who set it: `kiln`, `nix`, `dependencies: a, b`, `hook of …`, `plan env`.
+    pub origin: String,
+}
+
+/// The dependency closure and what it contributes.
+#[derive(Debug, Clone, Default)]
+pub struct DependencyEnv {
+    /// Build dependencies, propagation included, in order.
+    pub build: Vec<PathBuf>,
+    /// Host dependencies, propagation included, in order.
+    pub host: Vec<PathBuf>,
+    /// Variables by convention and from hooks.
+    pub vars: BTreeMap<String, Origin>,
+    /// Phase edits from hooks.
+    pub edits: Vec<ExternalEdit>,
+}
+
+/// A dependency that cannot be read.
+#[derive(Debug, Error)]
+pub enum DepsError {
+    /// A propagation file or hook could not be read.
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A hook file is not valid.
+    #[error("invalid dependency hook `{}`", path.display())]
+    InvalidHook {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        errors: PlanErrors,
+    },
+}
+
+/// Follows `deps` through propagation and collects the environment they contribute.
+///
+/// `out_lib` is the main output's `lib` directory, put first on the rpath.
+pub fn dependency_env(plan: &Plan, out_lib: Option<&Path>) -> Result<DependencyEnv, DepsError> {
+    let paths_of = |names: &[String]| -> Vec<PathBuf> {
+        names
+            .iter()
+            .filter_map(|name| plan.inputs.get(name))
+            .flat_map(|input| input.paths().iter().map(PathBuf::from))
+            .collect()
+    };
+    let mut seen = BTreeSet::new();
+    let mut env = DependencyEnv::default();
+    for root in paths_of(&plan.deps.build) {
+        visit(&root, Role::Build, &mut seen, &mut env)?;
+    }
+    for root in paths_of(&plan.deps.host) {
+        visit(&root, Role::Host, &mut seen, &mut env)?;
+    }
+
+    let existing = |deps: &[PathBuf], sub: &str| -> Vec<String> {
+        deps.iter()
+            .map(|dep| dep.join(sub))
+            .filter(|dir| dir.is_dir())
+            .map(|dir| dir.display().to_string())
+            .collect()
+    };
+    let both: Vec<PathBuf> = env.build.iter().chain(&env.host).cloned().collect();
+    let names = |deps: &[PathBuf]| -> String {
+        let list: Vec<String> = deps.iter().map(|d| short(d)).collect();
+        format!("dependencies: {}", list.join(", "))
+    };
+    let mut set = |name: &str, values: Vec<String>, separator: &str, origin: String| {
+        if !values.is_empty() {
+            env.vars.insert(
+                name.to_owned(),
+                Origin {
+                    value: values.join(separator),
+                    origin,
+                },
+            );
+        }
+    };
+    let includes = existing(&env.host, "include");
+    let libs = existing(&env.host, "lib");
+    set("CPATH", includes.clone(), ":", names(&env.host));
+    set(
+        "NIX_CFLAGS_COMPILE",
+        includes
+            .iter()
+            .map(|dir| format!("-isystem {dir}"))
+            .collect(),
+        " ",
+        names(&env.host),
+    );
+    set("LIBRARY_PATH", libs.clone(), ":", names(&env.host));
+    let mut rpath: Vec<String> = out_lib
+        .map(|lib| lib.display().to_string())
+        .into_iter()
+        .collect();
+    rpath.extend(libs.iter().cloned());
+    set(
+        "LD_RUN_PATH",
+        rpath.clone(),
+        ":",
+        format!("kiln (the `out` output's lib), {}", names(&env.host)),
+    );
+    let mut ldflags: Vec<String> = rpath.iter().map(|dir| format!("-rpath {dir}")).collect();
+    ldflags.extend(libs.iter().map(|dir| format!("-L{dir}")));
+    set("NIX_LDFLAGS", ldflags, " ", names(&env.host));
+    let mut pkg_config = existing(&env.host, "lib/pkgconfig");
+    pkg_config.extend(existing(&env.host, "share/pkgconfig"));
+    set("PKG_CONFIG_PATH", pkg_config, ":", names(&env.host));
+    let cmake: Vec<String> = env
+        .host
+        .iter()
+        .chain(&env.build)
+        .map(|dep| dep.display().to_string())
+        .collect();
+    set("CMAKE_PREFIX_PATH", cmake, ":", names(&both));
+    set(
+        "ACLOCAL_PATH",
+        existing(&both, "share/aclocal"),
+        ":",
+        names(&both),
+    );
+    set("XDG_DATA_DIRS", existing(&both, "share"), ":", names(&both));
+    let mut path = existing(&env.build, "bin");
+    path.extend(existing(&env.host, "bin"));
+    set("PATH", path, ":", names(&both));
+
+    for dep in both {
+        read_hook(&dep, &mut env)?;
+    }
+    Ok(env)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    Build,
+    Host,
+}
+
+fn visit(
+    dep: &Path,
+    role: Role,
+    seen: &mut BTreeSet<(PathBuf, bool)>,
+    env: &mut DependencyEnv,
+) -> Result<(), DepsError> {
+    if !seen.insert((dep.to_owned(), role == Role::Build)) {
+        return Ok(());
+    }
+    match role {
+        Role::Build => env.build.push(dep.to_owned()),
+        Role::Host => env.host.push(dep.to_owned()),
+    }
+    for (file, next) in [(PROPAGATED_HOST, role), (PROPAGATED_BUILD, Role::Build)] {
+        for propagated in read_list(&dep.join(file))? {
+            visit(&propagated, next, seen, env)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a whitespace-separated list of paths; a missing file is an empty list.
+fn read_list(path: &Path) -> Result<Vec<PathBuf>, DepsError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.split_whitespace().map(PathBuf::from).collect()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(DepsError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn read_hook(dep: &Path, env: &mut DependencyEnv) -> Result<(), DepsError> {
+    let path = dep.join(HOOK_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(DepsError::Read { path, source }),
+    };
+    let invalid = |errors: PlanErrors| DepsError::InvalidHook {
+        path: path.clone(),
+        errors,
+    };
+    let hook: Hook = kiln_schema::parse::from_str(&text).map_err(|e| invalid(e.into()))?;
+    if hook.version != 1 {
+        return Err(invalid(
+            kiln_schema::PlanError::new(
+                JsonPath::root().key("version"),
+                kiln_schema::PlanErrorKind::UnsupportedVersion {
+                    found: hook.version,
+                },
+            )
+            .into(),
+        ));
+    }
+    let origin = format!("hook of {}", short(dep));
+    let own = dep.display().to_string();
+    for (name, value) in hook.env {
+        env.vars.insert(
+            name,
+            Origin {
+                value: value.replace("@self@", &own),
+                origin: origin.clone(),
+            },
+        );
+    }
+    for edit in hook.edits {
+        env.edits.push(ExternalEdit {
+            origin: origin.clone(),
+            edit,
+        });
+    }
+    Ok(())
+}
+
+/// A store path without its hash, for messages: `/nix/store/abc…-zlib-1.3` → `zlib-1.3`.
+pub fn short(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    match name.split_once('-') {
+        Some((hash, rest)) if hash.len() == 32 && path.starts_with("/nix/store") => rest.to_owned(),
+        _ => path.display().to_string(),
+    }
+}
+
+/// Writes `nix-support/propagated-build-inputs` and `propagated-native-build-inputs` into
+/// `output` for the plan's `propagate` lists (nothing when both are empty).
+pub fn write_propagated(plan: &Plan, output: &Path) -> std::io::Result<()> {
+    let paths_of = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter_map(|name| plan.inputs.get(name))
+            .flat_map(|input| input.paths().iter().cloned())
+            .collect()
+    };
+    for (file, names) in [
+        (PROPAGATED_HOST, &plan.propagate.host),
+        (PROPAGATED_BUILD, &plan.propagate.build),
+    ] {
+        let paths = paths_of(names);
+        if paths.is_empty() {
+            continue;
+        }
+        let path = output.join(file);
+        std::fs::create_dir_all(path.parent().expect("the file is in nix-support"))?;
+        std::fs::write(&path, format!("{}\n", paths.join(" ")))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(root: &Path, name: &str, subdirs: &[&str]) -> PathBuf {
+        let dep = root.join(name);
+        for sub in subdirs {
+            std::fs::create_dir_all(dep.join(sub)).unwrap();
+        }
+        std::fs::create_dir_all(&dep).unwrap();
+        dep
+    }
+
+    #[test]
+    fn conventions_propagation_and_hooks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let tool = dir_with(tmp.path(), "tool", &["bin", "share/aclocal"]);
+        let zlib = dir_with(tmp.path(), "zlib", &["include", "lib/pkgconfig"]);
+        let libpng = dir_with(tmp.path(), "libpng", &["include", "lib", "nix-support"]);
+        std::fs::write(
+            libpng.join(PROPAGATED_HOST),
+            format!("{}\n", zlib.display()),
+        )
+        .unwrap();
+        std::fs::write(
+            libpng.join(HOOK_FILE),
+            r#"{"version":1,"env":{"PNG_HOME":"@self@/share"},
+                "edits":[{"delete":{"phase":"check"}}]}"#,
+        )
+        .unwrap();
+        let plan = kiln_schema::plan_from_str(&format!(
+            r#"{{"version":1,"name":"x","inputs":{{"tool":"{}","png":"{}"}},
+                "deps":{{"build":["tool"],"host":["png"]}},"phases":[{{"name":"a","steps":[]}}]}}"#,
+            tool.display(),
+            libpng.display()
+        ))
+        .unwrap();
+        let env = dependency_env(&plan, Some(Path::new("/out/lib"))).unwrap();
+        assert_eq!(env.host, [libpng.clone(), zlib.clone()]);
+        let var = |name: &str| env.vars[name].value.clone();
+        assert_eq!(var("PATH"), tool.join("bin").display().to_string());
+        assert_eq!(
+            var("CPATH"),
+            format!("{}/include:{}/include", libpng.display(), zlib.display())
+        );
+        assert_eq!(
+            var("LD_RUN_PATH"),
+            format!("/out/lib:{}/lib", libpng.display())
+        );
+        assert_eq!(
+            var("PKG_CONFIG_PATH"),
+            format!("{}/lib/pkgconfig", zlib.display())
+        );
+        assert_eq!(
+            var("ACLOCAL_PATH"),
+            format!("{}/share/aclocal", tool.display())
+        );
+        assert_eq!(var("PNG_HOME"), format!("{}/share", libpng.display()));
+        assert!(env.vars["PNG_HOME"].origin.starts_with("hook of"));
+        assert_eq!(env.edits.len(), 1);
+    }
+
+    #[test]
+    fn propagated_files_are_written_for_our_outputs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plan = kiln_schema::plan_from_str(
+            r#"{"version":1,"name":"x","inputs":{"z":"/nix/store/z"},
+                "propagate":{"host":["z"]},"phases":[{"name":"a","steps":[]}]}"#,
+        )
+        .unwrap();
+        write_propagated(&plan, tmp.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join(PROPAGATED_HOST)).unwrap(),
+            "/nix/store/z\n"
+        );
+        assert!(!tmp.path().join(PROPAGATED_BUILD).exists());
+    }
+}

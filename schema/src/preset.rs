@@ -1,0 +1,536 @@
+//! Build-system presets: data that expands into named phases, like stdenv's generic builder.
+//!
+//! A [`Preset`] names a build system and its flags; [`expand`] turns a plan with a preset into
+//! a plan with phases (`unpack`, `patch`, `configure`, `build`, `check`, `install`, `fixup`),
+//! each tagged with its origin, then applies the plan's [`Edit`]s and any edits contributed by
+//! dependency hooks. An edit that names a phase that does not exist is an error that lists the
+//! phases that do (Guix silently ignores such edits; we do not).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{PlanError, PlanErrorKind, PlanErrors};
+use crate::path::JsonPath;
+use crate::plan::{
+    ConfigureStep, Edit, FixupStep, MakeStep, PatchStep, Phase, Plan, RunStep, Step, UnpackStep,
+};
+
+/// The build systems kiln has presets for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BuildSystem {
+    /// `./configure --prefix=$out`, `make`, `make check`, `make install`.
+    Autotools,
+    /// A plain Makefile: `make PREFIX=$out`, `make install PREFIX=$out`.
+    Make,
+    /// `cmake -B build`, then make in `build`.
+    Cmake,
+    /// `meson setup build`, then ninja in `build`.
+    Meson,
+}
+
+impl BuildSystem {
+    /// The name as written in plans.
+    pub fn name(self) -> &'static str {
+        match self {
+            BuildSystem::Autotools => "autotools",
+            BuildSystem::Make => "make",
+            BuildSystem::Cmake => "cmake",
+            BuildSystem::Meson => "meson",
+        }
+    }
+}
+
+/// Another source unpacked inside the source root after the main one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExtraSource {
+    /// The archive or directory.
+    pub src: String,
+    /// Where, relative to the source root. Default `.`.
+    #[serde(default = "default_into")]
+    pub into: String,
+}
+
+fn default_into() -> String {
+    ".".to_owned()
+}
+
+fn enabled() -> bool {
+    true
+}
+
+/// A build-system preset and its knobs (stdenv's attribute names, camelCase).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Preset {
+    /// The build system.
+    pub system: BuildSystem,
+    /// The sources to unpack (stdenv's `src` / `srcs`). At least one.
+    pub srcs: Vec<String>,
+    /// The source root when it is not the single new directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_root: Option<String>,
+    /// More sources unpacked inside the source root (e.g. Debian's `debian/` tarball).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_sources: Vec<ExtraSource>,
+    /// Patch files, applied in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<String>,
+    /// A quilt series file relative to the source root, e.g. `debian/patches/series`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch_series: Option<String>,
+    /// `patch -pN`. Default 1.
+    #[serde(default = "default_strip")]
+    pub patch_strip: usize,
+    /// autotools: the configure script. Default `./configure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configure_script: Option<String>,
+    /// autotools: flags after the automatic ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configure_flags: Vec<String>,
+    /// autotools: the prefix flag. Default `--prefix=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_key: Option<String>,
+    /// autotools: add the prefix flag (stdenv's `dontAddPrefix` is `false` here).
+    #[serde(default = "enabled")]
+    pub add_prefix: bool,
+    /// autotools: add `--disable-dependency-tracking` when known (`dontAddDisableDepTrack`).
+    #[serde(default = "enabled")]
+    pub disable_dependency_tracking: bool,
+    /// autotools: add `--disable-static` when known (`dontDisableStatic`).
+    #[serde(default = "enabled")]
+    pub disable_static: bool,
+    /// cmake: flags after the automatic ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmake_flags: Vec<String>,
+    /// meson: flags after the automatic ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meson_flags: Vec<String>,
+    /// Flags for every make (or ninja) call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub make_flags: Vec<String>,
+    /// Flags for the build call only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_flags: Vec<String>,
+    /// Flags for the check call only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check_flags: Vec<String>,
+    /// Flags for the install call only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub install_flags: Vec<String>,
+    /// Install targets. Default `["install"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_targets: Option<Vec<String>>,
+    /// The check target; default: the first of `check`, `test` that exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_target: Option<String>,
+    /// Run the check phase (stdenv's `doCheck`, off by default).
+    #[serde(default)]
+    pub do_check: bool,
+    /// Build with `-jN` (stdenv's `enableParallelBuilding`).
+    #[serde(default = "enabled")]
+    pub parallel: bool,
+    /// Fixup knobs; default stdenv's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixup: Option<FixupStep>,
+    /// Skip the fixup phase entirely (stdenv's `dontFixup`).
+    #[serde(default)]
+    pub dont_fixup: bool,
+}
+
+fn default_strip() -> usize {
+    1
+}
+
+/// The phases a preset yields, before edits.
+pub fn preset_phases(preset: &Preset) -> Vec<Phase> {
+    let origin = format!("preset {}", preset.system.name());
+    let phase = |name: &str, steps: Vec<Step>| Phase {
+        name: name.to_owned(),
+        enabled: true,
+        timeout: None,
+        cwd: None,
+        steps,
+        origin: Some(origin.clone()),
+    };
+    let mut phases = Vec::new();
+
+    let mut unpack = vec![Step::Unpack(UnpackStep {
+        srcs: preset.srcs.clone(),
+        source_root: preset.source_root.clone(),
+        into: None,
+    })];
+    for extra in &preset.extra_sources {
+        unpack.push(Step::Unpack(UnpackStep {
+            srcs: vec![extra.src.clone()],
+            source_root: None,
+            into: Some(extra.into.clone()),
+        }));
+    }
+    phases.push(phase("unpack", unpack));
+
+    let patch = PatchStep {
+        patches: preset.patches.clone(),
+        series: preset.patch_series.clone(),
+        strip: preset.patch_strip,
+    };
+    let has_patches = !patch.patches.is_empty() || patch.series.is_some();
+    let mut patch_phase = phase("patch", vec![Step::Patch(patch)]);
+    patch_phase.enabled = has_patches;
+    if !has_patches {
+        patch_phase.steps.clear();
+    }
+    phases.push(patch_phase);
+
+    let out = "${outputs.out}".to_owned();
+    let cores = "${build.cores}".to_owned();
+    let with = |base: &[String], extra: &[&[String]]| -> Vec<String> {
+        let mut flags = base.to_vec();
+        for more in extra {
+            flags.extend(more.iter().cloned());
+        }
+        flags
+    };
+    let make = |flags: Vec<String>, targets: Vec<String>, parallel: bool| {
+        Step::Make(MakeStep {
+            flags,
+            targets,
+            first_existing_target: Vec::new(),
+            parallel,
+            makefile: None,
+        })
+    };
+    let check_targets = || match &preset.check_target {
+        Some(target) => (vec![target.clone()], Vec::new()),
+        None => (Vec::new(), vec!["check".to_owned(), "test".to_owned()]),
+    };
+    let install_targets = preset
+        .install_targets
+        .clone()
+        .unwrap_or_else(|| vec!["install".to_owned()]);
+
+    match preset.system {
+        BuildSystem::Autotools | BuildSystem::Make => {
+            let prefix_flags: Vec<String> = if preset.system == BuildSystem::Make {
+                vec![format!("PREFIX={out}")]
+            } else {
+                Vec::new()
+            };
+            if preset.system == BuildSystem::Autotools {
+                phases.push(phase(
+                    "configure",
+                    vec![Step::Configure(ConfigureStep {
+                        script: preset
+                            .configure_script
+                            .clone()
+                            .unwrap_or_else(|| "./configure".to_owned()),
+                        flags: preset.configure_flags.clone(),
+                        prefix_key: preset
+                            .prefix_key
+                            .clone()
+                            .unwrap_or_else(|| "--prefix=".to_owned()),
+                        prefix: preset.add_prefix.then(|| out.clone()),
+                        disable_dependency_tracking: preset.disable_dependency_tracking,
+                        disable_static: preset.disable_static,
+                        env: BTreeMap::new(),
+                    })],
+                ));
+            }
+            phases.push(phase(
+                "build",
+                vec![make(
+                    with(&prefix_flags, &[&preset.make_flags, &preset.build_flags]),
+                    Vec::new(),
+                    preset.parallel,
+                )],
+            ));
+            let (targets, candidates) = check_targets();
+            let mut check = phase(
+                "check",
+                vec![Step::Make(MakeStep {
+                    flags: with(&prefix_flags, &[&preset.make_flags, &preset.check_flags]),
+                    targets,
+                    first_existing_target: candidates,
+                    parallel: preset.parallel,
+                    makefile: None,
+                })],
+            );
+            check.enabled = preset.do_check;
+            phases.push(check);
+            phases.push(phase(
+                "install",
+                vec![make(
+                    with(&prefix_flags, &[&preset.make_flags, &preset.install_flags]),
+                    install_targets,
+                    preset.parallel,
+                )],
+            ));
+        }
+        BuildSystem::Cmake => {
+            let mut argv: Vec<String> = [
+                "cmake",
+                "-S",
+                ".",
+                "-B",
+                "build",
+                "-DCMAKE_BUILD_TYPE=Release",
+                "-DCMAKE_INSTALL_LIBDIR=lib",
+                "-DCMAKE_INSTALL_INCLUDEDIR=include",
+                "-DCMAKE_SKIP_BUILD_RPATH=ON",
+                "-DCMAKE_EXPORT_NO_PACKAGE_REGISTRY=ON",
+                "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF",
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            argv.push(format!("-DCMAKE_INSTALL_PREFIX={out}"));
+            argv.push(format!(
+                "-DBUILD_TESTING={}",
+                if preset.do_check { "ON" } else { "OFF" }
+            ));
+            argv.extend(preset.cmake_flags.iter().cloned());
+            phases.push(phase("configure", vec![run(argv)]));
+            let in_build = |mut p: Phase| {
+                p.cwd = Some("build".to_owned());
+                p
+            };
+            phases.push(in_build(phase(
+                "build",
+                vec![make(
+                    with(&preset.make_flags, &[&preset.build_flags]),
+                    Vec::new(),
+                    preset.parallel,
+                )],
+            )));
+            let (targets, candidates) = check_targets();
+            let mut check = in_build(phase(
+                "check",
+                vec![Step::Make(MakeStep {
+                    flags: with(&preset.make_flags, &[&preset.check_flags]),
+                    targets,
+                    first_existing_target: candidates,
+                    parallel: preset.parallel,
+                    makefile: None,
+                })],
+            ));
+            check.enabled = preset.do_check;
+            phases.push(check);
+            phases.push(in_build(phase(
+                "install",
+                vec![make(
+                    with(&preset.make_flags, &[&preset.install_flags]),
+                    install_targets,
+                    preset.parallel,
+                )],
+            )));
+        }
+        BuildSystem::Meson => {
+            let mut argv: Vec<String> = [
+                "meson",
+                "setup",
+                "build",
+                "--buildtype=plain",
+                "--libdir=lib",
+                "--wrap-mode=nodownload",
+            ]
+            .map(str::to_owned)
+            .to_vec();
+            argv.push(format!("--prefix={out}"));
+            argv.extend(preset.meson_flags.iter().cloned());
+            phases.push(phase("configure", vec![run(argv)]));
+            let ninja = |extra: &[String], targets: &[String]| {
+                let mut argv = vec!["ninja".to_owned(), "-C".to_owned(), "build".to_owned()];
+                if preset.parallel {
+                    argv.push(format!("-j{cores}"));
+                } else {
+                    argv.push("-j1".to_owned());
+                }
+                argv.extend(preset.make_flags.iter().cloned());
+                argv.extend(extra.iter().cloned());
+                argv.extend(targets.iter().cloned());
+                run(argv)
+            };
+            phases.push(phase("build", vec![ninja(&preset.build_flags, &[])]));
+            let check_target = preset
+                .check_target
+                .clone()
+                .unwrap_or_else(|| "test".to_owned());
+            let mut check = phase("check", vec![ninja(&preset.check_flags, &[check_target])]);
+            check.enabled = preset.do_check;
+            phases.push(check);
+            phases.push(phase(
+                "install",
+                vec![ninja(&preset.install_flags, &install_targets)],
+            ));
+        }
+    }
+
+    let mut fixup = phase(
+        "fixup",
+        vec![Step::Fixup(preset.fixup.clone().unwrap_or_default())],
+    );
+    fixup.enabled = !preset.dont_fixup;
+    phases.push(fixup);
+    phases
+}
+
+fn run(argv: Vec<String>) -> Step {
+    Step::Run(RunStep {
+        argv,
+        env: BTreeMap::new(),
+        cwd: None,
+    })
+}
+
+/// Edits from elsewhere than the plan (dependency hooks), with their origin.
+#[derive(Debug, Clone)]
+pub struct ExternalEdit {
+    /// Where it comes from, e.g. `hook of /nix/store/…-zlib`.
+    pub origin: String,
+    /// The edit.
+    pub edit: Edit,
+}
+
+/// Returns `plan` with its preset expanded and every edit applied; phases get an origin.
+///
+/// A plan without a preset keeps its phases (tagged `plan` when untagged) and may still be
+/// edited. Errors name the edit's JSON path and list the phases that exist at that point.
+pub fn expand(plan: &Plan, external: &[ExternalEdit]) -> Result<Plan, PlanErrors> {
+    let mut expanded = plan.clone();
+    let mut phases = match &plan.preset {
+        Some(preset) => preset_phases(preset),
+        None => plan.phases.clone(),
+    };
+    for phase in &mut phases {
+        phase.origin.get_or_insert_with(|| "plan".to_owned());
+    }
+    let mut errors = Vec::new();
+    let plan_edits = plan.edits.iter().enumerate().map(|(index, edit)| {
+        (
+            JsonPath::root().key("edits").index(index),
+            "edit in the plan".to_owned(),
+            edit,
+        )
+    });
+    let hook_edits = external
+        .iter()
+        .map(|e| (JsonPath::root().key("edits"), e.origin.clone(), &e.edit));
+    for (path, origin, edit) in plan_edits.chain(hook_edits) {
+        let anchor = edit.anchor();
+        let Some(position) = phases.iter().position(|phase| phase.name == anchor) else {
+            errors.push(
+                PlanError::new(
+                    path.key(edit.kind()).key("phase"),
+                    PlanErrorKind::UnknownPhase {
+                        name: anchor.to_owned(),
+                        existing: phases.iter().map(|p| p.name.clone()).collect(),
+                    },
+                )
+                .with_context(origin),
+            );
+            continue;
+        };
+        let tagged = |phase: &Phase| {
+            let mut phase = phase.clone();
+            phase.origin = Some(origin.clone());
+            phase
+        };
+        match edit {
+            Edit::Before(insert) => phases.insert(position, tagged(&insert.insert)),
+            Edit::After(insert) => phases.insert(position + 1, tagged(&insert.insert)),
+            Edit::Replace(replace) => phases[position] = tagged(&replace.with),
+            Edit::Delete(_) => {
+                phases.remove(position);
+            }
+        }
+    }
+    PlanErrors::check(errors)?;
+    expanded.phases = phases;
+    expanded.preset = None;
+    expanded.edits = Vec::new();
+    Ok(expanded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::plan_from_str;
+
+    fn plan(preset: &str, edits: &str) -> Plan {
+        plan_from_str(&format!(
+            r#"{{"version":1,"name":"x","preset":{preset},"edits":{edits}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn names(plan: &Plan) -> Vec<(&str, bool)> {
+        plan.phases
+            .iter()
+            .map(|p| (p.name.as_str(), p.enabled))
+            .collect()
+    }
+
+    #[test]
+    fn autotools_yields_stdenv_phases() {
+        let p = plan(r#"{"system":"autotools","srcs":["/src.tar.gz"]}"#, "[]");
+        let expanded = expand(&p, &[]).unwrap();
+        assert_eq!(
+            names(&expanded),
+            [
+                ("unpack", true),
+                ("patch", false),
+                ("configure", true),
+                ("build", true),
+                ("check", false),
+                ("install", true),
+                ("fixup", true)
+            ]
+        );
+        let Step::Configure(configure) = &expanded.phases[2].steps[0] else {
+            panic!("configure step");
+        };
+        assert_eq!(configure.prefix.as_deref(), Some("${outputs.out}"));
+        assert_eq!(
+            expanded.phases[0].origin.as_deref(),
+            Some("preset autotools")
+        );
+    }
+
+    #[test]
+    fn edits_insert_replace_and_delete() {
+        let p = plan(
+            r#"{"system":"make","srcs":["/s"]}"#,
+            r#"[{"before":{"phase":"build","insert":{"name":"gen","steps":[]}}},
+                {"delete":{"phase":"fixup"}},
+                {"replace":{"phase":"check","with":{"name":"test","steps":[]}}}]"#,
+        );
+        let expanded = expand(&p, &[]).unwrap();
+        let order: Vec<&str> = expanded.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            order,
+            ["unpack", "patch", "gen", "build", "test", "install"]
+        );
+        assert_eq!(
+            expanded.phases[2].origin.as_deref(),
+            Some("edit in the plan")
+        );
+    }
+
+    #[test]
+    fn an_edit_of_a_missing_phase_lists_the_existing_ones() {
+        let p = plan(
+            r#"{"system":"meson","srcs":["/s"]}"#,
+            r#"[{"after":{"phase":"buidl","insert":{"name":"x","steps":[]}}}]"#,
+        );
+        let errors = expand(&p, &[]).unwrap_err().0;
+        assert_eq!(errors[0].path.to_string(), "edits[0].after.phase");
+        assert_eq!(
+            errors[0].to_string(),
+            "at `edits[0].after.phase` (edit in the plan): no phase `buidl`; phases are: \
+             unpack, patch, configure, build, check, install, fixup"
+        );
+        assert_eq!(errors[0].hint().unwrap(), "did you mean `build`?");
+    }
+}

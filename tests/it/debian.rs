@@ -1,0 +1,200 @@
+//! Real upstream sources from Debian source packages, built by kiln under real sandboxed Nix:
+//! GNU hello (autotools), zlib (its own configure) and a second derivation linked against it,
+//! cmark (CMake) and FriBidi (Meson). Each test builds its package, runs what it installed and
+//! checks the output.
+//!
+//! The sources come from `scripts/fetch-debian-source.sh` (a cache outside the repository; the
+//! first run downloads them with apt) and reach Nix as `--arg debianSrc DIR`; the fixtures in
+//! `tests/fixtures/debian/` name the files they use and check them against the `.dsc`. The
+//! host's toolchain (gcc, make, cmake, meson, ninja, ...) is lent to the sandbox (impure, see
+//! `scripts/lib.sh` and `tests/fixtures/debian/README.md`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+
+use crate::common::describe;
+use crate::nix::{nix_build, nonce, out_path, root};
+
+/// The directory holding a Debian source package's files, downloaded on first use.
+///
+/// One download at a time: the first one adds the deb-src entry and runs `apt-get update`,
+/// which two concurrent runs would fight over (apt's lock).
+fn debian_source(package: &str) -> PathBuf {
+    static DOWNLOADS: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = DOWNLOADS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let output = Command::new("bash")
+        .arg(root().join("scripts/fetch-debian-source.sh"))
+        .arg(package)
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "fetching the Debian source package {package} failed:\n{}",
+        describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let dir = PathBuf::from(stdout.lines().last().expect("the script prints the directory"));
+    assert!(dir.is_dir(), "{}", describe(&output));
+    dir
+}
+
+/// Builds `tests/fixtures/debian/FIXTURE` with the downloaded sources of `package`, asserts it
+/// succeeded and returns the output path and Nix's output (its stderr holds the build log).
+fn build(fixture: &str, package: &str, nonce: &str, extra: &[&str]) -> (PathBuf, Output) {
+    let sources = debian_source(package);
+    let sources = sources.to_str().expect("a UTF-8 path");
+    let started = std::time::Instant::now();
+    let mut args = vec!["--arg", "debianSrc", sources];
+    args.extend_from_slice(extra);
+    let output = nix_build(&format!("debian/{fixture}"), nonce, &args);
+    assert!(output.status.success(), "{}", describe(&output));
+    eprintln!(
+        "nix-build debian/{fixture} {}: {:.1} s",
+        extra.join(" "),
+        started.elapsed().as_secs_f64()
+    );
+    (out_path(&output), output)
+}
+
+/// Runs `program` with an empty environment (no `LD_LIBRARY_PATH` to help it) and `stdin`.
+fn run(program: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} does not start: {e}", program.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}: {}", program.display(), describe(&output));
+    output
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Where the dynamic loader finds `library` for `program` (from the host's `ldd`).
+fn resolved_library(program: &Path, library: &str) -> PathBuf {
+    let ldd = Command::new("ldd").arg(program).output().expect("ldd runs");
+    assert!(ldd.status.success(), "{}", describe(&ldd));
+    let listing = stdout(&ldd);
+    let line = listing
+        .lines()
+        .find(|line| line.trim_start().starts_with(&format!("{library} => ")))
+        .unwrap_or_else(|| panic!("{} does not load {library}:\n{listing}", program.display()));
+    let path = line.split(" => ").nth(1).unwrap();
+    PathBuf::from(path.split(" (").next().unwrap().trim())
+}
+
+#[test]
+fn debian_hello_builds_runs_and_rebuilds_bit_for_bit() {
+    let nonce = nonce();
+    let (out, build_log) = build("hello.nix", "hello", &nonce, &[]);
+    let hello = out.join("bin/hello");
+    assert_eq!(stdout(&run(&hello, &[], "")), "Hello, world!\n");
+    let version = stdout(&run(&hello, &["--version"], ""));
+    assert!(version.starts_with("hello (GNU Hello) 2.10\n"), "{version}");
+    assert_eq!(
+        stdout(&run(&hello, &["--greeting=built by kiln"], "")),
+        "built by kiln\n"
+    );
+    // The check phase ran hello's own test suite in the sandbox.
+    let log = String::from_utf8_lossy(&build_log.stderr);
+    assert!(log.contains("PASS: tests/hello-1"), "{log}");
+    assert!(log.contains("# FAIL:  0"), "{log}");
+
+    // Nix builds it again and compares: the same bytes.
+    let (again, _) = build("hello.nix", "hello", &nonce, &["--check"]);
+    assert_eq!(again, out);
+}
+
+#[test]
+fn debian_zlib_is_linked_by_a_second_derivation_through_the_dependency_environment() {
+    let (out, build_log) = build("zlib-user.nix", "zlib", &nonce(), &[]);
+    let program = out.join("bin/zlib-user");
+    let output = stdout(&run(&program, &[], ""));
+    assert_eq!(
+        output,
+        "zlib 1.2.13 (header 1.2.13): 1300 bytes -> 49 bytes -> 1300 bytes, round trip ok\n"
+    );
+
+    // At run time: the zlib kiln built, found through the rpath the link recorded.
+    let libz = resolved_library(&program, "libz.so.1");
+    let zlib = libz.parent().unwrap().parent().unwrap();
+    assert!(
+        zlib.starts_with("/nix/store") && zlib.to_string_lossy().ends_with("-zlib-1.2.13"),
+        "libz.so.1 comes from {}, not from the zlib derivation",
+        libz.display()
+    );
+    // zlib.nix installed the shared and the static library, the headers and the .pc file.
+    for file in [
+        "lib/libz.so.1.2.13",
+        "lib/libz.a",
+        "include/zlib.h",
+        "lib/pkgconfig/zlib.pc",
+    ] {
+        assert!(zlib.join(file).exists(), "{} lacks {file}", zlib.display());
+    }
+
+    // At build time: `gcc -H` read zlib.h from that zlib (not the host's /usr/include), and
+    // pkg-config found its zlib.pc; zlib's own tests ran in its check phase.
+    let log = String::from_utf8_lossy(&build_log.stderr);
+    let header = format!(". {}/include/zlib.h", zlib.display());
+    assert!(log.contains(&header), "no `{header}` in the log:\n{log}");
+    assert!(log.contains(&format!("\n{}\n", zlib.display())), "{log}");
+    assert!(log.contains("*** zlib shared test OK ***"), "{log}");
+}
+
+#[test]
+fn debian_cmark_builds_with_cmake_and_renders_markdown() {
+    let (out, _) = build("cmark.nix", "cmark", &nonce(), &[]);
+    let cmark = out.join("bin/cmark");
+    let html = stdout(&run(
+        &cmark,
+        &[],
+        "# Built by *kiln*\n\nFrom [Debian](https://debian.org) sources:\n\n- cmake\n- make\n",
+    ));
+    assert_eq!(
+        html,
+        "<h1>Built by <em>kiln</em></h1>\n\
+         <p>From <a href=\"https://debian.org\">Debian</a> sources:</p>\n\
+         <ul>\n<li>cmake</li>\n<li>make</li>\n</ul>\n"
+    );
+    let version = stdout(&run(&cmark, &["--version"], ""));
+    assert!(version.starts_with("cmark 0.30.2"), "{version}");
+    // The library and its CMake package are installed under lib/, not lib64/.
+    assert!(out.join("lib/libcmark.so.0.30.2").exists());
+    assert!(out.join("lib/cmake/cmark/cmark-config.cmake").exists());
+    assert!(out.join("include/cmark.h").exists());
+}
+
+#[test]
+fn debian_fribidi_builds_with_meson_and_reorders_text() {
+    let (out, build_log) = build("fribidi.nix", "fribidi", &nonce(), &[]);
+    let fribidi = out.join("bin/fribidi");
+    // CapRTL: capital letters stand for right-to-left characters.
+    let reordered = stdout(&run(
+        &fribidi,
+        &["--charset", "CapRTL", "--nopad"],
+        "car is THE CAR in arabic\nDIT IS kiln\n",
+    ));
+    assert_eq!(reordered, "car is RAC EHT in arabic\nkiln SI TID\n");
+    // The program uses the libfribidi it was built with, not one the host may have.
+    let library = resolved_library(&fribidi, "libfribidi.so.0");
+    assert!(library.starts_with(&out), "{}", library.display());
+    // Debian's patches were applied and FriBidi's own test suite passed in the check phase.
+    let log = String::from_utf8_lossy(&build_log.stderr);
+    assert!(log.contains("patching file bin/fribidi-main.c"), "{log}");
+    assert!(log.contains("8/8 BidiTest"), "{log}");
+    assert!(log.contains("Fail:               0"), "{log}");
+}
