@@ -25,6 +25,9 @@ pub enum BuiltinError {
         #[source]
         source: std::io::Error,
     },
+    /// Unpacking failed.
+    #[error(transparent)]
+    Unpack(#[from] kiln_archive::UnpackError),
     /// Temporary: the step kind's crate is not wired in yet.
     #[error("step kind `{kind}` is not available in this build of kiln")]
     NotAvailable {
@@ -93,10 +96,29 @@ pub struct UnpackOutcome {
     pub newest_mtime: Option<i64>,
 }
 
-/// Unpacks the step's sources relative to `cwd`.
+/// Unpacks the step's sources relative to `cwd`: into `cwd` with stdenv's source-root rule, or
+/// into `into` as they are.
 pub fn unpack(step: &UnpackStep, cwd: &Path) -> Result<UnpackOutcome, BuiltinError> {
-    let _ = (step, cwd);
-    Err(BuiltinError::NotAvailable { kind: "unpack" })
+    let sources: Vec<PathBuf> = step.srcs.iter().map(|src| cwd.join(src)).collect();
+    match &step.into {
+        Some(into) => {
+            let into = cwd.join(into);
+            for source in &sources {
+                kiln_archive::unpack_one(source, &into)?;
+            }
+            Ok(UnpackOutcome::default())
+        }
+        None => {
+            let options = kiln_archive::UnpackOptions {
+                source_root: step.source_root.clone(),
+            };
+            let unpacked = kiln_archive::unpack_sources(&sources, cwd, &options)?;
+            Ok(UnpackOutcome {
+                source_root: Some(unpacked.source_root),
+                newest_mtime: unpacked.newest_mtime,
+            })
+        }
+    }
 }
 
 /// Applies the step's patches in `cwd`; returns a line per patch applied.

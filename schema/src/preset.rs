@@ -145,8 +145,9 @@ fn default_strip() -> usize {
     1
 }
 
-/// The phases a preset yields, before edits.
-pub fn preset_phases(preset: &Preset) -> Vec<Phase> {
+/// The phases a preset yields, before edits. `plan_sets_ldflags`: the plan's `env` has
+/// `LDFLAGS` (then the meson preset leaves it alone).
+pub fn preset_phases(preset: &Preset, plan_sets_ldflags: bool) -> Vec<Phase> {
     let origin = format!("preset {}", preset.system.name());
     let phase = |name: &str, steps: Vec<Step>| Phase {
         name: name.to_owned(),
@@ -339,7 +340,17 @@ pub fn preset_phases(preset: &Preset) -> Vec<Phase> {
             .to_vec();
             argv.push(format!("--prefix={out}"));
             argv.extend(preset.meson_flags.iter().cloned());
-            phases.push(phase("configure", vec![run(argv)]));
+            // Meson links with an rpath of its own, so ld ignores LD_RUN_PATH, and strips it at
+            // install: give it `$out/lib` the way nixpkgs' linker wrapper does, through LDFLAGS
+            // (which Meson keeps), unless the plan sets LDFLAGS itself.
+            let mut configure = run(argv);
+            if let (Step::Run(step), false) = (&mut configure, plan_sets_ldflags) {
+                step.env.insert(
+                    "LDFLAGS".to_owned(),
+                    format!("-Wl,-rpath,{out}/lib"),
+                );
+            }
+            phases.push(phase("configure", vec![configure]));
             let ninja = |extra: &[String], targets: &[String]| {
                 let mut argv = vec!["ninja".to_owned(), "-C".to_owned(), "build".to_owned()];
                 if preset.parallel {
@@ -400,7 +411,7 @@ pub struct ExternalEdit {
 pub fn expand(plan: &Plan, external: &[ExternalEdit]) -> Result<Plan, PlanErrors> {
     let mut expanded = plan.clone();
     let mut phases = match &plan.preset {
-        Some(preset) => preset_phases(preset),
+        Some(preset) => preset_phases(preset, plan.env.contains_key("LDFLAGS")),
         None => plan.phases.clone(),
     };
     for phase in &mut phases {

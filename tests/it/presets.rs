@@ -1,0 +1,135 @@
+//! Presets through the real binary, outside Nix: a small autotools-style project (a configure
+//! script and a Makefile of our own) built with the `autotools` preset, edits, and `kiln plan`
+//! origins. Host tools (`/bin/sh`, make) come from the `/usr` input.
+
+use std::path::Path;
+
+use crate::common::{describe, Scratch};
+
+/// A project whose configure script records its arguments and writes a Makefile with `all`,
+/// `check` and `install` targets. It mentions `dependency-tracking`, so stdenv's rule adds
+/// `--disable-dependency-tracking`; it does not mention static libraries.
+fn write_project(scratch: &Scratch) {
+    scratch.write(
+        "src/demo-1.0/configure",
+        "#!/bin/sh\n\
+         # accepts --disable-dependency-tracking like autoconf scripts do\n\
+         echo \"$@\" > configure.args\n\
+         for arg; do case $arg in --prefix=*) prefix=${arg#--prefix=};; esac; done\n\
+         printf 'PREFIX = %s\\n' \"$prefix\" > Makefile\n\
+         cat Makefile.in >> Makefile\n",
+    );
+    scratch.write(
+        "src/demo-1.0/Makefile.in",
+        "all:\n\tprintf 'built\\n' > demo.txt\n\
+         check:\n\tgrep -q built demo.txt && echo checked > check.log\n\
+         install:\n\tmkdir -p $(PREFIX)/share\n\tcp demo.txt configure.args $(PREFIX)/share/\n",
+    );
+    let configure = scratch.path().join("src/demo-1.0/configure");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&configure, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn plan(src: &Path, extra: &str) -> String {
+    format!(
+        r#"{{"version":1,"name":"demo",
+            "inputs":{{"src":"{}","host":"/usr"}},
+            "deps":{{"build":["host"]}},
+            "preset":{{"system":"autotools","srcs":["${{inputs.src}}"],"doCheck":true,
+                       "configureFlags":["--with-demo"],"dontFixup":true}}{extra}}}"#,
+        src.display()
+    )
+}
+
+#[test]
+fn autotools_preset_configures_builds_checks_and_installs() {
+    let scratch = Scratch::new();
+    write_project(&scratch);
+    scratch.write("plan.json", &plan(&scratch.path().join("src/demo-1.0"), ""));
+    let output = scratch
+        .kiln()
+        .args(["build", "--keep-build-dir", "--build-dir", "build", "plan.json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let out = scratch.path().join("kiln-out/out");
+    assert_eq!(
+        std::fs::read_to_string(out.join("share/configure.args")).unwrap(),
+        format!(
+            "--disable-dependency-tracking --prefix={} --with-demo\n",
+            out.display()
+        )
+    );
+    assert_eq!(std::fs::read_to_string(out.join("share/demo.txt")).unwrap(), "built\n");
+    // The check phase found the `check` target and ran it in the source root.
+    let log = scratch.path().join("build/demo-1.0/check.log");
+    assert_eq!(std::fs::read_to_string(log).unwrap(), "checked\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for phase in ["unpack", "configure", "build", "check", "install"] {
+        assert!(stderr.contains(&format!("==> phase {phase} finished")), "{stderr}");
+    }
+    assert!(stderr.contains("phase patch is disabled"), "{stderr}");
+}
+
+#[test]
+fn edits_change_the_preset_phases_and_plan_shows_origins() {
+    let scratch = Scratch::new();
+    write_project(&scratch);
+    let edits = r#","edits":[
+        {"after":{"phase":"install","insert":{"name":"stamp","steps":[
+            {"write":{"path":"${outputs.out}/stamp","content":"x"}}]}}},
+        {"delete":{"phase":"check"}}]"#;
+    scratch.write("plan.json", &plan(&scratch.path().join("src/demo-1.0"), edits));
+    let output = scratch.kiln().args(["plan", "plan.json"]).output().unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let phases: Vec<(String, String)> = shown["plan"]["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_owned(),
+                p["origin"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("unpack", "preset autotools"),
+        ("patch", "preset autotools"),
+        ("configure", "preset autotools"),
+        ("build", "preset autotools"),
+        ("install", "preset autotools"),
+        ("stamp", "edit in the plan"),
+        ("fixup", "preset autotools"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(phases, expected);
+    assert!(shown["environment"]["PATH"]["origin"]
+        .as_str()
+        .unwrap()
+        .starts_with("dependencies:"));
+
+    let output = scratch.kiln().args(["build", "plan.json"]).output().unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert!(scratch.path().join("kiln-out/out/stamp").exists());
+}
+
+#[test]
+fn an_edit_of_an_unknown_phase_lists_the_phases() {
+    let scratch = Scratch::new();
+    let edits = r#","edits":[{"before":{"phase":"compile","insert":{"name":"x","steps":[]}}}]"#;
+    scratch.write("plan.json", &plan(Path::new("/nonexistent"), edits));
+    let output = scratch.kiln().args(["validate", "plan.json"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "at `edits[0].before.phase` (edit in the plan): no phase `compile`; phases are: \
+             unpack, patch, configure, build, check, install, fixup"
+        ),
+        "{stderr}"
+    );
+}
