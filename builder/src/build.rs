@@ -215,6 +215,8 @@ pub fn run_build(
             build_top: &prepared.paths.build_top,
             outputs: &prepared.paths.outputs,
             options,
+            only: None,
+            resume: None,
         };
         let (summary, result) = execution.run(reporter, &mut signals).await;
         if let Err(error) = result {

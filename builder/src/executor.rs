@@ -5,7 +5,7 @@
 //! `kiln-phases`. A phase's `timeout` bounds the whole phase. Signals received by kiln stop the
 //! running step's process group and end the build with [`BuildError::Interrupted`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,6 +46,8 @@ pub enum PhaseStatus {
     Skipped,
     /// An earlier phase failed, so this one did not run.
     NotRun,
+    /// Another derivation runs it (split mode).
+    Elsewhere,
 }
 
 /// One phase's result and wall time.
@@ -66,6 +68,8 @@ pub struct BuildSummary {
     pub phases: Vec<PhaseTiming>,
     /// Wall time of all phases.
     pub duration: Duration,
+    /// Where the build left off, for a later derivation (split mode).
+    pub resume: Resume,
 }
 
 /// Where a failing step is.
@@ -251,6 +255,20 @@ pub struct Execution<'a> {
     pub outputs: &'a BTreeMap<String, PathBuf>,
     /// Settings.
     pub options: ExecutorOptions,
+    /// Run only these phases; the others run in other derivations (split mode).
+    pub only: Option<&'a BTreeSet<String>>,
+    /// Where earlier phases left off (split mode): the working directory and the variables
+    /// steps changed.
+    pub resume: Option<&'a Resume>,
+}
+
+/// The part of the executor's state that a later derivation needs to go on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The working directory (the source root once unpacked).
+    pub workdir: PathBuf,
+    /// Variables that steps changed (e.g. `SOURCE_DATE_EPOCH` raised by `unpack`).
+    pub env: BTreeMap<String, String>,
 }
 
 /// What steps change for the steps after them.
@@ -273,10 +291,15 @@ impl Execution<'_> {
         let plan = self.plan;
         let mut env = self.base_env.clone();
         env.extend(plan.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let initial_env = env.clone();
         let mut state = State {
             workdir: self.build_top.to_owned(),
             env,
         };
+        if let Some(resume) = self.resume {
+            state.workdir = resume.workdir.clone();
+            state.env.extend(resume.env.clone());
+        }
         reporter.report(&LogEvent::BuildStarted {
             format_version: kiln_schema::events::LOG_FORMAT_VERSION,
             name: &plan.name,
@@ -300,6 +323,14 @@ impl Execution<'_> {
                 summary.phases.push(PhaseTiming {
                     name: phase.name.clone(),
                     status: PhaseStatus::NotRun,
+                    duration: Duration::ZERO,
+                });
+                continue;
+            }
+            if self.only.is_some_and(|only| !only.contains(&phase.name)) {
+                summary.phases.push(PhaseTiming {
+                    name: phase.name.clone(),
+                    status: PhaseStatus::Elsewhere,
                     duration: Duration::ZERO,
                 });
                 continue;
@@ -388,6 +419,14 @@ impl Execution<'_> {
             });
         }
         summary.duration = started.elapsed();
+        summary.resume = Resume {
+            workdir: state.workdir,
+            env: state
+                .env
+                .into_iter()
+                .filter(|(name, value)| initial_env.get(name) != Some(value))
+                .collect(),
+        };
         (summary, result)
     }
 

@@ -14,4 +14,5 @@ pub mod executor;
 pub mod load;
 pub mod process;
 pub mod report;
+pub mod rewrite;
 pub mod signal;
