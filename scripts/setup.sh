@@ -3,7 +3,9 @@
 # Debian 12 machine running as root (CI and new machines have nothing installed by hand).
 #
 # - Debian packages: nix-bin (Nix 2.8), nix-setup-systemd (the nixbld build users and
-#   /etc/nix/nix.conf), build-essential (gcc, make and libc.a for the static link), file.
+#   /etc/nix/nix.conf), build-essential (gcc, make and libc.a for the static link), file, and
+#   the build systems the Debian-source tests (tests/fixtures/debian) use from the host:
+#   cmake, meson (with python3), ninja-build, pkgconf (pkg-config).
 #   apt is skipped when all of them are already there, so a second run takes about a second.
 # - The Rust toolchain: cargo, rustfmt, clippy and the x86_64-unknown-linux-gnu target.
 # - Nix: the nixbld group and users exist, build-users-group is set, and a tiny derivation really
@@ -29,6 +31,11 @@ for tool in gcc cc make; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("command $tool (build-essential)")
 done
 command -v file >/dev/null 2>&1 || missing+=("command file")
+# Lent to the sandbox by the Debian-source tests (tests/fixtures/debian): CMake and Meson
+# projects, and pkg-config for finding dependencies.
+for pair in cmake:cmake meson:meson ninja:ninja-build pkg-config:pkgconf; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("command ${pair%%:*} (${pair#*:})")
+done
 # The static link of kiln needs glibc's static archive (libc6-dev, pulled in by build-essential).
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || missing+=("/usr/lib/x86_64-linux-gnu/libc.a (libc6-dev)")
 # nix-setup-systemd creates the nixbld group and users, and /etc/nix/nix.conf.
@@ -41,8 +48,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     # nix-setup-systemd is only a Recommends of nix-bin: name it, since images often turn
     # recommends off.
     kiln_quietly "apt-get install" apt-get install -y --no-install-recommends \
-        nix-bin nix-setup-systemd build-essential file
-    for tool in nix-build nix-store nix-instantiate nix gcc make file; do
+        nix-bin nix-setup-systemd build-essential file cmake meson ninja-build pkgconf
+    for tool in nix-build nix-store nix-instantiate nix gcc make file cmake meson ninja pkg-config; do
         command -v "$tool" >/dev/null 2>&1 || kiln_die "apt-get install succeeded but '$tool' is still not on PATH ($PATH)."
     done
 fi

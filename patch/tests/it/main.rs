@@ -1,0 +1,3 @@
+//! Integration tests of kiln-patch against real Debian source packages.
+
+mod debian;
