@@ -71,6 +71,29 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print the JSON Schema of plans on stdout.
     Schema,
+    /// Look into a state archive made by a split build (a directory with `manifest.json` and
+    /// `state.tar.zst`, e.g. a stage's store path).
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Print the manifest and the file list (verified against the manifest).
+    Inspect {
+        /// The state directory.
+        #[arg(value_name = "STATE")]
+        state: PathBuf,
+    },
+    /// Extract the state (verified) into DIR/build and DIR/outputs/NAME.
+    Extract {
+        /// The state directory.
+        #[arg(value_name = "STATE")]
+        state: PathBuf,
+        /// Where to extract.
+        #[arg(value_name = "DIR")]
+        to: PathBuf,
+    },
 }
 
 /// Where the plan comes from.

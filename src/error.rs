@@ -6,6 +6,7 @@ use kiln_builder::build::{RunError, SetupError};
 use kiln_builder::deps::DepsError;
 use kiln_builder::executor::BuildError;
 use kiln_builder::load::LoadError;
+use kiln_builder::split::SplitError;
 use kiln_schema::exit_codes;
 
 /// Everything that can end a kiln command unsuccessfully.
@@ -26,6 +27,15 @@ pub enum CliError {
     },
     /// kiln needs Nix's environment but does not have it.
     NotUnderNix,
+    /// A part of a split build failed.
+    Split {
+        /// The plan's name.
+        name: String,
+        /// What failed.
+        error: SplitError,
+    },
+    /// A state archive could not be read.
+    State(kiln_state::StateError),
 }
 
 impl CliError {
@@ -49,6 +59,16 @@ impl CliError {
                 _ => exit_codes::BUILD_FAILED,
             },
             CliError::NotUnderNix => exit_codes::INVALID_INPUT,
+            CliError::Split { error, .. } => match error {
+                SplitError::Restore { .. } | SplitError::PlanMismatch { .. } => {
+                    exit_codes::INVALID_INPUT
+                }
+                SplitError::Run(RunError::Build(BuildError::Interrupted { signal, .. })) => {
+                    exit_codes::SIGNAL_BASE + *signal as i32
+                }
+                _ => exit_codes::BUILD_FAILED,
+            },
+            CliError::State(_) => exit_codes::INVALID_INPUT,
         }
     }
 
@@ -100,6 +120,23 @@ impl CliError {
                 if let SetupError::OutputExists { .. } = error {
                     hints.push("remove it, or choose another `--out-dir`".to_owned());
                 }
+            }
+            CliError::Split { name, error } => {
+                let _ = writeln!(out, "error: build of `{name}` failed");
+                write_chain(&mut out, error);
+                if let SplitError::Run(RunError::Build(build)) = error {
+                    hints.extend(build.hint());
+                }
+                if let SplitError::Restore { .. } = error {
+                    hints.push(
+                        "the state is damaged or not a kiln state; rebuild the stage that made it"
+                            .to_owned(),
+                    );
+                }
+            }
+            CliError::State(error) => {
+                let _ = writeln!(out, "error: {error}");
+                write_sources(&mut out, error);
             }
             CliError::NotUnderNix => {
                 let _ = writeln!(out, "error: no command given and not running under Nix");

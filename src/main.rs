@@ -19,8 +19,10 @@ use kiln_schema::events::Level;
 
 use crate::cli::{
     BuildArgs, Cli, Command, GlobalArgs, LayoutArgs, LogFormatArg, PlanArgs, PlanSource,
+    StateCommand,
 };
 use crate::error::CliError;
+use kiln_builder::split::{prepare_part, run_part};
 
 /// Where Nix's sandbox puts the build directory; shown by `validate`/`plan` when no
 /// `--build-dir` is given.
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
             print_stdout(&kiln_schema::plan_json_schema());
             Ok(())
         }
+        Some(Command::State(command)) => state(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -215,6 +218,43 @@ fn build(args: &BuildArgs, global: &GlobalArgs) -> Result<(), CliError> {
     }
 }
 
+/// `kiln state inspect|extract`.
+fn state(command: &StateCommand) -> Result<(), CliError> {
+    match command {
+        StateCommand::Inspect { state } => {
+            let manifest = kiln_state::read_manifest(state).map_err(CliError::State)?;
+            let entries = kiln_state::list(state).map_err(CliError::State)?;
+            let shown = serde_json::json!({
+                "manifest": manifest,
+                "entries": entries.len(),
+            });
+            let mut text = serde_json::to_string_pretty(&shown).expect("a manifest serializes");
+            text.push('\n');
+            for entry in &entries {
+                let link = entry
+                    .link
+                    .as_ref()
+                    .map(|target| format!(" -> {}", target.display()))
+                    .unwrap_or_default();
+                text.push_str(&format!(
+                    "{:?} {:04o} {:>10} {}{link}\n",
+                    entry.kind,
+                    entry.mode,
+                    entry.size,
+                    entry.path.display()
+                ));
+            }
+            print_stdout(&text);
+            Ok(())
+        }
+        StateCommand::Extract { state, to } => {
+            kiln_state::extract(state, to).map_err(CliError::State)?;
+            eprintln!("extracted `{}` into `{}`", state.display(), to.display());
+            Ok(())
+        }
+    }
+}
+
 /// No command: kiln is a Nix derivation's builder.
 fn nix_builder(global: &GlobalArgs) -> Result<(), CliError> {
     let Some(build_top) = std::env::var_os("NIX_BUILD_TOP").map(PathBuf::from) else {
@@ -234,12 +274,28 @@ fn nix_builder(global: &GlobalArgs) -> Result<(), CliError> {
         cores,
     };
     let nix_env = nix_defined(std::env::vars());
-    let prepared = prepare(&loaded, paths, &nix_env).map_err(CliError::Load)?;
     let format = match global.log_format {
         LogFormatArg::Auto => LogFormat::Nix,
         _ => log_format(global),
     };
     let mut reporter = WriterReporter::new(format, max_level(global), std::io::stderr());
+    if let Some(part) = &loaded.split {
+        let derivation_outputs = loaded.outputs.clone().unwrap_or_default();
+        let prepared = prepare_part(&loaded, part, paths.build_top, paths.cores, &nix_env)
+            .map_err(CliError::Load)?;
+        let (_, result) = run_part(
+            &prepared,
+            part,
+            &derivation_outputs,
+            ExecutorOptions::default(),
+            &mut reporter,
+        );
+        return result.map_err(|error| CliError::Split {
+            name: prepared.plan.name.clone(),
+            error,
+        });
+    }
+    let prepared = prepare(&loaded, paths, &nix_env).map_err(CliError::Load)?;
     let (_, result) = run_build(&prepared, ExecutorOptions::default(), &mut reporter);
     result.map_err(|error| CliError::Run {
         name: prepared.plan.name.clone(),

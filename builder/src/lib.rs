@@ -16,3 +16,4 @@ pub mod process;
 pub mod report;
 pub mod rewrite;
 pub mod signal;
+pub mod split;

@@ -25,6 +25,8 @@ pub struct LoadedPlan {
     pub prefix: JsonPath,
     /// The file it came from.
     pub file: PathBuf,
+    /// Which part of a split build this derivation is (`kilnSplit` in `.attrs.json`).
+    pub split: Option<kiln_schema::split::SplitPart>,
 }
 
 /// Why a plan could not be loaded.
@@ -72,6 +74,7 @@ pub fn load_plan_file(path: &Path) -> Result<LoadedPlan, LoadError> {
         outputs: None,
         prefix: JsonPath::root(),
         file: path.to_owned(),
+        split: None,
     })
 }
 
@@ -108,11 +111,20 @@ pub fn load_attrs_file(path: &Path) -> Result<LoadedPlan, LoadError> {
     }
     let plan = kiln_schema::plan_from_value(plan_value, &prefix)
         .map_err(|error| LoadError::invalid(path, error))?;
+    let split_attribute = kiln_schema::split::SPLIT_ATTRIBUTE;
+    let split = match attrs.remove(split_attribute) {
+        Some(value) => Some(
+            kiln_schema::parse::from_value(value, &JsonPath::root().key(split_attribute))
+                .map_err(|error| LoadError::invalid(path, error))?,
+        ),
+        None => None,
+    };
     Ok(LoadedPlan {
         plan,
         outputs,
         prefix,
         file: path.to_owned(),
+        split,
     })
 }
 

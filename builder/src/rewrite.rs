@@ -218,7 +218,10 @@ mod tests {
         big.extend_from_slice(b"\0middle\0");
         big.extend_from_slice(FROM.as_bytes());
         write_file(&root.join("bin/big"), &big);
-        write_file(&root.join("script"), format!("#!{FROM}/bin/sh\n").as_bytes());
+        write_file(
+            &root.join("script"),
+            format!("#!{FROM}/bin/sh\n").as_bytes(),
+        );
         fs::set_permissions(root.join("script"), fs::Permissions::from_mode(0o555)).unwrap();
         std::os::unix::fs::symlink(format!("{FROM}/bin/big"), root.join("link")).unwrap();
         write_file(&root.join("clean"), b"nothing here");
@@ -239,7 +242,10 @@ mod tests {
             fs::read_to_string(root.join("script")).unwrap(),
             format!("#!{TO}/bin/sh\n")
         );
-        let mode = fs::metadata(root.join("script")).unwrap().permissions().mode();
+        let mode = fs::metadata(root.join("script"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o555);
         assert_eq!(
             fs::read_link(root.join("link")).unwrap(),

@@ -31,6 +31,7 @@ pub mod path;
 pub mod plan;
 pub mod preset;
 pub mod reference;
+pub mod split;
 pub mod validate;
 
 pub use error::{PlanError, PlanErrorKind, PlanErrors};

@@ -1,0 +1,342 @@
+//! Split mode: one part of a build whose phases run in separate derivations, chained by state
+//! archives (`kiln-state`).
+//!
+//! Every part resolves the plan with each output at its placeholder, restores the previous
+//! state (checking it was made by the same plan up to its last phase), and runs its phases.
+//! Then, by [`Role`]: a stage packs the next state into its output; a check writes a record; the
+//! final part moves each placeholder to the real output and rewrites every placeholder
+//! (`crate::rewrite`), proving none is left; a source part copies the working directory out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use kiln_schema::split::{Role, SplitPart};
+use kiln_schema::{JsonPath, Plan, PlanError, PlanErrorKind};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::build::{prepare, PreparedBuild, RunError, SetupError};
+use crate::env::BuildPaths;
+use crate::executor::{BuildSummary, Execution, ExecutorOptions, Resume};
+use crate::load::{LoadError, LoadedPlan};
+use crate::report::Reporter;
+use crate::rewrite::{rewrite_tree, RewriteError};
+use crate::signal::SignalEvents;
+
+/// Files Nix writes into every build directory; never part of a state.
+pub const NIX_FILES: &[&str] = &[".attrs.json", ".attrs.sh", "env-vars"];
+
+/// Why a part of a split build failed after its plan was accepted.
+#[derive(Debug, Error)]
+pub enum SplitError {
+    /// The previous state could not be restored.
+    #[error("cannot restore the state `{}`", path.display())]
+    Restore {
+        /// The state directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: kiln_state::StateError,
+    },
+    /// The previous state belongs to another plan.
+    #[error("the state `{}` was made by a different plan (up to phase `{phase}`)", path.display())]
+    PlanMismatch {
+        /// The state directory.
+        path: PathBuf,
+        /// Its last phase.
+        phase: String,
+    },
+    /// The next state could not be packed.
+    #[error("cannot pack the state into `{}`", path.display())]
+    Pack {
+        /// The output.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: kiln_state::StateError,
+    },
+    /// A placeholder could not become the real output.
+    #[error("cannot move output `{name}` from `{}` to `{}`", from.display(), to.display())]
+    Move {
+        /// The output.
+        name: String,
+        /// The placeholder path.
+        from: PathBuf,
+        /// The real path.
+        to: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Rewriting placeholders failed or left some behind.
+    #[error("cannot rewrite placeholders in output `{name}`")]
+    Rewrite {
+        /// The output.
+        name: String,
+        /// Why.
+        #[source]
+        source: RewriteError,
+    },
+    /// Copying the source tree or writing the check record failed.
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The phases failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+}
+
+/// Checks the split attribute against the plan and prepares the plan with placeholders.
+pub fn prepare_part(
+    loaded: &LoadedPlan,
+    part: &SplitPart,
+    build_top: PathBuf,
+    cores: u32,
+    nix_env: &BTreeMap<String, String>,
+) -> Result<PreparedBuild, LoadError> {
+    let invalid = |path: JsonPath, kind| LoadError::Invalid {
+        file: loaded.file.clone(),
+        errors: PlanError::new(path, kind).into(),
+    };
+    let at = JsonPath::root().key(kiln_schema::split::SPLIT_ATTRIBUTE);
+    if part.version != 1 {
+        return Err(invalid(
+            at.key("version"),
+            PlanErrorKind::UnsupportedVersion {
+                found: part.version,
+            },
+        ));
+    }
+    let mut loaded = loaded.clone();
+    loaded.outputs = Some(
+        part.placeholders
+            .iter()
+            .map(|(name, path)| (name.clone(), PathBuf::from(path)))
+            .collect(),
+    );
+    let paths = BuildPaths {
+        build_top,
+        outputs: BTreeMap::new(),
+        cores,
+    };
+    let prepared = prepare(&loaded, paths, nix_env)?;
+    let names: Vec<String> = prepared
+        .plan
+        .phases
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    for (index, phase) in part.phases.iter().enumerate() {
+        if !names.contains(phase) {
+            return Err(invalid(
+                at.key("phases").index(index),
+                PlanErrorKind::UnknownPhase {
+                    name: phase.clone(),
+                    existing: names.clone(),
+                },
+            ));
+        }
+    }
+    Ok(prepared)
+}
+
+/// A hash of the plan up to and including `phase`: what a state depends on. Later phases may
+/// change without invalidating it.
+pub fn prefix_hash(plan: &Plan, phase: &str) -> String {
+    let end = plan
+        .phases
+        .iter()
+        .position(|p| p.name == phase)
+        .map_or(plan.phases.len(), |i| i + 1);
+    let prefix = serde_json::json!({
+        "name": plan.name,
+        "inputs": plan.inputs,
+        "env": plan.env,
+        "phases": plan.phases[..end],
+    });
+    let digest = Sha256::digest(serde_json::to_vec(&prefix).expect("a plan serializes"));
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Runs one part of a split build. `derivation_outputs` are the real outputs Nix gave.
+pub fn run_part(
+    prepared: &PreparedBuild,
+    part: &SplitPart,
+    derivation_outputs: &BTreeMap<String, PathBuf>,
+    options: ExecutorOptions,
+    reporter: &mut dyn Reporter,
+) -> (BuildSummary, Result<(), SplitError>) {
+    let build_top = &prepared.paths.build_top;
+    let placeholders = &prepared.paths.outputs;
+    let mut resume = None;
+    if let Some(state) = &part.state {
+        let state = PathBuf::from(state);
+        let manifest = match kiln_state::restore(&state, build_top, placeholders) {
+            Ok(manifest) => manifest,
+            Err(source) => {
+                let error = SplitError::Restore {
+                    path: state,
+                    source,
+                };
+                return (BuildSummary::default(), Err(error));
+            }
+        };
+        if manifest.plan_hash != prefix_hash(&prepared.plan, &manifest.phase) {
+            let error = SplitError::PlanMismatch {
+                path: state,
+                phase: manifest.phase,
+            };
+            return (BuildSummary::default(), Err(error));
+        }
+        resume = Some(Resume {
+            workdir: build_top.join(&manifest.workdir),
+            env: manifest.env,
+        });
+    }
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let error = RunError::Setup(SetupError::Runtime(error));
+            return (BuildSummary::default(), Err(error.into()));
+        }
+    };
+    let only: BTreeSet<String> = part.phases.iter().cloned().collect();
+    let (summary, result) = runtime.block_on(async {
+        let mut signals = match SignalEvents::install() {
+            Ok(signals) => signals,
+            Err(error) => {
+                let error = RunError::Setup(SetupError::Runtime(error));
+                return (BuildSummary::default(), Err(error));
+            }
+        };
+        let execution = Execution {
+            plan: &prepared.plan,
+            base_env: &prepared.base_env,
+            build_top,
+            outputs: placeholders,
+            options,
+            only: Some(&only),
+            resume: resume.as_ref(),
+        };
+        let (summary, result) = execution.run(reporter, &mut signals).await;
+        (summary, result.map_err(RunError::from))
+    });
+    if let Err(error) = result {
+        return (summary, Err(error.into()));
+    }
+    let finish = finish(prepared, part, derivation_outputs, &summary);
+    (summary, finish)
+}
+
+fn finish(
+    prepared: &PreparedBuild,
+    part: &SplitPart,
+    derivation_outputs: &BTreeMap<String, PathBuf>,
+    summary: &BuildSummary,
+) -> Result<(), SplitError> {
+    let build_top = &prepared.paths.build_top;
+    let placeholders = &prepared.paths.outputs;
+    let own_output = derivation_outputs
+        .get("out")
+        .cloned()
+        .unwrap_or_else(|| build_top.join("out"));
+    let write_error = |path: &Path| {
+        let path = path.to_owned();
+        move |source| SplitError::Write { path, source }
+    };
+    match part.role {
+        Role::Stage => {
+            std::fs::create_dir_all(&own_output).map_err(write_error(&own_output))?;
+            let last = part.phases.last().cloned().unwrap_or_default();
+            let workdir = summary
+                .resume
+                .workdir
+                .strip_prefix(build_top)
+                .unwrap_or(Path::new(""))
+                .to_string_lossy()
+                .into_owned();
+            let existing: BTreeMap<String, PathBuf> = placeholders
+                .iter()
+                .filter(|(_, path)| std::fs::symlink_metadata(path).is_ok())
+                .map(|(name, path)| (name.clone(), path.clone()))
+                .collect();
+            let base = kiln_state::ManifestBase {
+                plan_hash: prefix_hash(&prepared.plan, &last),
+                phase: last,
+                workdir,
+                env: summary.resume.env.clone(),
+            };
+            let mut input = kiln_state::PackInput::new(build_top, &existing);
+            input.exclude = NIX_FILES;
+            input.threads = prepared.paths.cores;
+            kiln_state::pack(&input, base, &own_output).map_err(|source| SplitError::Pack {
+                path: own_output.clone(),
+                source,
+            })?;
+        }
+        Role::Check => {
+            std::fs::create_dir_all(&own_output).map_err(write_error(&own_output))?;
+            let record = own_output.join("passed");
+            let text = format!("{}\n", part.phases.join("\n"));
+            std::fs::write(&record, text).map_err(write_error(&record))?;
+        }
+        Role::Source => {
+            let from = &summary.resume.workdir;
+            let copy = kiln_schema::Step::Copy(kiln_schema::CopyStep {
+                from: from.display().to_string(),
+                to: own_output.display().to_string(),
+            });
+            kiln_phases::run_file_step(&copy, build_top).map_err(|source| SplitError::Write {
+                path: own_output.clone(),
+                source: std::io::Error::other(source),
+            })?;
+        }
+        Role::Final => {
+            if let Some(target) = placeholders.get("dev").or_else(|| placeholders.get("out")) {
+                crate::deps::write_propagated(&prepared.plan, target)
+                    .map_err(write_error(target))?;
+            }
+            for (name, placeholder) in placeholders {
+                let real = derivation_outputs.get(name).cloned().unwrap_or_default();
+                if std::fs::symlink_metadata(placeholder).is_err() {
+                    return Err(RunError::OutputMissing {
+                        name: name.clone(),
+                        path: placeholder.clone(),
+                    }
+                    .into());
+                }
+                std::fs::rename(placeholder, &real).map_err(|source| SplitError::Move {
+                    name: name.clone(),
+                    from: placeholder.clone(),
+                    to: real.clone(),
+                    source,
+                })?;
+            }
+            for name in placeholders.keys() {
+                let root = &derivation_outputs[name];
+                for (other, placeholder) in placeholders {
+                    let real = &derivation_outputs[other];
+                    rewrite_tree(
+                        root,
+                        &placeholder.display().to_string(),
+                        &real.display().to_string(),
+                    )
+                    .map_err(|source| SplitError::Rewrite {
+                        name: name.clone(),
+                        source,
+                    })?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
