@@ -77,7 +77,23 @@ let
       inputs = null;
       env = null;
       phases = null;
+      deps = null;
+      propagate = null;
+      preset = null;
+      edits = null;
     } args;
+
+  # Arguments that make up the plan rather than attributes of the derivation.
+  planArgs = [
+    "plan"
+    "phases"
+    "inputs"
+    "env"
+    "deps"
+    "propagate"
+    "preset"
+    "edits"
+  ];
 
   # Attributes mkDerivation sets itself; passing them is a mistake, reported rather than ignored.
   reserved = [
@@ -112,12 +128,7 @@ let
     }@args:
     let
       clashes = builtins.filter (attr: args ? ${attr}) reserved;
-      passThrough = removeAttrs args [
-        "plan"
-        "phases"
-        "inputs"
-        "env"
-      ];
+      passThrough = removeAttrs args planArgs;
     in
     if clashes != [ ] then
       throw "kiln bootstrap: mkDerivation sets ${builtins.concatStringsSep ", " clashes} itself; do not pass ${
@@ -132,6 +143,202 @@ let
           kiln = mkPlan args;
         }
       );
+
+  # --- Split mode: phases as separate derivations chained by state archives. -------------------
+  #
+  #   lib.mkSplit {
+  #     name = "hello-2.10"; inputs = …; phases = [ … ];           # or preset = …; as mkDerivation
+  #     split = [ [ "unpack" "patch" ] [ "configure" ] [ "build" ] [ "install" "fixup" ] ];
+  #     check = { phases = [ "check" ]; after = "build"; };      # optional: its own derivation
+  #     source = { after = "patch"; };                           # optional: the patched source
+  #   }
+  #
+  # Each group but the last is a stage derivation: it restores the previous stage's state, runs
+  # its phases and outputs the next state (kiln-state: tar + zstd with a manifest). The last group
+  # is the final derivation, whose outputs are the real ones. Every part builds with each output
+  # at a placeholder of the same length as the real path (which only the final derivation
+  # knows); the final one moves the placeholders to the real outputs, rewrites them everywhere
+  # and proves none is left. `outputChecks` forbid references to the stages, so intermediates
+  # cannot leak into the result.
+  #
+  # A stage's plan holds only the phases up to its own (for a preset: only the knobs of those
+  # phases), so changing a later phase rebuilds only the parts from that phase on. Phases in no
+  # group (e.g. `check`) do not run in the chain. The result is the final derivation with
+  # `stages`, `checkDrv` and `sourceDrv` attached.
+
+  # Which phase each preset knob belongs to (knobs not listed belong to every phase).
+  presetKnobPhase = {
+    configureScript = "configure";
+    configureFlags = "configure";
+    prefixKey = "configure";
+    addPrefix = "configure";
+    disableDependencyTracking = "configure";
+    disableStatic = "configure";
+    cmakeFlags = "configure";
+    mesonFlags = "configure";
+    buildFlags = "build";
+    checkFlags = "check";
+    checkTarget = "check";
+    doCheck = "check";
+    installFlags = "install";
+    installTargets = "install";
+    fixup = "fixup";
+    dontFixup = "fixup";
+  };
+
+  mkSplit =
+    {
+      name,
+      split,
+      outputs ? [ "out" ],
+      system ? builtins.currentSystem,
+      check ? null,
+      source ? null,
+      ...
+    }@args:
+    let
+      inherit (builtins)
+        elem
+        elemAt
+        filter
+        genList
+        length
+        listToAttrs
+        concatLists
+        ;
+      plan = mkPlan args;
+      passThrough = removeAttrs args (
+        planArgs
+        ++ [
+          "split"
+          "check"
+          "source"
+          "outputs"
+        ]
+      );
+      groups = split;
+      count = length groups;
+      last = list: elemAt list (length list - 1);
+      take = n: list: genList (elemAt list) n;
+      zeros = "00000000000000000000000000000000";
+      placeholders = listToAttrs (
+        map (output: {
+          name = output;
+          value = "${builtins.storeDir}/${zeros}-${name}${if output == "out" then "" else "-${output}"}";
+        }) outputs
+      );
+      # The phases of the first n groups.
+      phasesOf = n: concatLists (take n groups);
+      # The plan as a part that knows only the `kept` phases sees it.
+      truncate =
+        kept:
+        if plan.phases != [ ] then
+          plan // { phases = filter (phase: elem phase.name kept) plan.phases; }
+        else
+          plan
+          // {
+            preset = removeAttrs plan.preset (
+              filter (
+                knob: presetKnobPhase ? ${knob} && !(elem presetKnobPhase.${knob} kept)
+              ) (builtins.attrNames plan.preset)
+            );
+          };
+      part =
+        {
+          role,
+          phases,
+          state,
+          kept,
+          partName,
+          partOutputs ? [ "out" ],
+          extra ? { },
+        }:
+        derivation (
+          passThrough
+          // extra
+          // {
+            name = partName;
+            outputs = partOutputs;
+            inherit system builder;
+            __structuredAttrs = true;
+            kiln = truncate kept;
+            kilnSplit = {
+              version = 1;
+              inherit role phases placeholders;
+              state = if state == null then null else "${state}";
+            };
+          }
+        );
+      stages = genList (
+        index:
+        let
+          group = elemAt groups index;
+        in
+        part {
+          role = "stage";
+          phases = group;
+          state = if index == 0 then null else elemAt stages (index - 1);
+          kept = phasesOf (index + 1);
+          partName = "${name}-state-${toString index}-${last group}";
+        }
+      ) (count - 1);
+      # The stage whose last phase is `phase`.
+      stageAfter =
+        phase:
+        let
+          found = filter (index: last (elemAt groups index) == phase) (genList (i: i) (count - 1));
+        in
+        if found == [ ] then
+          throw "kiln bootstrap: mkSplit '${name}': no stage ends with phase '${phase}'"
+        else
+          elemAt found 0;
+      final = part {
+        role = "final";
+        phases = last groups;
+        state = if count == 1 then null else elemAt stages (count - 2);
+        kept = phasesOf count;
+        partName = name;
+        partOutputs = outputs;
+        extra.outputChecks = listToAttrs (
+          map (output: {
+            name = output;
+            value.disallowedReferences = stages;
+          }) outputs
+        );
+      };
+      checkDrv =
+        if check == null then
+          null
+        else
+          let
+            index = stageAfter check.after;
+          in
+          part {
+            role = "check";
+            phases = check.phases;
+            state = elemAt stages index;
+            kept = phasesOf (index + 1) ++ check.phases;
+            partName = "${name}-check";
+          };
+      sourceDrv =
+        if source == null then
+          null
+        else
+          let
+            index = stageAfter source.after;
+          in
+          part {
+            role = "source";
+            phases = [ ];
+            state = elemAt stages index;
+            kept = phasesOf (index + 1);
+            partName = "${name}-source";
+          };
+    in
+    if count == 0 then
+      throw "kiln bootstrap: mkSplit '${name}': `split` needs at least one group of phases"
+    else
+      final // { inherit stages checkDrv sourceDrv; };
 
   # --- References, pre-escaped. ----------------------------------------------------------------
   # kiln resolves `${outputs.out}`, `${inputs.src}`, ... itself, at build time. In a Nix string
@@ -157,6 +364,7 @@ in
 {
   inherit
     mkDerivation
+    mkSplit
     mkPlan
     refs
     builder
