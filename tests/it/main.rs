@@ -8,3 +8,4 @@ mod common;
 mod examples;
 mod nix;
 mod presets;
+mod split;

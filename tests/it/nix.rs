@@ -15,7 +15,7 @@ use crate::common::describe;
 
 /// The options of `KILN_NIX_OPTS` in `scripts/lib.sh`: a real sandbox that may not silently fall
 /// back to none, no binary cache, and the host toolchain lent read-only (impure).
-const NIX_OPTIONS: &[&str] = &[
+pub(crate) const NIX_OPTIONS: &[&str] = &[
     "--option",
     "sandbox",
     "true",
@@ -30,12 +30,12 @@ const NIX_OPTIONS: &[&str] = &[
     "/bin /usr /lib /lib64 /etc/alternatives",
 ];
 
-fn root() -> &'static Path {
+pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The static kiln binary: `KILN_STATIC_BIN`, or built once here like `scripts/build-static.sh`.
-fn static_kiln() -> &'static Path {
+pub(crate) fn static_kiln() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         if let Some(path) = std::env::var_os("KILN_STATIC_BIN") {
@@ -64,7 +64,7 @@ fn static_kiln() -> &'static Path {
 }
 
 /// A value no earlier build used, so Nix builds instead of reusing.
-fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -77,7 +77,7 @@ fn nonce() -> String {
     )
 }
 
-fn require_nix() {
+pub(crate) fn require_nix() {
     let found = Command::new("nix-build").arg("--version").output();
     assert!(
         found.map(|o| o.status.success()).unwrap_or(false),
@@ -86,7 +86,7 @@ fn require_nix() {
 }
 
 /// `nix-build FIXTURE --arg kiln BIN --argstr nonce NONCE ... --no-out-link EXTRA...`.
-fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
+pub(crate) fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
     require_nix();
     Command::new("nix-build")
         .arg(root().join("tests/fixtures").join(fixture))
@@ -101,7 +101,7 @@ fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
         .expect("nix-build runs")
 }
 
-fn out_path(output: &Output) -> PathBuf {
+pub(crate) fn out_path(output: &Output) -> PathBuf {
     let stdout = String::from_utf8_lossy(&output.stdout);
     PathBuf::from(
         stdout
@@ -112,7 +112,7 @@ fn out_path(output: &Output) -> PathBuf {
 }
 
 /// The `@nix` events of an `--log-format internal-json` run.
-fn internal_json(output: &Output) -> Vec<serde_json::Value> {
+pub(crate) fn internal_json(output: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&output.stderr)
         .lines()
         .filter_map(|line| line.strip_prefix("@nix "))

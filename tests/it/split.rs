@@ -1,0 +1,212 @@
+//! Split mode under real Nix: one plan (`tests/fixtures/split`) built monolithic and as stage
+//! derivations chained by state archives. The build bakes its output path into an ELF binary,
+//! so the split build's final derivation must rewrite its placeholder there.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::describe;
+use crate::nix::{nix_build, nonce, out_path, require_nix, root, static_kiln, NIX_OPTIONS};
+
+fn build(attr: &str, nonce: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["-A", attr];
+    args.extend_from_slice(extra);
+    nix_build("split", nonce, &args)
+}
+
+/// A copy of `output` with its own store path replaced by a fixed string of the same length,
+/// and its NAR hash (`nix-hash`, which ignores mtimes like Nix does).
+fn normalised_hash(output: &Path, scratch: &Path) -> String {
+    let copy = scratch.join("tree");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(output)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let from = output.display().to_string();
+    let to = format!("/nix/store/{}{}", "x".repeat(32), &from[43..]);
+    kiln_builder::rewrite::rewrite_tree(&copy, &from, &to).unwrap();
+    let hash = Command::new("nix-hash")
+        .args(["--type", "sha256"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(hash.status.success(), "{}", describe(&hash));
+    String::from_utf8(hash.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn split_and_monolithic_agree_once_the_output_path_is_normalised() {
+    let nonce = nonce();
+    let split = build("split", &nonce, &[]);
+    assert!(split.status.success(), "{}", describe(&split));
+    let monolithic = build("monolithic", &nonce, &[]);
+    assert!(monolithic.status.success(), "{}", describe(&monolithic));
+    let (split_out, mono_out) = (out_path(&split), out_path(&monolithic));
+    assert_ne!(split_out, mono_out);
+
+    // The rewritten binary runs and knows its real prefix.
+    let run = Command::new(split_out.join("bin/demo")).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        format!("installed in {}\n", split_out.display())
+    );
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(
+        normalised_hash(&split_out, a.path()),
+        normalised_hash(&mono_out, b.path())
+    );
+    // No placeholder and no stage is referenced by the result.
+    let references = Command::new("nix-store")
+        .args(["--query", "--references"])
+        .arg(&split_out)
+        .output()
+        .unwrap();
+    let references = String::from_utf8_lossy(&references.stdout);
+    assert!(!references.contains("-state-"), "{references}");
+
+    // The plain build (real path from the start) runs the same and differs only in what the
+    // path feeds into: the linker's build-id note.
+    let plain = build("plain", &nonce, &[]);
+    assert!(plain.status.success(), "{}", describe(&plain));
+    let run = Command::new(out_path(&plain).join("bin/demo"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        format!("installed in {}\n", out_path(&plain).display())
+    );
+
+    for attr in ["split", "monolithic"] {
+        let check = build(attr, &nonce, &["--check"]);
+        assert!(check.status.success(), "{attr}: {}", describe(&check));
+    }
+}
+
+/// The derivations `nix-build --dry-run` says it would build.
+fn would_build(output: &std::process::Output) -> Vec<String> {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut lines = stderr.lines();
+    let mut found = Vec::new();
+    while let Some(line) = lines.next() {
+        if line.contains("will be built") {
+            found.extend(
+                lines
+                    .by_ref()
+                    .take_while(|l| l.starts_with("  "))
+                    .map(|l| l.trim().to_owned()),
+            );
+            break;
+        }
+    }
+    found
+}
+
+#[test]
+fn changing_only_the_install_phase_rebuilds_exactly_one_derivation() {
+    let nonce = nonce();
+    let first = build("split", &nonce, &["--argstr", "installFlag", "first"]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let changed = build(
+        "split",
+        &nonce,
+        &["--argstr", "installFlag", "second", "--dry-run"],
+    );
+    assert!(changed.status.success(), "{}", describe(&changed));
+    let rebuilt = would_build(&changed);
+    assert_eq!(rebuilt.len(), 1, "{}", describe(&changed));
+    assert!(rebuilt[0].ends_with("-kiln-split-demo.drv"), "{rebuilt:?}");
+}
+
+#[test]
+fn a_failing_check_fails_only_the_check_derivation() {
+    let nonce = nonce();
+    let check = build("split.checkDrv", &nonce, &["--arg", "failCheck", "true"]);
+    assert!(!check.status.success(), "{}", describe(&check));
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        stderr.contains("the demo check failed on purpose"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("phase `check`, step 2 (run)"), "{stderr}");
+    let installed = build("split", &nonce, &["--arg", "failCheck", "true"]);
+    assert!(installed.status.success(), "{}", describe(&installed));
+    assert!(out_path(&installed).join("bin/prefix-demo").exists());
+}
+
+#[test]
+fn the_patched_source_is_its_own_derivation() {
+    let output = build("split.sourceDrv", &nonce(), &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let source = out_path(&output);
+    assert!(source.join("prefix.c").is_file());
+    // The configure phase ran in the stage the source comes from.
+    let config = std::fs::read_to_string(source.join("config.mk")).unwrap();
+    assert!(config.starts_with("prefix=/nix/store/"), "{config}");
+}
+
+#[test]
+fn early_phases_are_substituted_from_a_binary_cache_into_a_fresh_store() {
+    require_nix();
+    let nonce = nonce();
+    let stages = build("split.stages", &nonce, &[]);
+    assert!(stages.status.success(), "{}", describe(&stages));
+    let stage_paths: Vec<PathBuf> = String::from_utf8_lossy(&stages.stdout)
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(stage_paths.len(), 2);
+    let scratch = tempfile::tempdir().unwrap();
+    let cache = format!("file://{}", scratch.path().join("cache").display());
+    let copy = Command::new("nix")
+        .args([
+            "--extra-experimental-features",
+            "nix-command",
+            "copy",
+            "--to",
+            &cache,
+        ])
+        .args(&stage_paths)
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{}", describe(&copy));
+
+    let store = scratch.path().join("store");
+    let fresh = Command::new("nix-build")
+        .arg(root().join("tests/fixtures/split"))
+        .args(["-A", "split", "--arg", "kiln"])
+        .arg(static_kiln())
+        .args(["--argstr", "nonce", &nonce])
+        .args(NIX_OPTIONS)
+        .args(["--no-out-link", "--store"])
+        .arg(&store)
+        .args([
+            "--option",
+            "substituters",
+            &cache,
+            "--option",
+            "require-sigs",
+            "false",
+        ])
+        .output()
+        .unwrap();
+    assert!(fresh.status.success(), "{}", describe(&fresh));
+    let stderr = String::from_utf8_lossy(&fresh.stderr);
+    let built = would_build(&fresh);
+    assert_eq!(built.len(), 1, "{stderr}");
+    assert!(built[0].ends_with("-kiln-split-demo.drv"), "{stderr}");
+    for stage in &stage_paths {
+        assert!(
+            stderr.contains(&format!("copying path '{}' from", stage.display())),
+            "{stderr}"
+        );
+    }
+}
