@@ -95,7 +95,8 @@ pub(crate) fn process_umask() -> u32 {
 /// A directory whose mode and mtime are applied when the extraction finishes.
 struct PendingDir {
     relative: PathBuf,
-    mode: u32,
+    /// The mode to set; `None` when the directory was created with it already.
+    mode: Option<u32>,
     mtime: Option<i64>,
 }
 
@@ -238,6 +239,7 @@ impl Dest {
         }
         self.ensure_parents(entry, relative)?;
         let path = self.root.join(relative);
+        let mut created_with_mode = false;
         if !self.known_dirs.contains(relative) {
             let builder = {
                 let mut builder = DirBuilder::new();
@@ -245,7 +247,8 @@ impl Dest {
                 builder
             };
             match builder.create(&path) {
-                Ok(()) => {}
+                // mkdir(2) applies the umask, which `dir_mode` already did: the mode is final.
+                Ok(()) => created_with_mode = true,
                 Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
                     let metadata = fs::symlink_metadata(&path)
                         .map_err(|source| self.write_error(path.clone(), source))?;
@@ -270,7 +273,7 @@ impl Dest {
         }
         self.pending.push(PendingDir {
             relative: relative.to_owned(),
-            mode: self.dir_mode(mode),
+            mode: (!created_with_mode).then(|| self.dir_mode(mode)),
             mtime,
         });
         self.entries += 1;
@@ -450,9 +453,11 @@ impl Dest {
         pending.sort_by_key(|dir| std::cmp::Reverse(dir.relative.components().count()));
         for dir in pending {
             let path = self.root.join(&dir.relative);
-            // `chmod(2)` ignores the umask; the mode was masked when it was recorded.
-            fs::set_permissions(&path, Permissions::from_mode(dir.mode))
-                .map_err(|source| self.write_error(path.clone(), source))?;
+            if let Some(mode) = dir.mode {
+                // `chmod(2)` ignores the umask; the mode was masked when it was recorded.
+                fs::set_permissions(&path, Permissions::from_mode(mode))
+                    .map_err(|source| self.write_error(path.clone(), source))?;
+            }
             if let Some(mtime) = dir.mtime {
                 set_mtime_nofollow(&path, mtime, 0)
                     .map_err(|source| self.write_error(path.clone(), source))?;

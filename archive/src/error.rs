@@ -114,6 +114,16 @@ pub enum UnpackError {
         source: io::Error,
     },
 
+    /// The destination directory could not be created.
+    #[error("cannot create the destination `{into}`")]
+    CreateDestination {
+        /// The destination.
+        into: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+
     /// A directory source would be copied (or a single compressed file decompressed) onto a
     /// path that already exists.
     #[error("cannot unpack `{source_path}` to `{destination}`: the destination already exists")]

@@ -12,6 +12,10 @@
 //! thread, and every entry goes through one set of safety rules (no absolute paths, no `..`, no
 //! writing through symlinks, hard links only inside): see the `dest` module.
 //!
+//! Errors are [`UnpackError`]s that name the archive and the entry. File-system calls use
+//! `std::fs` directly rather than `fs_err`: each failure is wrapped in a variant that already
+//! names the path, which `fs_err` would repeat in the `caused by:` line.
+//!
 //! # Example
 //!
 //! ```
@@ -185,9 +189,8 @@ fn metadata_mtime(metadata: &fs::Metadata) -> (i64, u32) {
 }
 
 fn create_into(into: &Path) -> Result<(), UnpackError> {
-    fs::create_dir_all(into).map_err(|source| UnpackError::Write {
-        archive: into.to_owned(),
-        path: into.to_owned(),
+    fs::create_dir_all(into).map_err(|source| UnpackError::CreateDestination {
+        into: into.to_owned(),
         source,
     })
 }

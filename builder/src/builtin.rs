@@ -28,12 +28,30 @@ pub enum BuiltinError {
     /// Unpacking failed.
     #[error(transparent)]
     Unpack(#[from] kiln_archive::UnpackError),
+    /// Patching failed.
+    #[error(transparent)]
+    Patch(#[from] kiln_patch::PatchError),
     /// Temporary: the step kind's crate is not wired in yet.
     #[error("step kind `{kind}` is not available in this build of kiln")]
     NotAvailable {
         /// The kind.
         kind: &'static str,
     },
+}
+
+impl BuiltinError {
+    /// What the user can do about it, when the step can tell.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            BuiltinError::Unpack(error) => error.hint(),
+            BuiltinError::Patch(error) => error.hint(),
+            BuiltinError::MissingConfigureScript { .. } => Some(
+                "set the preset's `configureScript`, or generate it in a phase before (e.g. `autoreconf`)"
+                    .to_owned(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// The argv of a `configure` step, with stdenv's automatic flags in stdenv's order:
@@ -121,10 +139,45 @@ pub fn unpack(step: &UnpackStep, cwd: &Path) -> Result<UnpackOutcome, BuiltinErr
     }
 }
 
-/// Applies the step's patches in `cwd`; returns a line per patch applied.
+/// Applies the step's patches in `cwd`, then the patches of its quilt `series`; returns a line
+/// per patch applied.
 pub fn patch(step: &PatchStep, cwd: &Path) -> Result<Vec<String>, BuiltinError> {
-    let _ = (step, cwd);
-    Err(BuiltinError::NotAvailable { kind: "patch" })
+    let mut patches: Vec<(PathBuf, kiln_patch::PatchOptions)> = step
+        .patches
+        .iter()
+        .map(|patch| {
+            let options = kiln_patch::PatchOptions { strip: step.strip };
+            (cwd.join(patch), options)
+        })
+        .collect();
+    let mut messages = Vec::new();
+    if let Some(series) = &step.series {
+        let series = cwd.join(series);
+        let dir = series.parent().unwrap_or(cwd);
+        if series.is_file() {
+            patches.extend(kiln_patch::read_quilt_series(dir)?);
+        } else {
+            messages.push(format!(
+                "no series file `{}`: no patches from it",
+                series.display()
+            ));
+        }
+    }
+    for (patch, options) in patches {
+        let report = kiln_patch::apply_patch_file(&patch, cwd, &options)?;
+        let files: Vec<String> = report
+            .files
+            .iter()
+            .map(|file| file.path.display().to_string())
+            .collect();
+        messages.push(format!(
+            "applied `{}` (-p{}): {}",
+            patch.display(),
+            options.strip,
+            files.join(", ")
+        ));
+    }
+    Ok(messages)
 }
 
 /// What the fixup of the outputs needs from the build.

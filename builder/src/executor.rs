@@ -204,6 +204,7 @@ impl BuildError {
             BuildError::MissingCwd { .. } => {
                 Some("create it in an earlier step (`mkdir`) or fix the `cwd`".to_owned())
             }
+            BuildError::Builtin { source, .. } => source.hint(),
             _ => None,
         }
     }

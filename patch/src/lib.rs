@@ -11,6 +11,10 @@
 //! therefore leaves the whole tree untouched. [`read_quilt_series`] reads Debian's
 //! `debian/patches/series`.
 //!
+//! Errors are [`PatchError`]s naming the patch, the file and, for a hunk that does not fit, its
+//! number and header. File-system calls use `std::fs` directly rather than `fs_err`: each failure
+//! is wrapped in a variant that already names the path.
+//!
 //! # Example
 //!
 //! ```

@@ -48,7 +48,13 @@ fn autotools_preset_configures_builds_checks_and_installs() {
     scratch.write("plan.json", &plan(&scratch.path().join("src/demo-1.0"), ""));
     let output = scratch
         .kiln()
-        .args(["build", "--keep-build-dir", "--build-dir", "build", "plan.json"])
+        .args([
+            "build",
+            "--keep-build-dir",
+            "--build-dir",
+            "build",
+            "plan.json",
+        ])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", describe(&output));
@@ -60,13 +66,19 @@ fn autotools_preset_configures_builds_checks_and_installs() {
             out.display()
         )
     );
-    assert_eq!(std::fs::read_to_string(out.join("share/demo.txt")).unwrap(), "built\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("share/demo.txt")).unwrap(),
+        "built\n"
+    );
     // The check phase found the `check` target and ran it in the source root.
     let log = scratch.path().join("build/demo-1.0/check.log");
     assert_eq!(std::fs::read_to_string(log).unwrap(), "checked\n");
     let stderr = String::from_utf8_lossy(&output.stderr);
     for phase in ["unpack", "configure", "build", "check", "install"] {
-        assert!(stderr.contains(&format!("==> phase {phase} finished")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("==> phase {phase} finished")),
+            "{stderr}"
+        );
     }
     assert!(stderr.contains("phase patch is disabled"), "{stderr}");
 }
@@ -79,7 +91,10 @@ fn edits_change_the_preset_phases_and_plan_shows_origins() {
         {"after":{"phase":"install","insert":{"name":"stamp","steps":[
             {"write":{"path":"${outputs.out}/stamp","content":"x"}}]}}},
         {"delete":{"phase":"check"}}]"#;
-    scratch.write("plan.json", &plan(&scratch.path().join("src/demo-1.0"), edits));
+    scratch.write(
+        "plan.json",
+        &plan(&scratch.path().join("src/demo-1.0"), edits),
+    );
     let output = scratch.kiln().args(["plan", "plan.json"]).output().unwrap();
     assert!(output.status.success(), "{}", describe(&output));
     let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -112,7 +127,11 @@ fn edits_change_the_preset_phases_and_plan_shows_origins() {
         .unwrap()
         .starts_with("dependencies:"));
 
-    let output = scratch.kiln().args(["build", "plan.json"]).output().unwrap();
+    let output = scratch
+        .kiln()
+        .args(["build", "plan.json"])
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", describe(&output));
     assert!(scratch.path().join("kiln-out/out/stamp").exists());
 }
@@ -122,7 +141,11 @@ fn an_edit_of_an_unknown_phase_lists_the_phases() {
     let scratch = Scratch::new();
     let edits = r#","edits":[{"before":{"phase":"compile","insert":{"name":"x","steps":[]}}}]"#;
     scratch.write("plan.json", &plan(Path::new("/nonexistent"), edits));
-    let output = scratch.kiln().args(["validate", "plan.json"]).output().unwrap();
+    let output = scratch
+        .kiln()
+        .args(["validate", "plan.json"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -132,4 +155,50 @@ fn an_edit_of_an_unknown_phase_lists_the_phases() {
         ),
         "{stderr}"
     );
+}
+
+#[test]
+fn preset_patches_apply_in_the_source_root_and_a_bad_hunk_names_patch_file_and_hunk() {
+    let scratch = Scratch::new();
+    write_project(&scratch);
+    let good = scratch.write(
+        "fix.patch",
+        "--- a/Makefile.in\n+++ b/Makefile.in\n@@ -1,2 +1,2 @@\n all:\n-\tprintf 'built\\n' > demo.txt\n+\tprintf 'built and patched\\n' > demo.txt\n",
+    );
+    let extra = format!(r#","edits":[],"env":{{"PATCH":"{}"}}"#, good.display());
+    let text = plan(&scratch.path().join("src/demo-1.0"), &extra).replace(
+        r#""dontFixup":true"#,
+        r#""dontFixup":true,"patches":["${env.PATCH}"]"#,
+    );
+    scratch.write("plan.json", &text);
+    let output = scratch
+        .kiln()
+        .args(["build", "plan.json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let out = scratch.path().join("kiln-out/out");
+    assert_eq!(
+        std::fs::read_to_string(out.join("share/demo.txt")).unwrap(),
+        "built and patched\n"
+    );
+
+    // The same patch again cannot apply: the hunk's context is gone.
+    std::fs::remove_dir_all(scratch.path().join("kiln-out")).unwrap();
+    let twice = text.replace(
+        r#""patches":["${env.PATCH}"]"#,
+        r#""patches":["${env.PATCH}","${env.PATCH}"]"#,
+    );
+    scratch.write("plan.json", &twice);
+    let output = scratch
+        .kiln()
+        .args(["build", "plan.json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("phase `patch`, step 1 (patch)"), "{stderr}");
+    assert!(stderr.contains("fix.patch"), "{stderr}");
+    assert!(stderr.contains("Makefile.in"), "{stderr}");
+    assert!(stderr.contains("hunk #1 `@@ -1,2 +1,2 @@`"), "{stderr}");
 }
