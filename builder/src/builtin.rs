@@ -31,12 +31,12 @@ pub enum BuiltinError {
     /// Patching failed.
     #[error(transparent)]
     Patch(#[from] kiln_patch::PatchError),
-    /// Temporary: the step kind's crate is not wired in yet.
-    #[error("step kind `{kind}` is not available in this build of kiln")]
-    NotAvailable {
-        /// The kind.
-        kind: &'static str,
-    },
+    /// Fixup failed.
+    #[error(transparent)]
+    Fixup(#[from] kiln_fixup::FixupError),
+    /// An output failed its checks (references or size).
+    #[error("output checks failed")]
+    OutputChecks(#[source] kiln_fixup::StepError),
 }
 
 impl BuiltinError {
@@ -188,12 +188,104 @@ pub struct FixupInputs<'a> {
     pub build_top: &'a Path,
     /// The build environment (`PATH` for interpreters and `strip`, `NIX_BUILD_CORES`).
     pub env: &'a BTreeMap<String, String>,
+    /// The plan's input paths: the references output checks can recognise.
+    pub inputs: &'a [PathBuf],
 }
 
-/// Runs stdenv's fixup on every output; returns warnings.
+/// Runs stdenv's fixup on every output, then the output checks; returns warnings and a
+/// summary line per output.
 pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, BuiltinError> {
-    let _ = (step, inputs);
-    Err(BuiltinError::NotAvailable { kind: "fixup" })
+    let path_dirs: Vec<PathBuf> = inputs
+        .env
+        .get("PATH")
+        .map(|path| {
+            path.split(':')
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    let jobs = inputs
+        .env
+        .get("NIX_BUILD_CORES")
+        .and_then(|cores| cores.parse().ok())
+        .unwrap_or(1);
+    let store_dir = inputs
+        .env
+        .get("NIX_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/nix/store"));
+    // Outputs a build did not create are not fixed up (a later check reports them missing).
+    let outputs: BTreeMap<String, PathBuf> = inputs
+        .outputs
+        .iter()
+        .filter(|(_, path)| std::fs::symlink_metadata(path).is_ok())
+        .map(|(name, path)| (name.clone(), path.clone()))
+        .collect();
+    let context = kiln_fixup::FixupContext {
+        outputs,
+        build_top: inputs.build_top.to_owned(),
+        path_dirs,
+        store_dir,
+        jobs,
+    };
+    let options = kiln_fixup::FixupOptions {
+        move_docs: step.move_docs,
+        shrink_rpath: step.shrink_rpath,
+        audit_tmpdir: step.audit_tmpdir,
+        compress_man: step.compress_man,
+        move_lib64: step.move_lib64,
+        move_sbin: step.move_sbin,
+        patch_shebangs: step.patch_shebangs,
+        prune_libtool_files: step.prune_libtool_files,
+        strip: step.strip,
+        check_broken_symlinks: step.check_broken_symlinks,
+        make_symlinks_relative: step.make_symlinks_relative,
+        ..kiln_fixup::FixupOptions::default()
+    };
+    let multiple = if step.split_outputs && context.outputs.len() > 1 {
+        let names = context.outputs.keys().map(String::as_str);
+        Some(
+            kiln_fixup::MultipleOutputs::stdenv_defaults(names).map_err(|source| {
+                BuiltinError::Fixup(kiln_fixup::FixupError::Step {
+                    output: String::new(),
+                    step: kiln_fixup::Step::SplitOutputs,
+                    source,
+                })
+            })?,
+        )
+    } else {
+        None
+    };
+    let reports = kiln_fixup::fixup(&context, &options, multiple.as_ref())?;
+    let mut messages = Vec::new();
+    for report in &reports {
+        for (step, warning) in report.warnings() {
+            messages.push(format!(
+                "fixup of `{}`: {step}: {}: {}",
+                report.output,
+                warning.path.display(),
+                warning.message
+            ));
+        }
+    }
+    if !step.output_checks.is_empty() {
+        let checks: BTreeMap<String, kiln_fixup::checks::OutputChecks> = step
+            .output_checks
+            .iter()
+            .map(|(name, check)| {
+                let converted = kiln_fixup::checks::OutputChecks {
+                    allowed_references: check.allowed_references.clone(),
+                    disallowed_references: check.disallowed_references.clone(),
+                    max_size: check.max_size,
+                };
+                (name.clone(), converted)
+            })
+            .collect();
+        kiln_fixup::checks::check_outputs(&context, &checks, inputs.inputs)
+            .map_err(BuiltinError::OutputChecks)?;
+    }
+    Ok(messages)
 }
 
 #[cfg(test)]

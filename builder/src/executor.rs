@@ -560,10 +560,17 @@ impl Execution<'_> {
                 Ok(())
             }
             Step::Fixup(fixup) => {
+                let input_paths: Vec<PathBuf> = self
+                    .plan
+                    .inputs
+                    .values()
+                    .flat_map(|input| input.paths().iter().map(PathBuf::from))
+                    .collect();
                 let context = builtin::FixupInputs {
                     outputs: self.outputs,
                     build_top: self.build_top,
                     env: &state.env,
+                    inputs: &input_paths,
                 };
                 let warnings = builtin::fixup(fixup, &context)
                     .map_err(|source| BuildError::Builtin { at, source })?;
