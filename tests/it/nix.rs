@@ -256,3 +256,32 @@ fn an_invalid_plan_fails_the_derivation_with_its_json_path() {
     assert!(stderr.contains("did you mean `steps`?"), "{stderr}");
     assert!(stderr.contains("failed with exit code 2"), "{stderr}");
 }
+
+/// The directory holding a Debian source package's files (`scripts/fetch-debian-source.sh`,
+/// a cache outside the repository), downloaded on first use, one download at a time (the first
+/// one adds the deb-src entry and runs `apt-get update`, which concurrent runs would fight over).
+pub(crate) fn debian_source(package: &str) -> PathBuf {
+    static DOWNLOADS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = DOWNLOADS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let output = Command::new("bash")
+        .arg(root().join("scripts/fetch-debian-source.sh"))
+        .arg(package)
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "fetching the Debian source package {package} failed:\n{}",
+        describe(&output)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let dir = PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("the script prints the directory"),
+    );
+    assert!(dir.is_dir(), "{}", describe(&output));
+    dir
+}
