@@ -98,7 +98,11 @@ pub fn dependency_env(plan: &Plan, out_lib: Option<&Path>) -> Result<DependencyE
     let both: Vec<PathBuf> = env.build.iter().chain(&env.host).cloned().collect();
     let names = |deps: &[PathBuf]| -> String {
         let list: Vec<String> = deps.iter().map(|d| short(d)).collect();
-        format!("dependencies: {}", list.join(", "))
+        if list.is_empty() {
+            "kiln".to_owned()
+        } else {
+            format!("dependencies: {}", list.join(", "))
+        }
     };
     let mut set = |name: &str, values: Vec<String>, separator: &str, origin: String| {
         if !values.is_empty() {
@@ -133,7 +137,11 @@ pub fn dependency_env(plan: &Plan, out_lib: Option<&Path>) -> Result<DependencyE
         "LD_RUN_PATH",
         rpath.clone(),
         ":",
-        format!("kiln (the `out` output's lib), {}", names(&env.host)),
+        if env.host.is_empty() {
+            "kiln (the `out` output's lib)".to_owned()
+        } else {
+            format!("kiln (the `out` output's lib), {}", names(&env.host))
+        },
     );
     let mut ldflags: Vec<String> = rpath.iter().map(|dir| format!("-rpath {dir}")).collect();
     ldflags.extend(libs.iter().map(|dir| format!("-L{dir}")));

@@ -3,49 +3,19 @@
 //! cmark (CMake) and FriBidi (Meson). Each test builds its package, runs what it installed and
 //! checks the output.
 //!
-//! The sources come from `scripts/fetch-debian-source.sh` (a cache outside the repository; the
-//! first run downloads them with apt) and reach Nix as `--arg debianSrc DIR`; the fixtures in
-//! `tests/fixtures/debian/` name the files they use and check them against the `.dsc`. The
-//! host's toolchain (gcc, make, cmake, meson, ninja, ...) is lent to the sandbox (impure, see
-//! `scripts/lib.sh` and `tests/fixtures/debian/README.md`).
+//! The fixtures in `tests/fixtures/debian/` use kiln's presets (unpack, Debian's patch series,
+//! configure, build, check, install, fixup) and its dependency environment. The sources come
+//! from `scripts/fetch-debian-source.sh` (a cache outside the repository; the first run downloads
+//! them with apt) and reach Nix as `--arg debianSrc DIR`; the fixtures name the files they use
+//! and check them against the `.dsc`. The host's toolchain (gcc, make, cmake, meson, ninja, ...)
+//! is lent to the sandbox (impure, see `scripts/lib.sh` and `tests/fixtures/debian/README.md`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 
 use crate::common::describe;
-use crate::nix::{nix_build, nonce, out_path, root};
-
-/// The directory holding a Debian source package's files, downloaded on first use.
-///
-/// One download at a time: the first one adds the deb-src entry and runs `apt-get update`,
-/// which two concurrent runs would fight over (apt's lock).
-fn debian_source(package: &str) -> PathBuf {
-    static DOWNLOADS: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = DOWNLOADS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let output = Command::new("bash")
-        .arg(root().join("scripts/fetch-debian-source.sh"))
-        .arg(package)
-        .output()
-        .expect("bash runs");
-    assert!(
-        output.status.success(),
-        "fetching the Debian source package {package} failed:\n{}",
-        describe(&output)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let dir = PathBuf::from(
-        stdout
-            .lines()
-            .last()
-            .expect("the script prints the directory"),
-    );
-    assert!(dir.is_dir(), "{}", describe(&output));
-    dir
-}
+use crate::nix::{debian_source, nix_build, nonce, out_path};
 
 /// Builds `tests/fixtures/debian/FIXTURE` with the downloaded sources of `package`, asserts it
 /// succeeded and returns the output path and Nix's output (its stderr holds the build log).
@@ -171,6 +141,11 @@ fn debian_zlib_is_linked_by_a_second_derivation_through_the_dependency_environme
     assert!(log.contains(&header), "no `{header}` in the log:\n{log}");
     assert!(log.contains(&format!("\n{}\n", zlib.display())), "{log}");
     assert!(log.contains("*** zlib shared test OK ***"), "{log}");
+    // zlib.nix applied Debian's series with kiln's own patch step.
+    for patch in ["cflags-for-minizip", "use-dso-really"] {
+        let applied = format!("debian/patches/{patch}` (-p1): contrib/minizip/Makefile");
+        assert!(log.contains(&applied), "no `{applied}` in the log:\n{log}");
+    }
 }
 
 #[test]
@@ -210,9 +185,22 @@ fn debian_fribidi_builds_with_meson_and_reorders_text() {
     // The program uses the libfribidi it was built with, not one the host may have.
     let library = resolved_library(&fribidi, "libfribidi.so.0");
     assert!(library.starts_with(&out), "{}", library.display());
-    // Debian's patches were applied and FriBidi's own test suite passed in the check phase.
+    // kiln applied Debian's five patches (its own patch step) and FriBidi's own test suite
+    // passed in the check phase.
     let log = String::from_utf8_lossy(&build_log.stderr);
-    assert!(log.contains("patching file bin/fribidi-main.c"), "{log}");
+    for (patch, file) in [
+        (
+            "revert_log2vis_get_embedding_levels.diff",
+            "lib/fribidi-deprecated.c",
+        ),
+        ("manpages.diff", "doc/fribidi_remove_bidi_marks.3"),
+        ("CVE-2022-25308.patch", "bin/fribidi-main.c"),
+        ("CVE-2022-25309.patch", "lib/fribidi-char-sets-cap-rtl.c"),
+        ("CVE-2022-25310.patch", "lib/fribidi.c"),
+    ] {
+        let applied = format!("debian/patches/{patch}` (-p1): {file}");
+        assert!(log.contains(&applied), "no `{applied}` in the log:\n{log}");
+    }
     assert!(log.contains("8/8 BidiTest"), "{log}");
     assert!(has_line(&log, &["Ok:", "8"]), "{log}");
     assert!(has_line(&log, &["Fail:", "0"]), "{log}");

@@ -5,6 +5,7 @@ mod bad_plans;
 mod build;
 mod cli;
 mod common;
+mod debian;
 mod examples;
 mod nix;
 mod presets;
