@@ -339,7 +339,7 @@ mod tests {
         );
         assert_eq!(
             var("LD_RUN_PATH"),
-            format!("/out/lib:{}/lib", libpng.display())
+            format!("/out/lib:{}/lib:{}/lib", libpng.display(), zlib.display())
         );
         assert_eq!(
             var("PKG_CONFIG_PATH"),
