@@ -10,3 +10,4 @@ mod examples;
 mod nix;
 mod presets;
 mod split;
+mod state;
