@@ -345,10 +345,8 @@ pub fn preset_phases(preset: &Preset, plan_sets_ldflags: bool) -> Vec<Phase> {
             // (which Meson keeps), unless the plan sets LDFLAGS itself.
             let mut configure = run(argv);
             if let (Step::Run(step), false) = (&mut configure, plan_sets_ldflags) {
-                step.env.insert(
-                    "LDFLAGS".to_owned(),
-                    format!("-Wl,-rpath,{out}/lib"),
-                );
+                step.env
+                    .insert("LDFLAGS".to_owned(), format!("-Wl,-rpath,{out}/lib"));
             }
             phases.push(phase("configure", vec![configure]));
             let ninja = |extra: &[String], targets: &[String]| {
