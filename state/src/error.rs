@@ -97,7 +97,9 @@ pub enum StateError {
     },
 
     /// The tree holds something a state cannot carry (a device or a FIFO).
-    #[error("cannot pack `{path}`: it is a {kind}, and a state holds only files, directories and links")]
+    #[error(
+        "cannot pack `{path}`: it is a {kind}, and a state holds only files, directories and links"
+    )]
     SpecialFile {
         /// The file.
         path: PathBuf,
@@ -147,7 +149,9 @@ pub enum StateError {
 
     /// The payload is not as long as the manifest says: truncated, or not the payload the
     /// manifest was written for.
-    #[error("the state payload `{path}` is `{found}` bytes long, but its manifest says `{expected}`")]
+    #[error(
+        "the state payload `{path}` is `{found}` bytes long, but its manifest says `{expected}`"
+    )]
     PayloadSize {
         /// The payload file.
         path: PathBuf,

@@ -64,7 +64,10 @@ pub fn list(dir: &Path) -> Result<Vec<EntrySummary>, StateError> {
         let mode = header.mode().map_err(bad)?;
         let mtime = header.mtime().map_err(bad)?;
         let size = header.size().map_err(bad)?;
-        let link = entry.link_name().map_err(bad)?.map(|link| link.into_owned());
+        let link = entry
+            .link_name()
+            .map_err(bad)?
+            .map(|link| link.into_owned());
         let path = entry.path().map_err(bad)?.into_owned();
         entries.push(EntrySummary {
             path,

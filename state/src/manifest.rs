@@ -123,10 +123,7 @@ impl Manifest {
             return Err(invalid("phase", "it is empty".to_owned()));
         }
         if let Some(problem) = relative_path_problem(&self.workdir) {
-            return Err(invalid(
-                "workdir",
-                format!("`{}` {problem}", self.workdir),
-            ));
+            return Err(invalid("workdir", format!("`{}` {problem}", self.workdir)));
         }
         for (name, value) in &self.env {
             if name.is_empty() || name.contains(['=', '\0']) {
@@ -286,12 +283,16 @@ mod tests {
         value["extra"] = serde_json::Value::Bool(true);
         write(dir.path(), &value.to_string());
         let error = read_manifest(dir.path()).unwrap_err();
-        assert!(matches!(error, StateError::ParseManifest { .. }), "{error:?}");
+        assert!(
+            matches!(error, StateError::ParseManifest { .. }),
+            "{error:?}"
+        );
     }
 
     #[test]
     fn refuses_unsafe_values() {
-        let cases: [(&str, fn(&mut Manifest)); 7] = [
+        type Damage = fn(&mut Manifest);
+        let cases: [(&str, Damage); 7] = [
             ("workdir", |m| m.workdir = "../escape".to_owned()),
             ("workdir", |m| m.workdir = "/etc".to_owned()),
             ("outputs", |m| {

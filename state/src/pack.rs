@@ -105,8 +105,8 @@ pub fn pack(
         source,
     };
     let file = temp.as_file().try_clone().map_err(write_error)?;
-    let encoder =
-        payload::encoder(HashingWriter::new(file), input.level, input.threads).map_err(write_error)?;
+    let encoder = payload::encoder(HashingWriter::new(file), input.level, input.threads)
+        .map_err(write_error)?;
     let mut packer = Packer {
         builder: tar::Builder::new(BufWriter::with_capacity(WRITE_BUFFER, encoder)),
         buffer: vec![0; READ_BUFFER],
@@ -123,7 +123,11 @@ pub fn pack(
     let hashing = packer
         .builder
         .into_inner()
-        .and_then(|buffered| buffered.into_inner().map_err(io::IntoInnerError::into_error))
+        .and_then(|buffered| {
+            buffered
+                .into_inner()
+                .map_err(io::IntoInnerError::into_error)
+        })
         .and_then(|encoder| encoder.finish())
         .map_err(write_error)?;
     let (_, sha256, size) = hashing.finish();
@@ -151,7 +155,8 @@ fn write_manifest(manifest: &Manifest, dest_dir: &Path, path: &Path) -> Result<(
         .tempfile_in(dest_dir)
         .map_err(write_error)?;
     temp.write_all(&to_json(manifest)).map_err(write_error)?;
-    temp.persist(path).map_err(|error| write_error(error.error))?;
+    temp.persist(path)
+        .map_err(|error| write_error(error.error))?;
     Ok(())
 }
 
@@ -171,9 +176,7 @@ fn header(kind: EntryType, metadata: &Metadata, size: u64) -> Header {
 
 /// Walks trees into one tar stream.
 struct Packer {
-    builder: tar::Builder<
-        BufWriter<zstd::stream::write::Encoder<'static, HashingWriter<File>>>,
-    >,
+    builder: tar::Builder<BufWriter<zstd::stream::write::Encoder<'static, HashingWriter<File>>>>,
     buffer: Vec<u8>,
     /// `(dev, ino)` of regular files with more than one link → the entry path they were first
     /// stored under, within the current root. Links across roots are stored as copies: the

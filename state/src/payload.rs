@@ -151,16 +151,17 @@ impl PayloadReader {
                     hasher: Sha256::new(),
                     read: 0,
                 };
-                let mut decoder = match zstd::stream::read::Decoder::new(hashing).and_then(|mut d| {
-                    d.window_log_max(WINDOW_LOG_MAX)?;
-                    Ok(d)
-                }) {
-                    Ok(decoder) => decoder,
-                    Err(error) => {
-                        let _ = chunk_sender.send(Message::Failed(error));
-                        return;
-                    }
-                };
+                let mut decoder =
+                    match zstd::stream::read::Decoder::new(hashing).and_then(|mut d| {
+                        d.window_log_max(WINDOW_LOG_MAX)?;
+                        Ok(d)
+                    }) {
+                        Ok(decoder) => decoder,
+                        Err(error) => {
+                            let _ = chunk_sender.send(Message::Failed(error));
+                            return;
+                        }
+                    };
                 loop {
                     let mut buffer = recycled.try_recv().unwrap_or_default();
                     buffer.resize(CHUNK, 0);
@@ -288,7 +289,16 @@ mod tests {
 
     /// Compressible, non-trivial data: words picked by a xorshift generator.
     fn text(len: usize) -> Vec<u8> {
-        let words: [&[u8]; 8] = [b"make ", b"cc ", b"-O2 ", b"int ", b"x;\n", b"#include ", b"a", b"\t"];
+        let words: [&[u8]; 8] = [
+            b"make ",
+            b"cc ",
+            b"-O2 ",
+            b"int ",
+            b"x;\n",
+            b"#include ",
+            b"a",
+            b"\t",
+        ];
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut data = Vec::with_capacity(len + 16);
         while data.len() < len {

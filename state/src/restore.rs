@@ -37,7 +37,7 @@
 //!   sticky bits are dropped. Ownership is not restored. mtimes are restored to the second.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs::{DirBuilder, File, FileTimes, OpenOptions, Permissions};
+use std::fs::{DirBuilder, FileTimes, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
@@ -146,9 +146,12 @@ fn route(entry: &Path) -> Result<(RootKey<'_>, &Path), UnsafeEntry> {
         Some(b"build") => Ok((RootKey::Build, components.as_path())),
         Some(b"outputs") => {
             let name = components.next().ok_or(UnsafeEntry::OutsideRoots)?;
-            let name = name.as_os_str().to_str().ok_or_else(|| UnsafeEntry::UnknownOutput {
-                name: name.as_os_str().to_string_lossy().into_owned(),
-            })?;
+            let name = name
+                .as_os_str()
+                .to_str()
+                .ok_or_else(|| UnsafeEntry::UnknownOutput {
+                    name: name.as_os_str().to_string_lossy().into_owned(),
+                })?;
             Ok((RootKey::Output(name), components.as_path()))
         }
         _ => Err(UnsafeEntry::OutsideRoots),
@@ -208,6 +211,9 @@ struct Extractor<'a> {
     output_roots: BTreeMap<String, usize>,
     pending: Vec<PendingDir>,
     buffer: Vec<u8>,
+    /// The process umask, if known: a file created with a mode the umask does not change
+    /// needs no `fchmod(2)`.
+    umask: Option<u32>,
 }
 
 impl<'a> Extractor<'a> {
@@ -231,6 +237,7 @@ impl<'a> Extractor<'a> {
             output_roots: BTreeMap::new(),
             pending: Vec::new(),
             buffer: vec![0; COPY_BUFFER],
+            umask: process_umask(),
         })
     }
 
@@ -291,7 +298,8 @@ impl<'a> Extractor<'a> {
                 ));
             }
         };
-        let (key, relative) = route(&entry_path).map_err(|reason| self.refuse(&entry_path, reason))?;
+        let (key, relative) =
+            route(&entry_path).map_err(|reason| self.refuse(&entry_path, reason))?;
         let relative = relative.to_owned();
         let root = self.root(&entry_path, key)?;
         let header = entry.header();
@@ -306,6 +314,14 @@ impl<'a> Extractor<'a> {
         let mtime = header
             .mtime()
             .map_err(|error| self.refuse(&entry_path, bad_header(error)))?;
+        if system_time(mtime).is_none() {
+            return Err(self.refuse(
+                &entry_path,
+                UnsafeEntry::BadHeader {
+                    detail: format!("the mtime `{mtime}` is out of range"),
+                },
+            ));
+        }
         match kind {
             EntryType::Directory => self.dir(root, &entry_path, &relative, mode, mtime),
             EntryType::Regular => self.file(root, &entry_path, &relative, mode, mtime, entry),
@@ -441,10 +457,14 @@ impl<'a> Extractor<'a> {
         content: &mut Entry<'_>,
     ) -> Result<(), StateError> {
         let path = self.prepare_leaf(root, entry_path, relative)?;
+        // Created with its final mode when the umask leaves that alone (the usual `0644` or
+        // `0755` under `022`); otherwise owner-only until the `fchmod(2)` below. The descriptor
+        // is writable either way.
+        let exact = self.umask.is_some_and(|umask| mode & umask == 0);
         let mut file = match OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(if exact { mode } else { 0o600 })
             .open(&path)
         {
             Ok(file) => file,
@@ -463,7 +483,17 @@ impl<'a> Extractor<'a> {
                 source,
             },
         })?;
-        set_file_metadata(&file, mode, mtime).map_err(|source| StateError::Write { path, source })
+        if !exact {
+            // `fchmod(2)` ignores the umask.
+            file.set_permissions(Permissions::from_mode(mode))
+                .map_err(|source| StateError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        let mtime = system_time(mtime).expect("checked when the header was read");
+        file.set_times(FileTimes::new().set_modified(mtime))
+            .map_err(|source| StateError::Write { path, source })
     }
 
     fn symlink(
@@ -496,7 +526,8 @@ impl<'a> Extractor<'a> {
         let outside = || UnsafeEntry::LinkOutside {
             target: target.to_owned(),
         };
-        let (target_key, target_relative) = route(target).map_err(|_| self.refuse(entry, outside()))?;
+        let (target_key, target_relative) =
+            route(target).map_err(|_| self.refuse(entry, outside()))?;
         if target_key != key {
             return Err(self.refuse(entry, outside()));
         }
@@ -598,14 +629,20 @@ fn stage(parent: &Path) -> Result<TempDir, StateError> {
         })
 }
 
-fn system_time(seconds: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+/// The time `seconds` after the epoch, if the system can represent it (as a `time_t` too).
+fn system_time(seconds: u64) -> Option<SystemTime> {
+    i64::try_from(seconds).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
-/// Sets the exact permission bits (`fchmod(2)` ignores the umask) and the mtime of an open file.
-fn set_file_metadata(file: &File, mode: u32, mtime: u64) -> io::Result<()> {
-    file.set_permissions(Permissions::from_mode(mode))?;
-    file.set_times(FileTimes::new().set_modified(system_time(mtime)))
+/// The process umask, from `/proc/self/status` (Linux ≥ 4.7): `umask(2)` can only be read by
+/// setting it, which races with other threads.
+fn process_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix("Umask:")?.trim();
+        u32::from_str_radix(value, 8).ok()
+    })
 }
 
 /// Sets the mtime of `path` itself, not of what it points to if it is a symlink; the atime is
@@ -613,7 +650,8 @@ fn set_file_metadata(file: &File, mode: u32, mtime: u64) -> io::Result<()> {
 fn set_mtime_nofollow(path: &Path, seconds: u64) -> io::Result<()> {
     use nix::sys::stat::{utimensat, UtimensatFlags};
     use nix::sys::time::TimeSpec;
-    let seconds = i64::try_from(seconds).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let seconds =
+        i64::try_from(seconds).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     utimensat(
         nix::fcntl::AT_FDCWD,
         path,
@@ -651,7 +689,10 @@ mod tests {
             route(Path::new("build/a/b")).unwrap(),
             (RootKey::Build, Path::new("a/b"))
         );
-        assert_eq!(route(Path::new("build")).unwrap(), (RootKey::Build, Path::new("")));
+        assert_eq!(
+            route(Path::new("build")).unwrap(),
+            (RootKey::Build, Path::new(""))
+        );
         assert_eq!(
             route(Path::new("outputs/out/bin/x")).unwrap(),
             (RootKey::Output("out"), Path::new("bin/x"))
@@ -671,6 +712,11 @@ mod tests {
             route(Path::new("./build/x")),
             Err(UnsafeEntry::CurrentComponent)
         );
+    }
+
+    #[test]
+    fn umask_is_read() {
+        assert_eq!(process_umask().map(|umask| umask & !0o777), Some(0));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::util::{
 /// A scratch area: a packed crafted state, a fresh target, and an `outside` directory that must
 /// stay empty.
 struct Setup {
-    _scratch: tempfile::TempDir,
+    _scratch: crate::util::Scratch,
     state: PathBuf,
     build: PathBuf,
     store: PathBuf,
@@ -28,7 +28,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        let scratch = tempfile::tempdir().unwrap();
+        let scratch = crate::util::Scratch::new();
         let root = scratch.path();
         let (source_build, source_outputs) = crafted_tree(&root.join("source"));
         let state = root.join("state");
@@ -43,7 +43,7 @@ impl Setup {
         fs::write(build.join(".attrs.json"), "{}").unwrap();
         let store = root.join("store");
         fs::create_dir(&store).unwrap();
-        let outputs = ["out", "doc"]
+        let outputs = ["alias", "out", "doc"]
             .into_iter()
             .map(|name| (name.to_owned(), store.join(name)))
             .collect();
@@ -67,7 +67,11 @@ impl Setup {
     fn assert_untouched(&self) {
         assert_eq!(names(&self.build), [".attrs.json"]);
         assert!(names(&self.store).is_empty(), "{:?}", names(&self.store));
-        assert!(names(&self.outside).is_empty(), "{:?}", names(&self.outside));
+        assert!(
+            names(&self.outside).is_empty(),
+            "{:?}",
+            names(&self.outside)
+        );
     }
 
     fn payload(&self) -> PathBuf {
@@ -91,7 +95,10 @@ fn truncated_payload_is_refused_by_size() {
     fs::write(setup.payload(), &payload[..payload.len() / 2]).unwrap();
     let error = setup.restore();
     assert!(matches!(error, StateError::PayloadSize { .. }), "{error:?}");
-    assert!(error.to_string().contains("but its manifest says"), "{error}");
+    assert!(
+        error.to_string().contains("but its manifest says"),
+        "{error}"
+    );
     setup.assert_untouched();
 }
 
@@ -123,11 +130,20 @@ fn flipped_byte_is_refused_by_hash() {
             matches!(error, StateError::PayloadHash { .. }),
             "byte {index}: {error:?}"
         );
-        assert!(error.to_string().contains("the state is damaged"), "{error}");
+        assert!(
+            error.to_string().contains("the state is damaged"),
+            "{error}"
+        );
         setup.assert_untouched();
-        assert!(matches!(list(&setup.state), Err(StateError::PayloadHash { .. })));
+        assert!(matches!(
+            list(&setup.state),
+            Err(StateError::PayloadHash { .. })
+        ));
         let to = setup.outside.join("extracted");
-        assert!(matches!(extract(&setup.state, &to), Err(StateError::PayloadHash { .. })));
+        assert!(matches!(
+            extract(&setup.state, &to),
+            Err(StateError::PayloadHash { .. })
+        ));
         setup.assert_untouched();
     }
 }
@@ -192,6 +208,7 @@ fn refused(hostile: &[Raw<'_>], expected: UnsafeEntry) {
         kind: raw.kind,
         link: raw.link,
         data: raw.data,
+        mtime: raw.mtime,
     }));
     write_raw_state(&setup.state, &entries, &["out"]);
     let error = setup.restore();
@@ -202,7 +219,10 @@ fn refused(hostile: &[Raw<'_>], expected: UnsafeEntry) {
     setup.assert_untouched();
     // Also for the `kiln state extract` path.
     let to = setup.build.join("x");
-    assert!(matches!(extract(&setup.state, &to), Err(StateError::Unsafe { .. })));
+    assert!(matches!(
+        extract(&setup.state, &to),
+        Err(StateError::Unsafe { .. })
+    ));
     assert!(!to.exists());
 }
 
@@ -214,10 +234,19 @@ fn outside_dir() -> PathBuf {
 
 #[test]
 fn hostile_paths_are_refused() {
-    refused(&[raw_file("/tmp/kiln-state-absolute", b"x")], UnsafeEntry::Absolute);
+    refused(
+        &[raw_file("/tmp/kiln-state-absolute", b"x")],
+        UnsafeEntry::Absolute,
+    );
     assert!(!Path::new("/tmp/kiln-state-absolute").exists());
-    refused(&[raw_file("build/../../escape", b"x")], UnsafeEntry::ParentComponent);
-    refused(&[raw_file("./build/x", b"x")], UnsafeEntry::CurrentComponent);
+    refused(
+        &[raw_file("build/../../escape", b"x")],
+        UnsafeEntry::ParentComponent,
+    );
+    refused(
+        &[raw_file("./build/x", b"x")],
+        UnsafeEntry::CurrentComponent,
+    );
     refused(&[raw_file("src/x", b"x")], UnsafeEntry::OutsideRoots);
     refused(
         &[raw_file("outputs/evil/x", b"x")],
@@ -231,6 +260,15 @@ fn hostile_paths_are_refused() {
         UnsafeEntry::NotADirectory { path: "f".into() },
     );
     refused(&[raw_file("build/ok", b"again")], UnsafeEntry::Duplicate);
+    refused(
+        &[Raw {
+            mtime: u64::MAX,
+            ..raw_file("build/future", b"x")
+        }],
+        UnsafeEntry::BadHeader {
+            detail: format!("the mtime `{}` is out of range", u64::MAX),
+        },
+    );
     refused(
         &[raw_link(b'3', "build/tty", "")],
         UnsafeEntry::UnsupportedType {

@@ -37,7 +37,7 @@ fn fresh(root: &Path) -> (PathBuf, PathBuf, BTreeMap<String, PathBuf>) {
     fs::write(build.join(".attrs.json"), "{\"new\": true}").unwrap();
     let store = root.join("next-store");
     fs::create_dir(&store).unwrap();
-    let outputs = ["out", "doc", "man"]
+    let outputs = ["alias", "out", "doc", "man"]
         .into_iter()
         .map(|name| (name.to_owned(), store.join(name)))
         .collect();
@@ -46,7 +46,7 @@ fn fresh(root: &Path) -> (PathBuf, PathBuf, BTreeMap<String, PathBuf>) {
 
 #[test]
 fn round_trip_keeps_the_tree() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::util::Scratch::new();
     let (build, outputs) = crafted_tree(scratch.path());
     let state = scratch.path().join("state");
     let packed = pack_into(&build, &outputs, 2, &state);
@@ -59,8 +59,11 @@ fn round_trip_keeps_the_tree() {
 
     // Nothing left over: no staging directories, Nix's file untouched.
     assert_eq!(names(&next), [".attrs.json", "hello-2.10"]);
-    assert_eq!(fs::read_to_string(next.join(".attrs.json")).unwrap(), "{\"new\": true}");
-    assert_eq!(names(&store), ["doc", "out"]);
+    assert_eq!(
+        fs::read_to_string(next.join(".attrs.json")).unwrap(),
+        "{\"new\": true}"
+    );
+    assert_eq!(names(&store), ["alias", "doc", "out"]);
 
     let before = comparable(&build, NIX_FILES);
     let after = comparable(&next, &[".attrs.json"]);
@@ -75,6 +78,10 @@ fn round_trip_keeps_the_tree() {
     assert_eq!(
         comparable(&outputs["doc"], &[]),
         comparable(&next_outputs["doc"], &[])
+    );
+    assert_eq!(
+        fs::read_link(&next_outputs["alias"]).unwrap(),
+        Path::new("out")
     );
 
     // The things the issue names, checked directly too.
@@ -104,7 +111,13 @@ fn round_trip_keeps_the_tree() {
         fs::read_link(src.join("link-dangling")).unwrap(),
         Path::new("does/not/exist")
     );
-    assert_eq!(fs::read_link(src.join("link-long")).unwrap().as_os_str().len(), 124);
+    assert_eq!(
+        fs::read_link(src.join("link-long"))
+            .unwrap()
+            .as_os_str()
+            .len(),
+        124
+    );
     assert_eq!(fs::read_to_string(src.join(long_name())).unwrap(), "long\n");
     assert_eq!(fs::metadata(src.join("big.bin")).unwrap().len(), 1 << 20);
     let inode = |path: &Path| fs::metadata(path).unwrap().ino();
@@ -115,7 +128,7 @@ fn round_trip_keeps_the_tree() {
 
 #[test]
 fn packing_is_deterministic_whatever_the_thread_count() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::util::Scratch::new();
     let (build, outputs) = crafted_tree(scratch.path());
     let payload = |name: &str, threads: u32| {
         let dest = scratch.path().join(name);
@@ -128,7 +141,10 @@ fn packing_is_deterministic_whatever_the_thread_count() {
     assert_eq!(first_manifest, second_manifest);
     let (one, _) = payload("c", 1);
     let (four, four_manifest) = payload("d", 4);
-    assert!(one == first && four == first, "the thread count changed the bytes");
+    assert!(
+        one == first && four == first,
+        "the thread count changed the bytes"
+    );
     assert_eq!(four_manifest, first_manifest);
     assert_eq!(
         fs::read(scratch.path().join("a").join(MANIFEST_FILE)).unwrap(),
@@ -138,7 +154,7 @@ fn packing_is_deterministic_whatever_the_thread_count() {
 
 #[test]
 fn list_shows_the_payload_in_order() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::util::Scratch::new();
     let (build, outputs) = crafted_tree(scratch.path());
     let state = scratch.path().join("state");
     pack_into(&build, &outputs, 1, &state);
@@ -149,38 +165,58 @@ fn list_shows_the_payload_in_order() {
         .collect();
     assert_eq!(paths[0], "build");
     assert_eq!(paths[1], "build/hello-2.10");
-    assert!(!paths.iter().any(|path| path.contains(".attrs.json") || path.contains("env-vars")));
+    assert!(!paths
+        .iter()
+        .any(|path| path.contains(".attrs.json") || path.contains("env-vars")));
     // Directories come right before their contents, names bytewise within a directory.
     let position = |path: &str| paths.iter().position(|p| p == path).unwrap();
     assert!(position("build/hello-2.10/big.bin") < position("build/hello-2.10/configure"));
     assert!(position("build/hello-2.10/lib") < position("build/hello-2.10/lib/nested/deep/x.c"));
     assert_eq!(
         &paths[paths.len() - 5..],
-        ["outputs/doc", "outputs/out", "outputs/out/bin", "outputs/out/bin/hello", "outputs/out/sbin"]
+        [
+            "outputs/doc",
+            "outputs/out",
+            "outputs/out/bin",
+            "outputs/out/bin/hello",
+            "outputs/out/sbin"
+        ]
     );
     let hard = entries
         .iter()
         .find(|entry| entry.path.ends_with("hard-2"))
         .unwrap();
     assert_eq!(hard.kind, EntryKind::HardLink);
-    assert_eq!(hard.link.as_deref(), Some(Path::new("build/hello-2.10/hard-1")));
+    assert_eq!(
+        hard.link.as_deref(),
+        Some(Path::new("build/hello-2.10/hard-1"))
+    );
     let long = format!("build/hello-2.10/{}", long_name());
-    let long = entries.iter().find(|entry| entry.path == Path::new(&long)).unwrap();
-    assert_eq!((long.kind.clone(), long.size, long.mode), (EntryKind::File, 5, 0o644));
-    let old = entries.iter().find(|entry| entry.path.ends_with("old.txt")).unwrap();
+    let long = entries
+        .iter()
+        .find(|entry| entry.path == Path::new(&long))
+        .unwrap();
+    assert_eq!(
+        (long.kind.clone(), long.size, long.mode),
+        (EntryKind::File, 5, 0o644)
+    );
+    let old = entries
+        .iter()
+        .find(|entry| entry.path.ends_with("old.txt"))
+        .unwrap();
     assert_eq!(old.mtime, OLD);
 }
 
 #[test]
 fn extract_writes_build_and_outputs() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::util::Scratch::new();
     let (build, outputs) = crafted_tree(scratch.path());
     let state = scratch.path().join("state");
     pack_into(&build, &outputs, 1, &state);
     let to = scratch.path().join("extracted");
     extract(&state, &to).unwrap();
     assert_eq!(names(&to), ["build", "outputs"]);
-    assert_eq!(names(&to.join("outputs")), ["doc", "out"]);
+    assert_eq!(names(&to.join("outputs")), ["alias", "doc", "out"]);
     assert_eq!(
         comparable(&to.join("build"), &[]),
         comparable(&build, NIX_FILES)
@@ -193,7 +229,7 @@ fn extract_writes_build_and_outputs() {
 
 #[test]
 fn restoring_twice_into_one_place_is_refused() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::util::Scratch::new();
     let (build, outputs) = crafted_tree(scratch.path());
     let state = scratch.path().join("state");
     pack_into(&build, &outputs, 1, &state);
@@ -201,32 +237,41 @@ fn restoring_twice_into_one_place_is_refused() {
     restore(&state, &next, &next_outputs).unwrap();
     let before = (comparable(&next, &[]), comparable(&store, &[]));
     let error = restore(&state, &next, &next_outputs).unwrap_err();
-    assert!(matches!(&error, StateError::Occupied { path } if path.ends_with("hello-2.10")), "{error:?}");
+    assert!(
+        matches!(&error, StateError::Occupied { path } if path.ends_with("hello-2.10")),
+        "{error:?}"
+    );
     assert_eq!((comparable(&next, &[]), comparable(&store, &[])), before);
 }
 
 #[test]
 fn an_existing_output_path_is_refused_before_anything_moves() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::util::Scratch::new();
     let (build, outputs) = crafted_tree(scratch.path());
     let state = scratch.path().join("state");
     pack_into(&build, &outputs, 1, &state);
     let (next, store, next_outputs) = fresh(scratch.path());
     fs::write(&next_outputs["out"], "in the way").unwrap();
     let error = restore(&state, &next, &next_outputs).unwrap_err();
-    assert!(matches!(&error, StateError::Occupied { path } if path.ends_with("out")), "{error:?}");
+    assert!(
+        matches!(&error, StateError::Occupied { path } if path.ends_with("out")),
+        "{error:?}"
+    );
     assert_eq!(names(&next), [".attrs.json"]);
     assert_eq!(names(&store), ["out"]);
 }
 
 #[test]
 fn pack_refuses_a_fifo_and_leaves_no_payload() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::util::Scratch::new();
     let build = scratch.path().join("build");
     fs::create_dir(&build).unwrap();
     fs::write(build.join("a"), "a").unwrap();
-    nix::unistd::mkfifo(&build.join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .unwrap();
+    nix::unistd::mkfifo(
+        &build.join("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
     let dest = scratch.path().join("state");
     fs::create_dir(&dest).unwrap();
     let outputs = BTreeMap::new();
@@ -240,24 +285,32 @@ fn pack_refuses_a_fifo_and_leaves_no_payload() {
 
 #[test]
 fn pack_checks_the_callers_fields() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::util::Scratch::new();
     let outputs = BTreeMap::new();
     let mut bad = base();
     bad.workdir = "../outside".to_owned();
-    let error = pack(&PackInput::new(scratch.path(), &outputs), bad, scratch.path()).unwrap_err();
-    assert!(matches!(&error, StateError::InvalidManifest { field, .. } if field == "workdir"), "{error:?}");
+    let error = pack(
+        &PackInput::new(scratch.path(), &outputs),
+        bad,
+        scratch.path(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&error, StateError::InvalidManifest { field, .. } if field == "workdir"),
+        "{error:?}"
+    );
     assert!(names(scratch.path()).is_empty());
 }
 
 #[test]
 fn manifest_reads_back() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = crate::util::Scratch::new();
     let (build, outputs) = crafted_tree(scratch.path());
     let state = scratch.path().join("state");
     let packed = pack_into(&build, &outputs, 1, &state);
     assert_eq!(read_manifest(&state).unwrap(), packed);
     assert_eq!(packed.workdir, "hello-2.10");
-    assert_eq!(packed.outputs.len(), 3);
+    assert_eq!(packed.outputs.len(), 4);
     assert_eq!(
         packed.payload_size,
         fs::metadata(state.join(PAYLOAD_FILE)).unwrap().len()

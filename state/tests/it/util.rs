@@ -11,6 +11,37 @@ use std::time::{Duration, SystemTime};
 use kiln_state::{Manifest, ManifestBase, FORMAT, KILN_VERSION, MANIFEST_FILE, PAYLOAD_FILE};
 use sha2::{Digest as _, Sha256};
 
+/// A temporary directory that can be removed even when a test left read-only directories in
+/// it (which only root could otherwise delete).
+pub struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch(tempfile::tempdir().unwrap())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        fn writable(path: &Path) {
+            let Ok(metadata) = fs::symlink_metadata(path) else {
+                return;
+            };
+            if metadata.is_dir() {
+                let _ = fs::set_permissions(path, Permissions::from_mode(0o700));
+                for child in fs::read_dir(path).into_iter().flatten().flatten() {
+                    writable(&child.path());
+                }
+            }
+        }
+        writable(self.0.path());
+    }
+}
+
 /// An old mtime (2001-09-09) that the tree's files and directories carry.
 pub const OLD: u64 = 1_000_000_000;
 
@@ -59,11 +90,15 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// A 150-byte file name.
 pub fn long_name() -> String {
-    format!("{}.c", "long-name-".repeat(15)).chars().take(150).collect()
+    format!("{}.c", "long-name-".repeat(15))
+        .chars()
+        .take(150)
+        .collect()
 }
 
 /// Builds the crafted tree under `root`: `root/build` (with Nix's `.attrs.json` and
-/// `env-vars`), `root/out` (a directory output) and `root/doc` (a single-file output).
+/// `env-vars`), `root/out` (a directory output), `root/doc` (a single-file output) and
+/// `root/alias` (a symlink output).
 /// Returns the build directory and the outputs map (with `man`, which does not exist).
 pub fn crafted_tree(root: &Path) -> (PathBuf, BTreeMap<String, PathBuf>) {
     let build = root.join("build");
@@ -98,6 +133,8 @@ pub fn crafted_tree(root: &Path) -> (PathBuf, BTreeMap<String, PathBuf>) {
     fs::set_permissions(out.join("bin/hello"), Permissions::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink("bin", out.join("sbin")).unwrap();
     fs::write(root.join("doc"), "a single-file output\n").unwrap();
+    // An output that is a symlink (to another output, as `dev -> out` setups do).
+    std::os::unix::fs::symlink("out", root.join("alias")).unwrap();
 
     // mtimes last, deepest first: creating entries changes a directory's mtime.
     for (path, seconds) in [
@@ -118,6 +155,7 @@ pub fn crafted_tree(root: &Path) -> (PathBuf, BTreeMap<String, PathBuf>) {
     }
     fs::set_permissions(src.join("read-only"), Permissions::from_mode(0o555)).unwrap();
     let outputs = BTreeMap::from([
+        ("alias".to_owned(), root.join("alias")),
         ("out".to_owned(), out),
         ("doc".to_owned(), root.join("doc")),
         ("man".to_owned(), root.join("man")),
@@ -222,6 +260,7 @@ pub struct Raw<'a> {
     pub kind: u8,
     pub link: &'a str,
     pub data: &'a [u8],
+    pub mtime: u64,
 }
 
 pub fn raw_file<'a>(path: &'a str, data: &'a [u8]) -> Raw<'a> {
@@ -230,6 +269,7 @@ pub fn raw_file<'a>(path: &'a str, data: &'a [u8]) -> Raw<'a> {
         kind: b'0',
         link: "",
         data,
+        mtime: OLD,
     }
 }
 
@@ -239,6 +279,7 @@ pub fn raw_dir(path: &str) -> Raw<'_> {
         kind: b'5',
         link: "",
         data: b"",
+        mtime: OLD,
     }
 }
 
@@ -248,6 +289,7 @@ pub fn raw_link<'a>(kind: u8, path: &'a str, link: &'a str) -> Raw<'a> {
         kind,
         link,
         data: b"",
+        mtime: OLD,
     }
 }
 
@@ -264,7 +306,7 @@ pub fn write_raw_state(dir: &Path, entries: &[Raw<'_>], outputs: &[&str]) {
         }
         header.set_entry_type(tar::EntryType::new(raw.kind));
         header.set_mode(0o644);
-        header.set_mtime(OLD);
+        header.set_mtime(raw.mtime);
         header.set_size(raw.data.len() as u64);
         header.set_cksum();
         builder.append(&header, raw.data).unwrap();
