@@ -214,33 +214,51 @@ let
           "check"
           "source"
           "outputs"
+          "outputChecks"
         ]
       );
       groups = split;
       count = length groups;
       last = list: elemAt list (length list - 1);
       take = n: list: genList (elemAt list) n;
-      zeros = "00000000000000000000000000000000";
+      # One hash part per output, so no placeholder is a prefix of another (`…-hello` and
+      # `…-hello-static` would be with a shared one).
+      placeholderHash =
+        output: builtins.substring 0 32 (builtins.hashString "sha256" "kiln-placeholder-${output}");
       placeholders = listToAttrs (
         map (output: {
           name = output;
-          value = "${builtins.storeDir}/${zeros}-${name}${if output == "out" then "" else "-${output}"}";
+          value = "${builtins.storeDir}/${placeholderHash output}-${name}${
+            if output == "out" then "" else "-${output}"
+          }";
         }) outputs
       );
       # The phases of the first n groups.
       phasesOf = n: concatLists (take n groups);
       # The plan as a part that knows only the `kept` phases sees it.
+      # cmake turns `doCheck` into `-DBUILD_TESTING=ON` at configure time.
+      knobPhase =
+        knob:
+        if knob == "doCheck" && (plan.preset.system or "") == "cmake" then
+          "configure"
+        else
+          presetKnobPhase.${knob};
+      anchor = edit: (builtins.head (builtins.attrValues edit)).phase;
       truncate =
         kept:
         if plan.phases != [ ] then
-          plan // { phases = filter (phase: elem phase.name kept) plan.phases; }
+          plan
+          // {
+            phases = filter (phase: elem phase.name kept) plan.phases;
+            edits = filter (edit: elem (anchor edit) kept) (plan.edits or [ ]);
+          }
         else
           plan
           // {
             preset = removeAttrs plan.preset (
-              filter (
-                knob: presetKnobPhase ? ${knob} && !(elem presetKnobPhase.${knob} kept)
-              ) (builtins.attrNames plan.preset)
+              filter (knob: presetKnobPhase ? ${knob} && !(elem (knobPhase knob) kept)) (
+                builtins.attrNames plan.preset
+              )
             );
           };
       part =
@@ -299,11 +317,20 @@ let
         kept = phasesOf count;
         partName = name;
         partOutputs = outputs;
+        # The user's checks, plus: no reference to a stage.
         extra.outputChecks = listToAttrs (
-          map (output: {
-            name = output;
-            value.disallowedReferences = stages;
-          }) outputs
+          map (
+            output:
+            let
+              own = (args.outputChecks or { }).${output} or { };
+            in
+            {
+              name = output;
+              value = own // {
+                disallowedReferences = (own.disallowedReferences or [ ]) ++ stages;
+              };
+            }
+          ) outputs
         );
       };
       checkDrv =

@@ -149,6 +149,18 @@ pub struct BuildArgs {
     pub keep_build_dir: bool,
 
     /// Seconds between SIGTERM and SIGKILL when a step is stopped (timeout or signal).
-    #[arg(long, value_name = "SECONDS", default_value_t = 5.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_grace)]
     pub kill_grace: f64,
+}
+
+/// A grace period: finite, 0 to 3600 seconds.
+fn parse_grace(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if seconds.is_finite() && (0.0..=3600.0).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(format!("`{text}` is not between 0 and 3600 seconds"))
+    }
 }

@@ -66,6 +66,7 @@ impl CliError {
                 SplitError::Run(RunError::Build(BuildError::Interrupted { signal, .. })) => {
                     exit_codes::SIGNAL_BASE + *signal as i32
                 }
+                SplitError::Run(RunError::Setup(_)) => exit_codes::SETUP_FAILED,
                 _ => exit_codes::BUILD_FAILED,
             },
             CliError::State(_) => exit_codes::INVALID_INPUT,
@@ -126,6 +127,13 @@ impl CliError {
                 write_chain(&mut out, error);
                 if let SplitError::Run(RunError::Build(build)) = error {
                     hints.extend(build.hint());
+                }
+                if let SplitError::PlanMismatch { .. } = error {
+                    hints.push(
+                        "the stage before this one was built from another plan; rebuild the chain \
+                         from the same expression"
+                            .to_owned(),
+                    );
                 }
                 if let SplitError::Restore { .. } = error {
                     hints.push(

@@ -24,6 +24,9 @@ use crate::signal::SignalEvents;
 pub struct PreparedBuild {
     /// The resolved, expanded plan; each phase carries its origin.
     pub plan: Plan,
+    /// The same plan expanded but not resolved: what does not depend on the machine (cores,
+    /// build directory), for hashing plan prefixes in split mode.
+    pub expanded: Plan,
     /// The environment before the plan's `env`.
     pub base_env: BTreeMap<String, String>,
     /// The whole environment steps start from (the plan's `env` included), with origins.
@@ -73,14 +76,21 @@ pub fn prepare(
         }
         paths.outputs = nix_outputs.clone();
     } else {
-        let missing: Vec<&String> = declared
+        if let Some(missing) = declared
             .iter()
-            .filter(|name| !paths.outputs.contains_key(*name))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "the caller gives a path for every declared output: {missing:?}"
-        );
+            .find(|name| !paths.outputs.contains_key(*name))
+        {
+            return Err(invalid(
+                PlanError::new(
+                    JsonPath::root().key("outputs"),
+                    PlanErrorKind::OutputsMismatch {
+                        plan: declared.clone(),
+                        derivation: vec![format!("(no path for `{missing}`)")],
+                    },
+                )
+                .into(),
+            ));
+        }
         paths.outputs.retain(|name, _| declared.contains(name));
     }
     let out_lib = paths.outputs.get("out").map(|out| out.join("lib"));
@@ -101,6 +111,10 @@ pub fn prepare(
     // preset and edits (the plan's and the hooks') and resolve what they produced.
     kiln_schema::resolve(plan, &context).map_err(invalid)?;
     let expanded = kiln_schema::preset::expand(plan, &deps.edits).map_err(invalid)?;
+    // Hook edits bring phases the plan's own validation never saw.
+    if !deps.edits.is_empty() {
+        kiln_schema::validate(&expanded).map_err(invalid)?;
+    }
     let resolved = kiln_schema::resolve(&expanded, &context).map_err(invalid)?;
     for (name, value) in &resolved.env {
         environment.insert(
@@ -113,6 +127,7 @@ pub fn prepare(
     }
     Ok(PreparedBuild {
         plan: resolved,
+        expanded,
         base_env,
         environment,
         paths,

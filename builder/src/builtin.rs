@@ -34,6 +34,21 @@ pub enum BuiltinError {
     /// Fixup failed.
     #[error(transparent)]
     Fixup(#[from] kiln_fixup::FixupError),
+    /// A quilt series file not named `series` (quilt and dpkg-source read only that name).
+    #[error("quilt series file `{}` is not named `series`", path.display())]
+    SeriesName {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An output directory could not be created for splitting.
+    #[error("cannot create output directory `{}`", path.display())]
+    CreateOutput {
+        /// The output.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// An output failed its checks (references or size).
     #[error("output checks failed")]
     OutputChecks(#[source] kiln_fixup::StepError),
@@ -154,6 +169,9 @@ pub fn patch(step: &PatchStep, cwd: &Path) -> Result<Vec<String>, BuiltinError> 
     if let Some(series) = &step.series {
         let series = cwd.join(series);
         let dir = series.parent().unwrap_or(cwd);
+        if series.file_name().is_some_and(|name| name != "series") {
+            return Err(BuiltinError::SeriesName { path: series });
+        }
         if series.is_file() {
             patches.extend(kiln_patch::read_quilt_series(dir)?);
         } else {
@@ -215,7 +233,22 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
         .get("NIX_STORE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/nix/store"));
-    // Outputs a build did not create are not fixed up (a later check reports them missing).
+    // Splitting moves files into outputs the install did not create (`dev`, `man`, …), so with
+    // several outputs each missing one starts empty; one still empty afterwards is removed again
+    // and reported missing later, as Nix would. With one output, a missing one is not fixed up.
+    let splitting = step.split_outputs && inputs.outputs.len() > 1;
+    let mut created = Vec::new();
+    if splitting {
+        for path in inputs.outputs.values() {
+            if std::fs::symlink_metadata(path).is_err() {
+                std::fs::create_dir_all(path).map_err(|source| BuiltinError::CreateOutput {
+                    path: path.clone(),
+                    source,
+                })?;
+                created.push(path.clone());
+            }
+        }
+    }
     let outputs: BTreeMap<String, PathBuf> = inputs
         .outputs
         .iter()
@@ -243,7 +276,7 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
         make_symlinks_relative: step.make_symlinks_relative,
         ..kiln_fixup::FixupOptions::default()
     };
-    let multiple = if step.split_outputs && context.outputs.len() > 1 {
+    let multiple = if splitting {
         let names = context.outputs.keys().map(String::as_str);
         Some(
             kiln_fixup::MultipleOutputs::stdenv_defaults(names).map_err(|source| {
@@ -257,7 +290,12 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
     } else {
         None
     };
-    let reports = kiln_fixup::fixup(&context, &options, multiple.as_ref())?;
+    let reports = kiln_fixup::fixup(&context, &options, multiple.as_ref());
+    for path in &created {
+        // `remove_dir` only removes an empty directory: one that received files stays.
+        let _ = std::fs::remove_dir(path);
+    }
+    let reports = reports?;
     let mut messages = Vec::new();
     for report in &reports {
         for (step, warning) in report.warnings() {

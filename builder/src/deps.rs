@@ -23,6 +23,32 @@ pub const PROPAGATED_HOST: &str = "nix-support/propagated-build-inputs";
 /// File listing the build dependencies a package propagates (nixpkgs-compatible).
 pub const PROPAGATED_BUILD: &str = "nix-support/propagated-native-build-inputs";
 
+/// Variables a hook may not set: Nix's and kiln's own, and the usual output names.
+const RESERVED: &[&str] = &[
+    "NIX_BUILD_TOP",
+    "NIX_BUILD_CORES",
+    "NIX_STORE",
+    "NIX_LOG_FD",
+    "NIX_ATTRS_JSON_FILE",
+    "NIX_ATTRS_SH_FILE",
+    "TMPDIR",
+    "TEMPDIR",
+    "TMP",
+    "TEMP",
+    "HOME",
+    "PWD",
+    "SOURCE_DATE_EPOCH",
+    "out",
+    "dev",
+    "bin",
+    "lib",
+    "man",
+    "doc",
+    "info",
+    "devdoc",
+    "static",
+];
+
 /// A variable's value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Origin {
@@ -167,8 +193,12 @@ pub fn dependency_env(plan: &Plan, out_lib: Option<&Path>) -> Result<DependencyE
     path.extend(existing(&env.host, "bin"));
     set("PATH", path, ":", names(&both));
 
+    // A dependency in both roles contributes its hook once.
+    let mut hooked = BTreeSet::new();
     for dep in both {
-        read_hook(&dep, &mut env)?;
+        if hooked.insert(dep.clone()) {
+            read_hook(&dep, &mut env)?;
+        }
     }
     Ok(env)
 }
@@ -237,6 +267,23 @@ fn read_hook(dep: &Path, env: &mut DependencyEnv) -> Result<(), DepsError> {
     }
     let origin = format!("hook of {}", short(dep));
     let own = dep.display().to_string();
+    for name in hook.env.keys() {
+        let reserved = RESERVED.contains(&name.as_str());
+        if reserved || !kiln_schema::validate::is_valid_env_name(name) {
+            return Err(invalid(
+                kiln_schema::PlanError::new(
+                    JsonPath::root().key("env").key(name.clone()),
+                    kiln_schema::PlanErrorKind::InvalidEnvName { name: name.clone() },
+                )
+                .with_context(if reserved {
+                    "kiln and Nix set this variable; a hook may not"
+                } else {
+                    "not a variable name"
+                })
+                .into(),
+            ));
+        }
+    }
     for (name, value) in hook.env {
         env.vars.insert(
             name,

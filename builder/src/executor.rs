@@ -365,6 +365,8 @@ impl Execution<'_> {
                     step: step_index + 1,
                     kind: step.kind(),
                 };
+                // Built-in steps never wait, so let the signal-forwarding task run before looking.
+                tokio::task::yield_now().await;
                 if let Some(signal) = signals.pending() {
                     result = Err(BuildError::Interrupted { at, signal });
                     break;
@@ -419,7 +421,38 @@ impl Execution<'_> {
                 duration,
             });
         }
+        // A signal during the last (built-in) step still stops the build.
+        tokio::task::yield_now().await;
+        if result.is_ok() {
+            if let Some(signal) = signals.pending() {
+                let last = plan
+                    .phases
+                    .last()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default();
+                result = Err(BuildError::Interrupted {
+                    at: StepLocation {
+                        phase: last,
+                        step: 0,
+                        kind: "end",
+                    },
+                    signal,
+                });
+            }
+        }
         summary.duration = started.elapsed();
+        let exit_code = match &result {
+            Ok(()) => kiln_schema::exit_codes::SUCCESS,
+            Err(BuildError::Interrupted { signal, .. }) => {
+                kiln_schema::exit_codes::SIGNAL_BASE + *signal as i32
+            }
+            Err(_) => kiln_schema::exit_codes::BUILD_FAILED,
+        };
+        reporter.report(&LogEvent::BuildFinished {
+            success: result.is_ok(),
+            exit_code,
+            seconds: summary.duration.as_secs_f64(),
+        });
         summary.resume = Resume {
             workdir: state.workdir,
             env: state
@@ -671,7 +704,13 @@ impl Execution<'_> {
         let mut step_env = env.clone();
         step_env.extend(process.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         step_env.insert("PWD".into(), process.cwd.display().to_string());
-        let program_name = &process.argv[0];
+        let Some(program_name) = process.argv.first() else {
+            return Err(BuildError::ProgramNotFound {
+                at: at.clone(),
+                program: String::new(),
+                path: String::new(),
+            });
+        };
         let path_var = step_env.get("PATH").map(String::as_str);
         let Some(program) = find_program(program_name, path_var, &process.cwd) else {
             return Err(BuildError::ProgramNotFound {

@@ -91,10 +91,36 @@ pub fn load_attrs_file(path: &Path) -> Result<LoadedPlan, LoadError> {
             let outputs: BTreeMap<String, PathBuf> =
                 kiln_schema::parse::from_value(outputs.clone(), &JsonPath::root().key("outputs"))
                     .map_err(|error| LoadError::invalid(path, error))?;
+            if let Some(name) = outputs
+                .keys()
+                .find(|name| !kiln_schema::validate::is_valid_reference_name(name))
+            {
+                return Err(LoadError::invalid(
+                    path,
+                    PlanError::new(
+                        JsonPath::root().key("outputs").key(name.clone()),
+                        PlanErrorKind::InvalidName {
+                            what: "output name",
+                            name: name.clone(),
+                        },
+                    ),
+                ));
+            }
             Some(outputs)
         }
         None => None,
     };
+    if outputs.is_none() {
+        return Err(LoadError::invalid(
+            path,
+            PlanError::new(
+                JsonPath::root().key("outputs"),
+                PlanErrorKind::Shape {
+                    message: "`.attrs.json` has no `outputs` (Nix always writes them)".to_owned(),
+                },
+            ),
+        ));
+    }
     let mut plan_value = attrs.remove(PLAN_ATTRIBUTE).ok_or_else(|| {
         LoadError::invalid(
             path,
@@ -172,7 +198,11 @@ mod tests {
     fn attrs_errors_are_prefixed_with_the_attribute() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(".attrs.json");
-        fs_err::write(&file, r#"{"name":"h","kiln":{"version":1,"phase":[]}}"#).unwrap();
+        fs_err::write(
+            &file,
+            r#"{"name":"h","outputs":{"out":"/nix/store/x-h"},"kiln":{"version":1,"phase":[]}}"#,
+        )
+        .unwrap();
         let LoadError::Invalid { errors, .. } = load_attrs_file(&file).unwrap_err() else {
             panic!("expected an invalid plan");
         };

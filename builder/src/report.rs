@@ -70,10 +70,21 @@ impl<W: Write> WriterReporter<W> {
             Output::Text(text) => text.as_bytes(),
             Output::Bytes(bytes) => bytes,
         };
-        if self.format == LogFormat::Nix && bytes.starts_with(b"@nix") {
-            let _ = self.out.write_all(b" ");
+        if self.format == LogFormat::Nix {
+            // Nix starts a new line at `\r` too, so `x\r@nix …` would reach it as a protocol
+            // line: a space after every `\r` (and before a leading `@nix`) keeps children out.
+            if bytes.starts_with(b"@nix") {
+                let _ = self.out.write_all(b" ");
+            }
+            for (index, part) in bytes.split(|&b| b == b'\r').enumerate() {
+                if index > 0 {
+                    let _ = self.out.write_all(b"\r ");
+                }
+                let _ = self.out.write_all(part);
+            }
+        } else {
+            let _ = self.out.write_all(bytes);
         }
-        let _ = self.out.write_all(bytes);
         let _ = self.out.write_all(b"\n");
     }
 }
@@ -200,6 +211,7 @@ mod tests {
                     total: 1,
                 },
                 LogEvent::Output(Output::Text("@nix {\"action\":\"msg\"}")),
+                LogEvent::Output(Output::Text("progress\r@nix {}")),
                 LogEvent::Message {
                     level: Level::Debug,
                     text: "a \"quoted\"\nline",
@@ -212,8 +224,9 @@ mod tests {
             r#"@nix {"action":"setPhase","phase":"build \"x\""}"#
         );
         assert_eq!(lines[1], r#" @nix {"action":"msg"}"#);
+        assert_eq!(lines[2], "progress\r @nix {}");
         assert_eq!(
-            lines[2],
+            lines[3],
             r#"@nix {"action":"msg","level":6,"msg":"a \"quoted\"\nline"}"#
         );
     }

@@ -112,6 +112,34 @@ pub fn prepare_part(
             },
         ));
     }
+    if part.role == Role::Final {
+        let derivation = loaded.outputs.clone().unwrap_or_default();
+        let names: Vec<&String> = derivation.keys().collect();
+        let placeholder_names: Vec<&String> = part.placeholders.keys().collect();
+        if names != placeholder_names {
+            return Err(invalid(
+                at.key("placeholders"),
+                PlanErrorKind::OutputsMismatch {
+                    plan: part.placeholders.keys().cloned().collect(),
+                    derivation: derivation.keys().cloned().collect(),
+                },
+            ));
+        }
+        for (name, real) in &derivation {
+            let placeholder = &part.placeholders[name];
+            if placeholder.len() != real.as_os_str().len() {
+                return Err(invalid(
+                    at.key("placeholders").key(name.clone()),
+                    PlanErrorKind::Shape {
+                        message: format!(
+                            "placeholder `{placeholder}` is not as long as the output path `{}`",
+                            real.display()
+                        ),
+                    },
+                ));
+            }
+        }
+    }
     let mut loaded = loaded.clone();
     loaded.outputs = Some(
         part.placeholders
@@ -186,7 +214,7 @@ pub fn run_part(
                 return (BuildSummary::default(), Err(error));
             }
         };
-        if manifest.plan_hash != prefix_hash(&prepared.plan, &manifest.phase) {
+        if manifest.plan_hash != prefix_hash(&prepared.expanded, &manifest.phase) {
             let error = SplitError::PlanMismatch {
                 path: state,
                 phase: manifest.phase,
@@ -270,7 +298,7 @@ fn finish(
                 .map(|(name, path)| (name.clone(), path.clone()))
                 .collect();
             let base = kiln_state::ManifestBase {
-                plan_hash: prefix_hash(&prepared.plan, &last),
+                plan_hash: prefix_hash(&prepared.expanded, &last),
                 phase: last,
                 workdir,
                 env: summary.resume.env.clone(),
@@ -321,10 +349,13 @@ fn finish(
                     source,
                 })?;
             }
+            // Longest placeholder first, so one that is a prefix of another never matches inside it.
+            let mut pairs: Vec<(&String, &PathBuf)> = placeholders.iter().collect();
+            pairs.sort_by_key(|(_, path)| std::cmp::Reverse(path.as_os_str().len()));
             for name in placeholders.keys() {
                 let root = &derivation_outputs[name];
-                for (other, placeholder) in placeholders {
-                    let real = &derivation_outputs[other];
+                for (other, placeholder) in &pairs {
+                    let real = &derivation_outputs[*other];
                     rewrite_tree(
                         root,
                         &placeholder.display().to_string(),

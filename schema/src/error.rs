@@ -64,8 +64,10 @@ pub enum PlanErrorKind {
         /// What is empty ("the phase name", "argv", ...).
         what: &'static str,
     },
-    /// A phase or output name has characters outside `[A-Za-z0-9_.-]`.
-    #[error("invalid {what} `{name}`: use letters, digits, `_`, `-` and `.`")]
+    /// A phase, input or output name has characters kiln does not allow there.
+    #[error(
+        "invalid {what} `{name}`: use letters, digits, `_`, `-` and `+` (and `.` in phase names)"
+    )]
     InvalidName {
         /// "phase name", "output name", "input name".
         what: &'static str,

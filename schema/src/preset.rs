@@ -455,6 +455,26 @@ pub fn expand(plan: &Plan, external: &[ExternalEdit]) -> Result<Plan, PlanErrors
             }
         }
     }
+    let mut seen: Vec<&str> = Vec::new();
+    for (index, phase) in phases.iter().enumerate() {
+        if let Some(first) = seen.iter().position(|name| *name == phase.name) {
+            errors.push(
+                PlanError::new(
+                    JsonPath::root().key("edits"),
+                    PlanErrorKind::DuplicatePhase {
+                        name: phase.name.clone(),
+                        first,
+                    },
+                )
+                .with_context(format!(
+                    "after the edits, phase {} ({}) repeats a name",
+                    index + 1,
+                    phase.origin.as_deref().unwrap_or("plan")
+                )),
+            );
+        }
+        seen.push(&phase.name);
+    }
     PlanErrors::check(errors)?;
     expanded.phases = phases;
     expanded.preset = None;

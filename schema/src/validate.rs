@@ -24,6 +24,12 @@ pub fn is_valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '+'))
 }
 
+/// A name that `${outputs.NAME}` / `${inputs.NAME}` can reference: [`is_valid_name`] without `.`
+/// (a dot separates the parts of a reference).
+pub fn is_valid_reference_name(name: &str) -> bool {
+    is_valid_name(name) && !name.contains('.')
+}
+
 /// A POSIX-portable environment variable name.
 pub fn is_valid_env_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -52,7 +58,7 @@ pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
     check_outputs(plan, &mut errors);
     for (name, input) in &plan.inputs {
         let path = root.key("inputs").key(name);
-        if !is_valid_name(name) {
+        if !is_valid_reference_name(name) {
             errors.push(PlanError::new(
                 path.clone(),
                 PlanErrorKind::InvalidName {
@@ -195,7 +201,7 @@ fn check_outputs(plan: &Plan, errors: &mut Vec<PlanError>) {
         ));
     }
     for (index, name) in outputs.iter().enumerate() {
-        if !is_valid_name(name) {
+        if !is_valid_reference_name(name) {
             errors.push(PlanError::new(
                 path.index(index),
                 PlanErrorKind::InvalidName {

@@ -42,6 +42,7 @@ impl Scratch {
             .current_dir(self.path())
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
+            .env("TMPDIR", self.path())
             .env("NO_COLOR", "1");
         command
     }

@@ -293,3 +293,34 @@ fn fixup_fails_on_a_dangling_symlink() {
     assert!(stderr.contains("phase `fixup`, step 1 (fixup)"), "{stderr}");
     assert!(stderr.contains("dangling"), "{stderr}");
 }
+
+#[test]
+fn fixup_splits_headers_into_the_dev_output() {
+    let scratch = Scratch::new();
+    write_fixup_project(&scratch);
+    scratch.write("src/fix-1.0/fix.h", "int fix(void);\n");
+    let makefile = scratch.path().join("src/fix-1.0/Makefile.in");
+    let mut text = std::fs::read_to_string(&makefile).unwrap();
+    text.push_str("\tmkdir -p $(PREFIX)/include\n\tcp fix.h $(PREFIX)/include/\n");
+    std::fs::write(&makefile, text).unwrap();
+    let text = plan(
+        &scratch.path().join("src/fix-1.0"),
+        r#","outputs":["out","dev"]"#,
+    )
+    .replace(r#","dontFixup":true"#, "")
+    .replace(r#""doCheck":true,"#, "");
+    scratch.write("plan.json", &text);
+    let output = scratch
+        .kiln()
+        .args(["build", "plan.json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let (out, dev) = (
+        scratch.path().join("kiln-out/out"),
+        scratch.path().join("kiln-out/dev"),
+    );
+    assert!(dev.join("include/fix.h").is_file(), "{}", describe(&output));
+    assert!(!out.join("include").exists());
+    assert!(out.join("bin/prog").is_file());
+}

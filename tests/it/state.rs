@@ -71,7 +71,8 @@ fn inspect_and_extract_a_state() {
 
 #[test]
 fn damaged_states_are_refused_and_nothing_is_written() {
-    let damages: [(&str, fn(&Path)); 3] = [
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 3] = [
         ("truncated", |state| {
             let payload = state.join("state.tar.zst");
             let bytes = std::fs::read(&payload).unwrap();
