@@ -31,6 +31,16 @@ build() {
     echo $(((end - start) / 1000000))
 }
 
+# trivial: a one-step kiln derivation, for Nix's own fixed cost per derivation.
+trivial() {
+    local start end
+    start=$(date +%s%N)
+    nix-build tests/fixtures/trivial --arg kiln "$kiln" --argstr nonce "bench-trivial-$(date +%s%N)" \
+        "${KILN_NIX_OPTS[@]}" --no-out-link >/dev/null 2>&1 || kiln_die "nix-build of the trivial fixture failed"
+    end=$(date +%s%N)
+    echo $(((end - start) / 1000000))
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A times
@@ -42,6 +52,12 @@ for attr in plain monolithic split; do
     times[$attr]="$(printf '%s' "$samples" | median)"
 done
 
+samples=""
+for _ in $(seq "$runs"); do
+    samples+="$(trivial)"$'\n'
+done
+times[trivial]="$(printf '%s' "$samples" | median)"
+
 boundaries=5
 printf 'GNU hello 2.10 under sandboxed Nix, median of %s fresh builds each\n' "$runs"
 printf '  %-44s %8s ms\n' "plain (mkDerivation, real path)" "${times[plain]}"
@@ -49,5 +65,9 @@ printf '  %-44s %8s ms\n' "monolithic (one derivation, placeholder)" "${times[mo
 printf '  %-44s %8s ms\n' "split (6 derivations, 5 state boundaries)" "${times[split]}"
 awk -v s="${times[split]}" -v m="${times[monolithic]}" -v b="$boundaries" 'BEGIN {
     printf "  split / monolithic: %.2fx; cost per boundary: %.0f ms (goal: under 100 ms)\n", s / m, (s - m) / b
+}'
+printf '  %-44s %8s ms\n' "a trivial kiln derivation (Nix's fixed cost)" "${times[trivial]}"
+awk -v s="${times[split]}" -v m="${times[monolithic]}" -v b="$boundaries" -v t="${times[trivial]}" 'BEGIN {
+    printf "  per boundary minus the per-derivation cost of Nix: %.0f ms\n", (s - m) / b - t
 }'
 echo "  (plain also runs the test suite: doCheck; monolithic and split do not: split runs it in its own derivation)"
