@@ -19,7 +19,7 @@
 //! payload's SHA-256, staging and moving into place. The sides alternate run by run (so slow
 //! phases of the machine hit both) and the median is reported, with the ratio kiln / tar
 //! (below 1.00 means kiln is faster). `KILN_BENCH_RUNS` sets the number of timed runs
-//! (default: 7 for hello, 3 for the generated tree); one untimed run warms the caches first.
+//! (default: 15 for hello, 3 for the generated tree); one untimed run warms the caches first.
 //! `KILN_BENCH_DIR` picks the file system the archives are written to and unpacked on (default:
 //! the cache directory). On this project's VMs, ext4 makes creating 200,000 files cost over a
 //! minute of kernel time for both sides; `KILN_BENCH_DIR=/dev/shm` measures the tools instead
@@ -61,7 +61,7 @@ fn main() {
             .and_then(|runs| runs.parse().ok())
             .unwrap_or(default)
     };
-    bench(&scratch, "hello-2.10 build directory", &hello, runs(7));
+    bench(&scratch, "hello-2.10 build directory", &hello, runs(15));
     bench(&scratch, "generated tree", &generated, runs(3));
 }
 
