@@ -4,7 +4,10 @@
 //! them), so they build against a placeholder of the same length. The final derivation calls
 //! [`rewrite_tree`] on each output: every occurrence in file contents (text and binaries alike:
 //! the lengths are equal, so offsets inside ELF files stay valid) and in symlink targets is
-//! replaced, and the tree is scanned again to prove none is left.
+//! replaced, and the tree is scanned again to prove none is left. A gzip file (a man page the
+//! fixup compressed) is looked into as well: one that holds the placeholder is decompressed,
+//! rewritten and compressed again exactly as the fixup compresses, so the result equals what a
+//! build with the real path from the start produces.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -62,6 +65,27 @@ pub struct RewriteReport {
 
 const CHUNK: usize = 1 << 20;
 
+/// gzip files larger than this are not looked into (man pages are far smaller).
+const MAX_GZIP: u64 = 64 << 20;
+
+/// The decompressed contents of a gzip file, or `None` when it is not one (or too large).
+fn gunzip(path: &Path, meta: &fs::Metadata) -> std::io::Result<Option<Vec<u8>>> {
+    if meta.len() > MAX_GZIP || meta.len() < 18 {
+        return Ok(None);
+    }
+    let mut magic = [0u8; 2];
+    File::open(path)?.read_exact(&mut magic)?;
+    if magic != [0x1f, 0x8b] {
+        return Ok(None);
+    }
+    let mut data = Vec::new();
+    match flate2::read::MultiGzDecoder::new(File::open(path)?).read_to_end(&mut data) {
+        Ok(_) => Ok(Some(data)),
+        // Not really gzip: treat it as an ordinary file.
+        Err(_) => Ok(None),
+    }
+}
+
 /// Replaces `from` with `to` (same length) everywhere under `root`, then proves none is left.
 pub fn rewrite_tree(root: &Path, from: &str, to: &str) -> Result<RewriteReport, RewriteError> {
     if from.len() != to.len() {
@@ -93,6 +117,20 @@ pub fn rewrite_tree(root: &Path, from: &str, to: &str) -> Result<RewriteReport, 
                 report.links += 1;
             }
         } else if meta.is_file() {
+            if let Some(data) = gunzip(path, meta).map_err(io)? {
+                if memchr::memmem::find(&data, from.as_bytes()).is_some() {
+                    let text = replace_all(&data, from.as_bytes(), to.as_bytes());
+                    let compressed = kiln_fixup::man::gzip_bytes(&text);
+                    let mode = meta.permissions().mode();
+                    fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200))
+                        .map_err(io)?;
+                    fs::write(path, compressed).map_err(io)?;
+                    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io)?;
+                    report.files += 1;
+                    report.occurrences += 1;
+                    return Ok(());
+                }
+            }
             let offsets = find_all(path, from.as_bytes()).map_err(io)?;
             if !offsets.is_empty() {
                 let mode = meta.permissions().mode();
@@ -126,7 +164,10 @@ pub fn rewrite_tree(root: &Path, from: &str, to: &str) -> Result<RewriteReport, 
                 .to_string_lossy()
                 .contains(from)
         } else if meta.is_file() {
-            !find_all(path, from.as_bytes()).map_err(io)?.is_empty()
+            let in_gzip = gunzip(path, meta)
+                .map_err(io)?
+                .is_some_and(|data| memchr::memmem::find(&data, from.as_bytes()).is_some());
+            in_gzip || !find_all(path, from.as_bytes()).map_err(io)?.is_empty()
         } else {
             false
         };
@@ -138,6 +179,19 @@ pub fn rewrite_tree(root: &Path, from: &str, to: &str) -> Result<RewriteReport, 
         Ok(())
     })?;
     Ok(report)
+}
+
+/// `data` with every `from` replaced by `to`.
+fn replace_all(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut last = 0;
+    for found in memchr::memmem::find_iter(data, from) {
+        out.extend_from_slice(&data[last..found]);
+        out.extend_from_slice(to);
+        last = found + from.len();
+    }
+    out.extend_from_slice(&data[last..]);
+    out
 }
 
 /// Every offset of `needle` in the file, read in chunks that overlap by `needle.len() - 1`.
@@ -251,6 +305,17 @@ mod tests {
             fs::read_link(root.join("link")).unwrap(),
             PathBuf::from(format!("{TO}/bin/big"))
         );
+    }
+
+    #[test]
+    fn rewrites_inside_gzip_files_as_the_fixup_compresses() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = dir.path().join("hello.1.gz");
+        let text = format!(".TH HELLO 1\nsee {FROM}/share/doc\n");
+        fs::write(&page, kiln_fixup::man::gzip_bytes(text.as_bytes())).unwrap();
+        rewrite_tree(dir.path(), FROM, TO).unwrap();
+        let expected = kiln_fixup::man::gzip_bytes(text.replace(FROM, TO).as_bytes());
+        assert_eq!(fs::read(&page).unwrap(), expected);
     }
 
     #[test]
