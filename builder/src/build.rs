@@ -202,6 +202,45 @@ pub fn run_build(
     options: ExecutorOptions,
     reporter: &mut dyn Reporter,
 ) -> (BuildSummary, Result<(), RunError>) {
+    let execution = Execution {
+        plan: &prepared.plan,
+        base_env: &prepared.base_env,
+        build_top: &prepared.paths.build_top,
+        outputs: &prepared.paths.outputs,
+        options,
+        only: None,
+        resume: None,
+    };
+    let (summary, result) = execute(&execution, reporter);
+    if let Err(error) = result {
+        return (summary, Err(error));
+    }
+    if let Some(target) = propagation_output(&prepared.paths.outputs) {
+        if let Err(source) = write_propagated(&prepared.plan, target) {
+            let error = RunError::Propagate {
+                path: target.to_owned(),
+                source,
+            };
+            return (summary, Err(error));
+        }
+    }
+    for (name, path) in &prepared.paths.outputs {
+        if std::fs::symlink_metadata(path).is_err() {
+            let error = RunError::OutputMissing {
+                name: name.clone(),
+                path: path.clone(),
+            };
+            return (summary, Err(error));
+        }
+    }
+    (summary, Ok(()))
+}
+
+/// Runs `execution` on a single-threaded runtime with kiln's signal handlers installed.
+pub fn execute(
+    execution: &Execution<'_>,
+    reporter: &mut dyn Reporter,
+) -> (BuildSummary, Result<(), RunError>) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -224,38 +263,8 @@ pub fn run_build(
                 )
             }
         };
-        let execution = Execution {
-            plan: &prepared.plan,
-            base_env: &prepared.base_env,
-            build_top: &prepared.paths.build_top,
-            outputs: &prepared.paths.outputs,
-            options,
-            only: None,
-            resume: None,
-        };
         let (summary, result) = execution.run(reporter, &mut signals).await;
-        if let Err(error) = result {
-            return (summary, Err(error.into()));
-        }
-        if let Some(target) = propagation_output(&prepared.paths.outputs) {
-            if let Err(source) = write_propagated(&prepared.plan, target) {
-                let error = RunError::Propagate {
-                    path: target.to_owned(),
-                    source,
-                };
-                return (summary, Err(error));
-            }
-        }
-        for (name, path) in &prepared.paths.outputs {
-            if std::fs::symlink_metadata(path).is_err() {
-                let error = RunError::OutputMissing {
-                    name: name.clone(),
-                    path: path.clone(),
-                };
-                return (summary, Err(error));
-            }
-        }
-        (summary, Ok(()))
+        (summary, result.map_err(RunError::from))
     })
 }
 

@@ -15,13 +15,12 @@ use kiln_schema::{JsonPath, Plan, PlanError, PlanErrorKind};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::build::{prepare, PreparedBuild, RunError, SetupError};
+use crate::build::{execute, prepare, PreparedBuild, RunError};
 use crate::env::BuildPaths;
 use crate::executor::{BuildSummary, Execution, ExecutorOptions, Resume};
 use crate::load::{LoadError, LoadedPlan};
 use crate::report::Reporter;
 use crate::rewrite::{rewrite_tree, RewriteError};
-use crate::signal::SignalEvents;
 
 /// Files Nix writes into every build directory; never part of a state.
 pub const NIX_FILES: &[&str] = &[".attrs.json", ".attrs.sh", "env-vars"];
@@ -227,37 +226,17 @@ pub fn run_part(
         });
     }
 
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            let error = RunError::Setup(SetupError::Runtime(error));
-            return (BuildSummary::default(), Err(error.into()));
-        }
-    };
     let only: BTreeSet<String> = part.phases.iter().cloned().collect();
-    let (summary, result) = runtime.block_on(async {
-        let mut signals = match SignalEvents::install() {
-            Ok(signals) => signals,
-            Err(error) => {
-                let error = RunError::Setup(SetupError::Runtime(error));
-                return (BuildSummary::default(), Err(error));
-            }
-        };
-        let execution = Execution {
-            plan: &prepared.plan,
-            base_env: &prepared.base_env,
-            build_top,
-            outputs: placeholders,
-            options,
-            only: Some(&only),
-            resume: resume.as_ref(),
-        };
-        let (summary, result) = execution.run(reporter, &mut signals).await;
-        (summary, result.map_err(RunError::from))
-    });
+    let execution = Execution {
+        plan: &prepared.plan,
+        base_env: &prepared.base_env,
+        build_top,
+        outputs: placeholders,
+        options,
+        only: Some(&only),
+        resume: resume.as_ref(),
+    };
+    let (summary, result) = execute(&execution, reporter);
     if let Err(error) = result {
         return (summary, Err(error.into()));
     }
