@@ -367,6 +367,83 @@ let
     else
       final // { inherit stages checkDrv sourceDrv; };
 
+  # --- stdenv-compatible attributes: nixpkgs-style package expressions, no bash. ---------------
+  #
+  #   lib.stdenvDerivation {
+  #     pname = "hello"; version = "2.10";
+  #     src = ./hello-2.10.tar.gz;
+  #     configureFlags = [ "--disable-nls" ];
+  #     doCheck = true;
+  #     nativeBuildInputs = [ pkgconfig ];
+  #     outputs = [ "out" "dev" ];
+  #   }
+  #
+  # Like nixpkgs' stdenv.mkDerivation, but the builder is kiln: the derivation has no `kiln`
+  # attribute, so kiln translates stdenv's attributes into a plan itself (crate kiln-stdenv;
+  # docs/stdenv-attributes.md lists every attribute and what kiln does with it). Here:
+  #   - `name` defaults to "${pname}-${version}";
+  #   - `builder` is kiln and `__structuredAttrs = true` (so Nix writes .attrs.json);
+  #   - `meta` and `passthru` stay out of the derivation; `passthru` is added to the result;
+  #   - a multi-output dependency in `nativeBuildInputs`, `buildInputs`,
+  #     `propagatedBuildInputs` or `propagatedNativeBuildInputs` stands for its `dev` output
+  #     (nixpkgs' chooseDevOutputs), unless an output was picked (`zlib.out`);
+  #   - every other attribute passes through to the derivation unchanged.
+  stdenvDerivation =
+    {
+      outputs ? [ "out" ],
+      system ? builtins.currentSystem,
+      ...
+    }@args:
+    let
+      name =
+        args.name or (
+          if args ? pname && args ? version then
+            "${args.pname}-${args.version}"
+          else
+            throw "kiln bootstrap: stdenvDerivation needs `name`, or `pname` and `version`"
+        );
+      clashes = builtins.filter (attr: args ? ${attr}) reserved;
+      chooseDev =
+        dep:
+        if builtins.isAttrs dep && dep ? dev && !(dep.outputSpecified or false) then dep.dev else dep;
+      depLists = [
+        "nativeBuildInputs"
+        "buildInputs"
+        "propagatedBuildInputs"
+        "propagatedNativeBuildInputs"
+      ];
+      deps = builtins.listToAttrs (
+        map (list: {
+          name = list;
+          value = map chooseDev args.${list};
+        }) (builtins.filter (list: args ? ${list}) depLists)
+      );
+      drv = derivation (
+        removeAttrs args [
+          "meta"
+          "passthru"
+        ]
+        // deps
+        // {
+          inherit name outputs system builder;
+          __structuredAttrs = true;
+        }
+      );
+      # Each output picked explicitly (`drv.dev`) says so, as in nixpkgs.
+      outputAttrs = builtins.listToAttrs (
+        map (output: {
+          name = output;
+          value = drv.${output} // {
+            outputSpecified = true;
+          };
+        }) outputs
+      );
+    in
+    if clashes != [ ] then
+      throw "kiln bootstrap: stdenvDerivation sets ${builtins.concatStringsSep ", " clashes} itself (a `kiln` attribute would make it a plain kiln plan: use mkDerivation); derivation '${name}'"
+    else
+      drv // outputAttrs // (args.passthru or { }) // { meta = args.meta or { }; };
+
   # --- References, pre-escaped. ----------------------------------------------------------------
   # kiln resolves `${outputs.out}`, `${inputs.src}`, ... itself, at build time. In a Nix string
   # they would be Nix interpolations, so they must be written "\${outputs.out}"; these helpers
@@ -393,6 +470,7 @@ in
     mkDerivation
     mkSplit
     mkPlan
+    stdenvDerivation
     refs
     builder
     ;

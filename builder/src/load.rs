@@ -3,6 +3,9 @@
 //! Under Nix the plan is the derivation attribute `kiln`; the output paths come from the
 //! attribute `outputs` (name → store path). Nix ≤ 2.14 points `NIX_ATTRS_JSON_FILE` at a path
 //! outside the sandbox, so [`attrs_json_path`] falls back to `$NIX_BUILD_TOP/.attrs.json`.
+//! A derivation without a `kiln` attribute is a stdenv-style one: its attributes are translated
+//! into a plan by [`kiln_stdenv::translate`], and [`LoadedPlan::stdenv`] keeps the report (where
+//! each phase and step came from, shell hooks, warnings).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +30,9 @@ pub struct LoadedPlan {
     pub file: PathBuf,
     /// Which part of a split build this derivation is (`kilnSplit` in `.attrs.json`).
     pub split: Option<kiln_schema::split::SplitPart>,
+    /// For a derivation without a `kiln` attribute: how its stdenv attributes were translated
+    /// (for `kiln plan` and the build log, see [`kiln_stdenv::Report::messages`]).
+    pub stdenv: Option<kiln_stdenv::Report>,
 }
 
 /// Why a plan could not be loaded.
@@ -75,6 +81,7 @@ pub fn load_plan_file(path: &Path) -> Result<LoadedPlan, LoadError> {
         prefix: JsonPath::root(),
         file: path.to_owned(),
         split: None,
+        stdenv: None,
     })
 }
 
@@ -121,23 +128,45 @@ pub fn load_attrs_file(path: &Path) -> Result<LoadedPlan, LoadError> {
             ),
         ));
     }
-    let mut plan_value = attrs.remove(PLAN_ATTRIBUTE).ok_or_else(|| {
-        LoadError::invalid(
-            path,
-            PlanError::new(
-                prefix.clone(),
-                PlanErrorKind::Shape {
-                    message: "the derivation has no `kiln` attribute holding the plan".to_owned(),
+    let split_attribute = kiln_schema::split::SPLIT_ATTRIBUTE;
+    let Some(mut plan_value) = attrs.remove(PLAN_ATTRIBUTE) else {
+        // No plan: a stdenv-style derivation. Its error paths and plan are the attributes'.
+        let without_split: serde_json::Map<String, serde_json::Value> = attrs
+            .iter()
+            .filter(|(name, _)| *name != split_attribute)
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let options = kiln_stdenv::TranslateOptions {
+            is_executable: &is_executable,
+        };
+        let translation =
+            kiln_stdenv::translate(&serde_json::Value::Object(without_split), &options).map_err(
+                |errors| LoadError::Invalid {
+                    file: path.to_owned(),
+                    errors: errors.into_plan_errors(),
                 },
+            )?;
+        let split = match attrs.remove(split_attribute) {
+            Some(value) => Some(
+                kiln_schema::parse::from_value(value, &JsonPath::root().key(split_attribute))
+                    .map_err(|error| LoadError::invalid(path, error))?,
             ),
-        )
-    })?;
+            None => None,
+        };
+        return Ok(LoadedPlan {
+            plan: translation.plan,
+            outputs,
+            prefix: JsonPath::root(),
+            file: path.to_owned(),
+            split,
+            stdenv: Some(translation.report),
+        });
+    };
     if let (serde_json::Value::Object(plan), Some(name)) = (&mut plan_value, attrs.get("name")) {
         plan.entry("name").or_insert_with(|| name.clone());
     }
     let plan = kiln_schema::plan_from_value(plan_value, &prefix)
         .map_err(|error| LoadError::invalid(path, error))?;
-    let split_attribute = kiln_schema::split::SPLIT_ATTRIBUTE;
     let split = match attrs.remove(split_attribute) {
         Some(value) => Some(
             kiln_schema::parse::from_value(value, &JsonPath::root().key(split_attribute))
@@ -151,7 +180,16 @@ pub fn load_attrs_file(path: &Path) -> Result<LoadedPlan, LoadError> {
         prefix,
         file: path.to_owned(),
         split,
+        stdenv: None,
     })
+}
+
+/// Whether `path` is a file someone may execute (for finding a shell among the inputs).
+fn is_executable(path: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// Where `.attrs.json` is: `NIX_ATTRS_JSON_FILE` when that file exists, else
@@ -207,6 +245,50 @@ mod tests {
             panic!("expected an invalid plan");
         };
         assert_eq!(errors.0[0].path.to_string(), "kiln.phase");
+    }
+
+    #[test]
+    fn attrs_without_a_plan_are_translated_from_stdenv_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(".attrs.json");
+        fs_err::write(
+            &file,
+            r#"{"name":"hello-2.10","outputs":{"out":"/nix/store/x-hello"},
+                "src":"/nix/store/y-hello.tar.gz","doCheck":true}"#,
+        )
+        .unwrap();
+        let loaded = load_attrs_file(&file).unwrap();
+        assert_eq!(loaded.plan.name, "hello-2.10");
+        let check = loaded
+            .plan
+            .phases
+            .iter()
+            .find(|p| p.name == "check")
+            .unwrap();
+        assert!(check.enabled);
+        let report = loaded.stdenv.unwrap();
+        assert_eq!(report.build_system, "autotools");
+        assert_eq!(report.provenance[4].switch, ["doCheck"]);
+    }
+
+    #[test]
+    fn stdenv_shell_code_is_an_invalid_plan_naming_the_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(".attrs.json");
+        fs_err::write(
+            &file,
+            r#"{"name":"h","outputs":{"out":"/nix/store/x-h"},"src":"/nix/store/y",
+                "preConfigure":"autoreconf","postInstall":"rm x"}"#,
+        )
+        .unwrap();
+        let LoadError::Invalid { errors, .. } = load_attrs_file(&file).unwrap_err() else {
+            panic!("expected an invalid plan");
+        };
+        assert_eq!(errors.0.len(), 1);
+        let message = errors.0[0].to_string();
+        assert!(message.contains("`postInstall`"), "{message}");
+        assert!(message.contains("`preConfigure`"), "{message}");
+        assert!(errors.0[0].hint().unwrap().contains("kilnAllowShell"));
     }
 
     #[test]

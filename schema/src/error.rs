@@ -151,6 +151,16 @@ pub enum PlanErrorKind {
         /// Names that do exist there.
         known: Vec<String>,
     },
+    /// A derivation attribute kiln cannot use as written (stdenv-style derivations without a
+    /// `kiln` plan; see the `kiln-stdenv` crate). The message names the attribute's problem; the
+    /// hint says what to write instead.
+    #[error("{message}")]
+    Attribute {
+        /// What is wrong.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
     /// Environment variables that refer to each other in a loop.
     #[error("environment variables refer to each other in a cycle: {}", cycle.join(" -> "))]
     ReferenceCycle {
@@ -226,6 +236,7 @@ impl PlanError {
             PlanErrorKind::DuplicatePhase { .. } => Some(
                 "phase names are shown by Nix and used by --only/--from: rename one".to_owned(),
             ),
+            PlanErrorKind::Attribute { hint, .. } => hint.clone(),
             PlanErrorKind::RelativeInputPath { .. } => {
                 Some("inputs are store paths; in Nix, interpolate a derivation or path".to_owned())
             }

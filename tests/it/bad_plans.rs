@@ -20,7 +20,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ),
     (
         "attrs-without-plan.attrs.json",
-        "kiln",
+        "src",
         "no `kiln` attribute",
     ),
     (

@@ -1,0 +1,1588 @@
+//! The translation itself: stdenv's attributes in, a kiln [`Plan`] out, with where each phase
+//! and step came from.
+//!
+//! The phases come from kiln's build-system presets ([`kiln_schema::preset::preset_phases`]),
+//! which already emulate stdenv's generic builder, fed with the attributes' values; the
+//! translation then applies what stdenv decides per phase and the presets have no knob for
+//! (phase switches, per-phase parallelism, `makefile`, `checkFlags`' default, `mkdir -p $prefix`
+//! before installing, the installCheck and dist phases, phase lists, shell hooks). The result
+//! is a plan of explicit phases made of existing step kinds, each phase tagged with its origin
+//! (`stdenv configurePhase (autotools)`), and a [`Translation`] that says, step by step, which
+//! attributes and defaults made it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kiln_schema::events::Level;
+use kiln_schema::preset::{preset_phases, BuildSystem, Preset};
+use kiln_schema::{
+    CopyStep, Deps, FixupStep, Input, JsonPath, MakeStep, MkdirStep, OutputCheck, Phase, Plan,
+    RunStep, Step, PLAN_VERSION,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{TranslateError, TranslateErrorKind, TranslateErrors};
+use crate::reader::{is_empty, literal, scalar, Reader};
+use crate::table::{self, Status};
+
+/// What the translation may ask of the machine.
+pub struct TranslateOptions<'a> {
+    /// Whether `path` is an executable file: used to find a shell among the inputs when
+    /// `kilnAllowShell` is set.
+    pub is_executable: &'a dyn Fn(&str) -> bool,
+}
+
+/// A translated derivation: the plan, and what made it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Translation {
+    /// The plan (explicit phases; no preset, no edits).
+    #[serde(skip)]
+    pub plan: Plan,
+    /// The report: build system, provenance, shell hooks, warnings.
+    #[serde(flatten)]
+    pub report: Report,
+}
+
+/// Where the plan came from, for `kiln plan` and the build log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The build system chosen (`autotools`, `cmake`, `meson`; `shell` for `buildCommand`).
+    pub build_system: String,
+    /// Per phase, in plan order: what made it and each of its steps.
+    pub provenance: Vec<PhaseProvenance>,
+    /// Shell-code attributes that run (only with `kilnAllowShell`).
+    pub shell_hooks: Vec<ShellHook>,
+    /// The shell they run through.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// Attributes ignored that look like stdenv vocabulary, and similar notes.
+    pub warnings: Vec<String>,
+}
+
+/// What made one phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseProvenance {
+    /// The kiln phase name.
+    pub phase: String,
+    /// stdenv's name for it (`configurePhase`, or the custom phase's attribute).
+    pub stdenv: String,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// The attributes (or stdenv defaults) that decided whether it runs.
+    pub switch: Vec<String>,
+    /// Per step, in order: the attributes and defaults it came from.
+    pub steps: Vec<Vec<String>>,
+}
+
+/// A shell-code attribute that runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShellHook {
+    /// The attribute.
+    pub attribute: String,
+    /// The phase it runs in.
+    pub phase: String,
+    /// The typed step that would replace it.
+    pub replacement: String,
+}
+
+impl Report {
+    /// Messages for the build log: the warnings, and how many shell hooks run (info level).
+    pub fn messages(&self) -> Vec<(Level, String)> {
+        let mut messages: Vec<(Level, String)> = self
+            .warnings
+            .iter()
+            .map(|warning| (Level::Warn, warning.clone()))
+            .collect();
+        if let (Some(shell), false) = (&self.shell, self.shell_hooks.is_empty()) {
+            let names: Vec<&str> = self
+                .shell_hooks
+                .iter()
+                .map(|hook| hook.attribute.as_str())
+                .collect();
+            messages.push((
+                Level::Info,
+                format!(
+                    "{} shell {} run through `{shell}` (kilnAllowShell): {}",
+                    self.shell_hooks.len(),
+                    if self.shell_hooks.len() == 1 {
+                        "hook"
+                    } else {
+                        "hooks"
+                    },
+                    names.join(", ")
+                ),
+            ));
+        }
+        messages
+    }
+}
+
+/// stdenv's standard phases: kiln name, stdenv name, hook stem (`preConfigure`).
+const STANDARD: &[(&str, &str, &str)] = &[
+    ("unpack", "unpackPhase", "Unpack"),
+    ("patch", "patchPhase", "Patch"),
+    ("configure", "configurePhase", "Configure"),
+    ("build", "buildPhase", "Build"),
+    ("check", "checkPhase", "Check"),
+    ("install", "installPhase", "Install"),
+    ("fixup", "fixupPhase", "Fixup"),
+    ("installCheck", "installCheckPhase", "InstallCheck"),
+    ("dist", "distPhase", "Dist"),
+];
+
+/// The phase lists, and the standard phase each comes before (`None`: at the end).
+const PHASE_LISTS: &[(&str, Option<&str>)] = &[
+    ("prePhases", Some("unpack")),
+    ("preConfigurePhases", Some("configure")),
+    ("preBuildPhases", Some("build")),
+    ("preInstallPhases", Some("install")),
+    ("preFixupPhases", Some("fixup")),
+    ("preDistPhases", Some("dist")),
+    ("postPhases", None),
+];
+
+/// A phase being made, with the provenance of its steps.
+struct Draft {
+    phase: Phase,
+    stdenv: String,
+    switch: Vec<String>,
+    steps: Vec<Vec<String>>,
+}
+
+impl Draft {
+    fn push(&mut self, step: Step, from: Vec<String>) {
+        self.phase.steps.push(step);
+        self.steps.push(from);
+    }
+
+    fn insert(&mut self, index: usize, step: Step, from: Vec<String>) {
+        self.phase.steps.insert(index, step);
+        self.steps.insert(index, from);
+    }
+
+    fn clear(&mut self) {
+        self.phase.steps.clear();
+        self.steps.clear();
+    }
+}
+
+fn default(text: &str) -> String {
+    format!("stdenv default: {text}")
+}
+
+/// Translates stdenv's attributes (the content of `.attrs.json`) into a kiln plan.
+///
+/// Every problem is reported at once; see [`crate::table::ATTRIBUTES`] for what each attribute
+/// becomes.
+pub fn translate(
+    attrs: &Value,
+    options: &TranslateOptions,
+) -> Result<Translation, TranslateErrors> {
+    let Value::Object(map) = attrs else {
+        return Err(TranslateErrors(vec![TranslateError::new(
+            JsonPath::root(),
+            TranslateErrorKind::NotAnObject,
+        )]));
+    };
+    let reader = Reader::new(map);
+    let translation = Translator::new(&reader, options).run();
+    let errors = sorted(reader.take_errors());
+    if errors.is_empty() {
+        Ok(translation)
+    } else {
+        Err(TranslateErrors(errors))
+    }
+}
+
+/// Errors in attribute order (`.attrs.json` lists attributes sorted by name).
+fn sorted(mut errors: Vec<TranslateError>) -> Vec<TranslateError> {
+    errors.sort_by_cached_key(|error| error.path.to_string());
+    errors
+}
+
+/// [`translate`], and the names of the attributes the translator read (for tests that hold the
+/// translator to the attribute table).
+#[cfg(test)]
+pub(crate) fn translate_reading(
+    attrs: &Value,
+    options: &TranslateOptions,
+) -> (Result<Translation, TranslateErrors>, BTreeSet<&'static str>) {
+    let map = attrs.as_object().expect("an object");
+    let reader = Reader::new(map);
+    let translation = Translator::new(&reader, options).run();
+    let errors = sorted(reader.take_errors());
+    let read = reader.read();
+    if errors.is_empty() {
+        (Ok(translation), read)
+    } else {
+        (Err(TranslateErrors(errors)), read)
+    }
+}
+
+struct Translator<'r, 'a> {
+    r: &'r Reader<'a>,
+    options: &'r TranslateOptions<'r>,
+    system: BuildSystem,
+    outputs: Vec<String>,
+    inputs: BTreeMap<String, Input>,
+    report: Report,
+    shell_env: BTreeMap<String, String>,
+}
+
+impl<'r, 'a> Translator<'r, 'a> {
+    fn new(r: &'r Reader<'a>, options: &'r TranslateOptions<'r>) -> Self {
+        Translator {
+            r,
+            options,
+            system: BuildSystem::Autotools,
+            outputs: Vec::new(),
+            inputs: BTreeMap::new(),
+            report: Report::default(),
+            shell_env: BTreeMap::new(),
+        }
+    }
+
+    fn run(mut self) -> Translation {
+        let r = self.r;
+        let name = r.string("name").unwrap_or_else(|| "package".to_owned());
+        r.string("pname");
+        r.string("version");
+        self.outputs = self.outputs();
+        let custom = self.custom_phase_names();
+        let shell_attributes = self.classify(&custom);
+        let allow_shell = r.flag("kilnAllowShell");
+        let deps = self.dependencies();
+        if !shell_attributes.is_empty() {
+            if allow_shell {
+                self.report.shell = self.find_shell();
+                if self.report.shell.is_none() {
+                    r.error(
+                        JsonPath::root().key("kilnAllowShell"),
+                        TranslateErrorKind::NoShell,
+                    );
+                }
+            } else {
+                r.error(
+                    JsonPath::root(),
+                    TranslateErrorKind::ShellCode {
+                        hooks: shell_attributes.clone(),
+                    },
+                );
+            }
+        } else {
+            r.string("kilnShell");
+        }
+        self.system = self.build_system();
+        self.report.build_system = self.system.name().to_owned();
+        let env = self.env();
+        self.shell_env = self.shell_env(&custom);
+
+        let drafts = if let Some(command) = self.build_command() {
+            self.report.build_system = "shell".to_owned();
+            let mut drafts = self.setup_phase().into_iter().collect::<Vec<_>>();
+            drafts.push(command);
+            drafts
+        } else {
+            let standard = self.standard_phases(&env);
+            self.arrange(standard, &custom)
+        };
+
+        let mut phases = Vec::new();
+        for draft in drafts {
+            self.report.provenance.push(PhaseProvenance {
+                phase: draft.phase.name.clone(),
+                stdenv: draft.stdenv,
+                enabled: draft.phase.enabled,
+                switch: draft.switch,
+                steps: draft.steps,
+            });
+            phases.push(draft.phase);
+        }
+        let plan = Plan {
+            version: PLAN_VERSION,
+            name,
+            outputs: Some(self.outputs.clone()),
+            inputs: std::mem::take(&mut self.inputs),
+            env,
+            deps: deps.0,
+            propagate: deps.1,
+            preset: None,
+            edits: Vec::new(),
+            phases,
+        };
+        Translation {
+            plan,
+            report: self.report,
+        }
+    }
+
+    /// Output names, sorted (Nix writes them as an object; a list is accepted too).
+    fn outputs(&self) -> Vec<String> {
+        let mut names: Vec<String> = match self.r.raw("outputs") {
+            Some(Value::Object(outputs)) => outputs.keys().cloned().collect(),
+            Some(value @ Value::Array(_)) => self
+                .r
+                .list_value(JsonPath::root().key("outputs"), value)
+                .unwrap_or_default(),
+            Some(other) => {
+                self.r.wrong_type(
+                    JsonPath::root().key("outputs"),
+                    "an object of outputs",
+                    other,
+                );
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        if names.is_empty() {
+            names.push("out".to_owned());
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Names in `phases` and the `pre…Phases` lists that are not stdenv's own: attributes of
+    /// shell code.
+    fn custom_phase_names(&self) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let lists = std::iter::once("phases").chain(PHASE_LISTS.iter().map(|(list, _)| *list));
+        for list in lists {
+            for entry in self.r.list(list).unwrap_or_default() {
+                if !STANDARD.iter().any(|(_, stdenv, _)| *stdenv == entry) {
+                    names.insert(entry);
+                }
+            }
+        }
+        names
+    }
+
+    /// Refuses unsupported attributes, collects shell code, warns about unknown stdenv-looking
+    /// attributes. Returns each shell-code attribute with its replacement.
+    fn classify(&mut self, custom: &BTreeSet<String>) -> Vec<(String, &'static str)> {
+        let mut shell = Vec::new();
+        for (name, value) in self.r.all() {
+            match table::lookup(name).map(|row| row.status) {
+                Some(Status::Unsupported(why)) if !is_empty(value) => self.r.error(
+                    JsonPath::root().key(name.clone()),
+                    TranslateErrorKind::Unsupported {
+                        attribute: name.clone(),
+                        why,
+                    },
+                ),
+                Some(Status::Shell(replacement)) if !is_empty(value) => {
+                    if value.is_string() {
+                        shell.push((name.clone(), replacement));
+                    } else {
+                        self.r.wrong_type(
+                            JsonPath::root().key(name.clone()),
+                            "a string of shell code",
+                            value,
+                        );
+                    }
+                }
+                Some(_) => {}
+                None if custom.contains(name) => shell.push((
+                    name.clone(),
+                    "a phase of typed steps, placed with `edits` (`before`/`after`)",
+                )),
+                None => {
+                    if let Some(warning) = unknown_attribute_warning(name) {
+                        self.report.warnings.push(warning);
+                    }
+                }
+            }
+        }
+        shell
+    }
+
+    /// Inputs and dependency roles; returns `(deps, propagate)`.
+    fn dependencies(&mut self) -> (Deps, Deps) {
+        let mut deps = Deps::default();
+        let mut propagate = Deps::default();
+        let lists: [(&'static str, bool, bool); 4] = [
+            ("nativeBuildInputs", true, false),
+            ("propagatedNativeBuildInputs", true, true),
+            ("buildInputs", false, false),
+            ("propagatedBuildInputs", false, true),
+        ];
+        for (name, build, propagated) in lists {
+            let paths = self.r.paths(name);
+            if paths.is_empty() {
+                continue;
+            }
+            self.inputs.insert(name.to_owned(), Input::List(paths));
+            let role = |deps: &mut Deps| {
+                if build {
+                    deps.build.push(name.to_owned());
+                } else {
+                    deps.host.push(name.to_owned());
+                }
+            };
+            role(&mut deps);
+            if propagated {
+                role(&mut propagate);
+            }
+        }
+        (deps, propagate)
+    }
+
+    /// `kilnShell`, else the first `bin/bash`, else the first `bin/sh`, of the dependencies.
+    fn find_shell(&self) -> Option<String> {
+        if let Some(shell) = self.r.string("kilnShell") {
+            return Some(shell);
+        }
+        let order = [
+            "nativeBuildInputs",
+            "propagatedNativeBuildInputs",
+            "buildInputs",
+            "propagatedBuildInputs",
+        ];
+        let roots: Vec<&String> = order
+            .iter()
+            .filter_map(|name| self.inputs.get(*name))
+            .flat_map(|input| input.paths())
+            .collect();
+        ["bin/bash", "bin/sh"].iter().find_map(|program| {
+            roots
+                .iter()
+                .map(|root| format!("{}/{program}", root.trim_end_matches('/')))
+                .find(|candidate| (self.options.is_executable)(candidate))
+        })
+    }
+
+    /// stdenv's exported defaults, then the derivation's `env`.
+    fn env(&self) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = [
+            ("TZ", "UTC"),
+            ("GZIP_NO_TIMESTAMPS", "1"),
+            ("SSL_CERT_FILE", "/no-cert-file.crt"),
+            ("NIX_SSL_CERT_FILE", "/no-cert-file.crt"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        if self.system == BuildSystem::Cmake {
+            // nixpkgs' cmake hook exports it.
+            env.insert("CTEST_OUTPUT_ON_FAILURE".to_owned(), "1".to_owned());
+        }
+        match self.r.raw("env") {
+            Some(Value::Object(vars)) => {
+                for (name, value) in vars {
+                    match scalar(value) {
+                        Some(text) => {
+                            env.insert(name.clone(), literal(&text));
+                        }
+                        None => self.r.wrong_type(
+                            JsonPath::root().key("env").key(name.clone()),
+                            "a string",
+                            value,
+                        ),
+                    }
+                }
+            }
+            Some(other) => self
+                .r
+                .wrong_type(JsonPath::root().key("env"), "an object", other),
+            None => {}
+        }
+        env
+    }
+
+    /// What shell hooks see: string, number and boolean attributes (lists of them joined with
+    /// spaces) that are not shell code, plus `prefix`.
+    fn shell_env(&self, custom: &BTreeSet<String>) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        for (name, value) in self.r.all() {
+            let shell_code = table::lookup(name)
+                .is_some_and(|row| matches!(row.status, Status::Shell(_)))
+                || custom.contains(name);
+            if shell_code || !is_env_name(name) || name == "env" || name == "outputs" {
+                continue;
+            }
+            let text = match value {
+                Value::Array(items) => {
+                    let words: Option<Vec<String>> = items.iter().map(scalar).collect();
+                    match words {
+                        Some(words) => words.join(" "),
+                        None => continue,
+                    }
+                }
+                other => match scalar(other) {
+                    Some(text) => text,
+                    None => continue,
+                },
+            };
+            env.insert(name.clone(), literal(&text));
+        }
+        env.entry("prefix".to_owned())
+            .or_insert_with(|| "${outputs.out}".to_owned());
+        env
+    }
+
+    fn build_system(&self) -> BuildSystem {
+        let named = |tool: &str| {
+            ["nativeBuildInputs", "propagatedNativeBuildInputs"]
+                .iter()
+                .filter_map(|name| self.inputs.get(*name))
+                .flat_map(|input| input.paths())
+                .any(|path| store_name(path).starts_with(&format!("{tool}-")))
+        };
+        if self.r.is_set("cmakeFlags") || named("cmake") {
+            BuildSystem::Cmake
+        } else if self.r.is_set("mesonFlags") || named("meson") {
+            BuildSystem::Meson
+        } else {
+            BuildSystem::Autotools
+        }
+    }
+
+    /// A run step of shell code.
+    fn shell_step(&self, script: &str, phase_script: bool) -> Step {
+        let shell = self.report.shell.clone().unwrap_or_else(|| "sh".to_owned());
+        let script = if phase_script {
+            // kiln runs preX/postX around the phase itself.
+            format!("runHook() {{ :; }}\n{script}")
+        } else {
+            script.to_owned()
+        };
+        Step::Run(RunStep {
+            argv: vec![
+                literal(&shell),
+                "-e".to_owned(),
+                "-c".to_owned(),
+                literal(&script),
+            ],
+            env: self.shell_env.clone(),
+            cwd: None,
+        })
+    }
+
+    fn shell_hook(&mut self, attribute: &str, phase: &str) -> Option<(Step, Vec<String>)> {
+        let value = self.r.all().get(attribute)?.as_str()?;
+        if value.is_empty() {
+            return None;
+        }
+        let replacement = table::lookup(attribute)
+            .map(|row| row.status.text())
+            .unwrap_or("a phase of typed steps, placed with `edits` (`before`/`after`)");
+        self.report.shell_hooks.push(ShellHook {
+            attribute: attribute.to_owned(),
+            phase: phase.to_owned(),
+            replacement: replacement.to_owned(),
+        });
+        let phase_script = attribute.ends_with("Phase");
+        Some((
+            self.shell_step(value, phase_script),
+            vec![format!("{attribute} (shell code, kilnAllowShell)")],
+        ))
+    }
+
+    fn draft(&self, name: &str, stdenv: &str, origin: String) -> Draft {
+        Draft {
+            phase: Phase {
+                name: name.to_owned(),
+                enabled: true,
+                timeout: None,
+                cwd: None,
+                steps: Vec::new(),
+                origin: Some(origin),
+            },
+            stdenv: stdenv.to_owned(),
+            switch: Vec::new(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// `preHook` and `postHook`, in a phase `setup` (stdenv runs them while setting up).
+    fn setup_phase(&mut self) -> Option<Draft> {
+        let mut draft = self.draft("setup", "setup.sh", "stdenv preHook/postHook".to_owned());
+        for hook in ["preHook", "postHook"] {
+            if let Some((step, from)) = self.shell_hook(hook, "setup") {
+                draft.push(step, from);
+            }
+        }
+        (!draft.phase.steps.is_empty()).then_some(draft)
+    }
+
+    /// `buildCommand` / `buildCommandPath`: the whole build.
+    fn build_command(&mut self) -> Option<Draft> {
+        let attribute = ["buildCommand", "buildCommandPath"]
+            .into_iter()
+            .find(|name| self.r.all().get(*name).is_some_and(|v| !is_empty(v)))?;
+        let mut draft = self.draft("build", attribute, format!("stdenv {attribute}"));
+        draft
+            .switch
+            .push(format!("{attribute} (genericBuild runs only it)"));
+        if attribute == "buildCommand" {
+            let (step, from) = self.shell_hook(attribute, "build")?;
+            draft.push(step, from);
+        } else {
+            let path = self.r.all()[attribute]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            self.report.shell_hooks.push(ShellHook {
+                attribute: attribute.to_owned(),
+                phase: "build".to_owned(),
+                replacement: table::lookup(attribute)
+                    .map(|row| row.status.text())
+                    .unwrap_or_default()
+                    .to_owned(),
+            });
+            let shell = self.report.shell.clone().unwrap_or_else(|| "sh".to_owned());
+            draft.push(
+                Step::Run(RunStep {
+                    argv: vec![literal(&shell), "-e".to_owned(), literal(&path)],
+                    env: self.shell_env.clone(),
+                    cwd: None,
+                }),
+                vec![format!("{attribute} (shell code, kilnAllowShell)")],
+            );
+        }
+        Some(draft)
+    }
+
+    /// The nine standard phases, in stdenv's order.
+    fn standard_phases(&mut self, env: &BTreeMap<String, String>) -> Vec<Draft> {
+        let r = self.r;
+        let system = self.system;
+        let make_based = system != BuildSystem::Meson;
+        let out = "${outputs.out}".to_owned();
+
+        // Sources.
+        let srcs_attr = r.paths("srcs");
+        let src_attr = r.paths("src");
+        let (srcs, src_from): (Vec<String>, &str) = if !srcs_attr.is_empty() {
+            let refs = (0..srcs_attr.len())
+                .map(|index| format!("${{inputs.srcs.{index}}}"))
+                .collect();
+            self.inputs
+                .insert("srcs".to_owned(), Input::List(srcs_attr));
+            (refs, "srcs")
+        } else if let Some(src) = src_attr.into_iter().next() {
+            self.inputs.insert("src".to_owned(), Input::Path(src));
+            (vec!["${inputs.src}".to_owned()], "src")
+        } else {
+            (Vec::new(), "")
+        };
+        let dont_unpack = r.flag("dontUnpack");
+        if srcs.is_empty() && !dont_unpack {
+            r.error(JsonPath::root().key("src"), TranslateErrorKind::NoSource);
+        }
+        let source_root = r.string("sourceRoot").map(|root| literal(&root));
+        r.flag("dontMakeSourcesWritable");
+
+        // Patches.
+        let patches: Vec<String> = r.paths("patches").iter().map(|p| literal(p)).collect();
+        let strip = self.patch_strip();
+
+        // Configure.
+        let set_output_flags = r.flag_or("setOutputFlags", true);
+        let multi = self.outputs.len() > 1 && set_output_flags;
+        let roles = Roles::new(&self.outputs);
+        let prefix = r.string("prefix").map(|p| literal(&p));
+        let prefix_value = prefix.clone().unwrap_or_else(|| out.clone());
+        let add_prefix = !r.flag("dontAddPrefix");
+        let share_doc = r
+            .string("shareDocName")
+            .map(|name| literal(&name))
+            .unwrap_or_else(|| doc_name(&r.string("name").unwrap_or_default()));
+        let configure_flags = r.list("configureFlags").unwrap_or_default();
+        let mut all_configure_flags = Vec::new();
+        if multi && system == BuildSystem::Autotools {
+            all_configure_flags.extend(roles.autotools_flags(&share_doc));
+        }
+        all_configure_flags.extend(configure_flags.iter().map(|f| literal(f)));
+        let mut cmake_flags = Vec::new();
+        if system == BuildSystem::Cmake {
+            if multi {
+                cmake_flags.extend(roles.cmake_flags(&share_doc));
+            }
+            cmake_flags.extend(
+                r.list("cmakeFlags")
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| literal(f)),
+            );
+        }
+        let mut meson_flags = Vec::new();
+        let auto_features = r.string("mesonAutoFeatures");
+        if system == BuildSystem::Meson {
+            if multi {
+                meson_flags.extend(roles.meson_flags());
+            }
+            let auto = auto_features.unwrap_or_else(|| "enabled".to_owned());
+            meson_flags.push(format!("-Dauto_features={}", literal(&auto)));
+            meson_flags.extend(
+                r.list("mesonFlags")
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|f| literal(f)),
+            );
+        }
+
+        // Make.
+        let makefile = r.string("makefile").map(|m| literal(&m));
+        let make_flags = literal_list(r.list("makeFlags"));
+        let build_flags = literal_list(r.list("buildFlags"));
+        let check_flags_attr = literal_list(r.list("checkFlags"));
+        let check_flags = if check_flags_attr.is_empty() && make_based {
+            vec!["VERBOSE=y".to_owned()]
+        } else {
+            check_flags_attr.clone()
+        };
+        let mut install_flags = Vec::new();
+        if multi && system == BuildSystem::Autotools {
+            install_flags.extend(roles.autotools_install_flags());
+        }
+        install_flags.extend(literal_list(r.list("installFlags")));
+        let install_targets = r
+            .list("installTargets")
+            .filter(|t| !t.is_empty())
+            .map(|t| literal_list(Some(t)));
+        let check_target = r
+            .string("checkTarget")
+            .filter(|t| !t.is_empty())
+            .map(|t| literal(&t));
+        let hook_parallel = system != BuildSystem::Autotools;
+        let parallel_building = r.flag_or("enableParallelBuilding", hook_parallel);
+        let parallel_attr = r.is_set("enableParallelBuilding") && r.flag("enableParallelBuilding");
+        // nixpkgs' ninja hook runs the tests in parallel unless told otherwise.
+        let parallel_checking = r.flag_or(
+            "enableParallelChecking",
+            parallel_attr || system == BuildSystem::Meson,
+        );
+        let parallel_installing =
+            r.flag_or("enableParallelInstalling", parallel_attr || hook_parallel);
+        let do_check = r.flag("doCheck");
+
+        let fixup = self.fixup_step();
+        let dont_fixup = r.flag("dontFixup");
+        let preset = Preset {
+            system,
+            srcs,
+            source_root,
+            extra_sources: Vec::new(),
+            patches,
+            patch_series: None,
+            patch_strip: strip,
+            configure_script: r.string("configureScript").map(|s| literal(&s)),
+            configure_flags: all_configure_flags,
+            prefix_key: r.string("prefixKey").map(|k| literal(&k)),
+            add_prefix,
+            disable_dependency_tracking: !r.flag("dontAddDisableDepTrack"),
+            disable_static: !r.flag("dontDisableStatic"),
+            cmake_flags,
+            meson_flags,
+            make_flags: make_flags.clone(),
+            build_flags,
+            check_flags,
+            install_flags,
+            install_targets,
+            check_target: check_target.clone(),
+            do_check,
+            parallel: parallel_building,
+            fixup: Some(fixup),
+            dont_fixup,
+        };
+        r.flag("dontFixLibtool");
+        r.flag("strictDeps");
+        r.raw("NIX_DEBUG");
+        let mut phases = preset_phases(&preset, env.contains_key("LDFLAGS"));
+        let origin = |stdenv: &str| format!("stdenv {stdenv} ({} preset)", system.name());
+
+        let mut drafts: Vec<Draft> = Vec::new();
+        for (name, stdenv, _) in STANDARD {
+            let mut draft = self.draft(name, stdenv, origin(stdenv));
+            if let Some(position) = phases.iter().position(|phase| phase.name == *name) {
+                let phase = phases.remove(position);
+                draft.phase.cwd = phase.cwd;
+                for step in phase.steps {
+                    draft.push(step, Vec::new());
+                }
+            }
+            drafts.push(draft);
+        }
+        let [unpack, patch, configure, build, check, install, fixup_phase, install_check, dist] =
+            &mut drafts[..]
+        else {
+            unreachable!("nine standard phases");
+        };
+
+        // unpack
+        unpack.phase.enabled = !dont_unpack;
+        unpack.switch.push(if dont_unpack {
+            "dontUnpack".to_owned()
+        } else {
+            default("unpackPhase runs")
+        });
+        if dont_unpack {
+            unpack.clear();
+        } else if let Some(from) = unpack.steps.first_mut() {
+            from.push(src_from.to_owned());
+            if preset.source_root.is_some() {
+                from.push("sourceRoot".to_owned());
+            }
+            from.push(default("make the source writable, raise SOURCE_DATE_EPOCH"));
+        }
+
+        // patch
+        let dont_patch = r.flag("dontPatch");
+        patch.phase.enabled = !dont_patch;
+        patch.switch.push(if dont_patch {
+            "dontPatch".to_owned()
+        } else {
+            default("patchPhase runs (applies nothing without patches)")
+        });
+        if let Some(from) = patch.steps.first_mut() {
+            from.push("patches".to_owned());
+            from.push(if r.is_set("patchFlags") {
+                "patchFlags".to_owned()
+            } else {
+                default("patchFlags -p1")
+            });
+        }
+
+        // configure
+        let dont_cmake_configure = r.flag("dontUseCmakeConfigure");
+        let dont_meson_configure = r.flag("dontUseMesonConfigure");
+        let dont_configure = r.flag("dontConfigure")
+            || (system == BuildSystem::Cmake && dont_cmake_configure)
+            || (system == BuildSystem::Meson && dont_meson_configure);
+        configure.phase.enabled = !dont_configure;
+        configure.switch.push(if dont_configure {
+            "dontConfigure".to_owned()
+        } else {
+            default("configurePhase runs")
+        });
+        if let Some(step) = configure.phase.steps.first_mut() {
+            let mut from = Vec::new();
+            match step {
+                Step::Configure(step) => {
+                    step.prefix = add_prefix.then(|| prefix_value.clone());
+                    from.push(if r.is_set("configureScript") {
+                        "configureScript".to_owned()
+                    } else {
+                        default("./configure")
+                    });
+                    if !r.flag("dontDisableStatic") {
+                        from.push(default(
+                            "--disable-static when the script mentions enable-static",
+                        ));
+                    } else {
+                        from.push("dontDisableStatic".to_owned());
+                    }
+                    if !r.flag("dontAddDisableDepTrack") {
+                        from.push(default(
+                            "--disable-dependency-tracking when the script mentions dependency-tracking",
+                        ));
+                    } else {
+                        from.push("dontAddDisableDepTrack".to_owned());
+                    }
+                }
+                Step::Run(run) => {
+                    let key = if system == BuildSystem::Cmake {
+                        "-DCMAKE_INSTALL_PREFIX="
+                    } else {
+                        "--prefix="
+                    };
+                    run.argv.retain(|arg| add_prefix || !arg.starts_with(key));
+                    for arg in &mut run.argv {
+                        if arg.starts_with(key) {
+                            *arg = format!("{key}{prefix_value}");
+                        }
+                    }
+                    from.push(format!(
+                        "preset {} (nixpkgs' {} setup hook)",
+                        system.name(),
+                        system.name()
+                    ));
+                    if system == BuildSystem::Cmake {
+                        from.push(if r.is_set("cmakeFlags") {
+                            "cmakeFlags".to_owned()
+                        } else {
+                            "nativeBuildInputs (cmake)".to_owned()
+                        });
+                    } else {
+                        from.push(if r.is_set("mesonFlags") {
+                            "mesonFlags".to_owned()
+                        } else {
+                            "nativeBuildInputs (meson)".to_owned()
+                        });
+                        from.push(if r.is_set("mesonAutoFeatures") {
+                            "mesonAutoFeatures".to_owned()
+                        } else {
+                            "nixpkgs meson hook default: -Dauto_features=enabled".to_owned()
+                        });
+                    }
+                }
+                _ => {}
+            }
+            from.push(if !add_prefix {
+                "dontAddPrefix".to_owned()
+            } else if prefix.is_some() {
+                "prefix".to_owned()
+            } else {
+                default("prefix $out")
+            });
+            if system == BuildSystem::Autotools {
+                if r.is_set("prefixKey") {
+                    from.push("prefixKey".to_owned());
+                }
+                if !configure_flags.is_empty() {
+                    from.push("configureFlags".to_owned());
+                }
+            }
+            if multi {
+                from.push(format!(
+                    "setOutputFlags ({} outputs: {})",
+                    self.outputs.len(),
+                    self.outputs.join(", ")
+                ));
+            }
+            configure.steps[0] = from;
+        }
+
+        // build, check, install: per-phase parallelism, makefile.
+        let dont_build = r.flag("dontBuild");
+        build.phase.enabled = !dont_build;
+        build.switch.push(if dont_build {
+            "dontBuild".to_owned()
+        } else {
+            default("buildPhase runs")
+        });
+        adjust_make(build, makefile.as_ref(), parallel_building);
+        let parallel_from = |attr: &'static str, value: bool, fallback: &str| {
+            if r.is_set(attr) {
+                attr.to_owned()
+            } else if value {
+                fallback.to_owned()
+            } else {
+                default(&format!("{attr} off"))
+            }
+        };
+        if let Some(from) = build.steps.first_mut() {
+            from.extend(present(r, &["makefile", "makeFlags", "buildFlags"]));
+            from.push(parallel_from(
+                "enableParallelBuilding",
+                parallel_building,
+                &format!("nixpkgs {} hook: enableParallelBuilding", system.name()),
+            ));
+        }
+
+        check.phase.enabled = do_check;
+        check.switch.push(if do_check {
+            "doCheck".to_owned()
+        } else {
+            default("doCheck off")
+        });
+        adjust_make(check, makefile.as_ref(), parallel_checking);
+        if let Some(from) = check.steps.first_mut() {
+            from.extend(present(r, &["makefile", "makeFlags"]));
+            from.push(if !check_flags_attr.is_empty() {
+                "checkFlags".to_owned()
+            } else if make_based {
+                default("checkFlags VERBOSE=y")
+            } else {
+                default("no checkFlags")
+            });
+            from.push(if check_target.is_some() {
+                "checkTarget".to_owned()
+            } else if make_based {
+                default("first of check, test that `make -n` accepts, else nothing")
+            } else {
+                "preset meson: test".to_owned()
+            });
+            from.push(parallel_from(
+                "enableParallelChecking",
+                parallel_checking,
+                "enableParallelBuilding",
+            ));
+        }
+
+        let dont_install = r.flag("dontInstall");
+        install.phase.enabled = !dont_install;
+        install.switch.push(if dont_install {
+            "dontInstall".to_owned()
+        } else {
+            default("installPhase runs")
+        });
+        adjust_make(install, makefile.as_ref(), parallel_installing);
+        if let Some(from) = install.steps.first_mut() {
+            from.extend(present(r, &["makefile", "makeFlags", "installFlags"]));
+            if multi && system == BuildSystem::Autotools {
+                from.push(format!("setOutputFlags ({} outputs)", self.outputs.len()));
+            }
+            from.push(if r.is_set("installTargets") {
+                "installTargets".to_owned()
+            } else {
+                default("installTargets install")
+            });
+            from.push(parallel_from(
+                "enableParallelInstalling",
+                parallel_installing,
+                "enableParallelBuilding",
+            ));
+        }
+        if make_based && !install.phase.steps.is_empty() {
+            install.insert(
+                0,
+                Step::Mkdir(MkdirStep {
+                    path: prefix_value.clone(),
+                }),
+                vec![
+                    default("mkdir -p $prefix"),
+                    if prefix.is_some() {
+                        "prefix".to_owned()
+                    } else {
+                        default("prefix $out")
+                    },
+                ],
+            );
+        }
+
+        // fixup
+        fixup_phase.phase.enabled = !dont_fixup;
+        fixup_phase.switch.push(if dont_fixup {
+            "dontFixup".to_owned()
+        } else {
+            default("fixupPhase runs")
+        });
+        if let Some(from) = fixup_phase.steps.first_mut() {
+            let knobs: Vec<&str> = FIXUP_KNOBS
+                .iter()
+                .map(|(attr, _)| *attr)
+                .chain(["outputChecks"])
+                .filter(|attr| r.all().get(*attr).is_some_and(|v| !is_empty(v)))
+                .collect();
+            if knobs.is_empty() {
+                from.push(default("every fixup hook"));
+            } else {
+                from.extend(knobs.iter().map(|k| k.to_string()));
+            }
+            if self.outputs.len() > 1 {
+                from.push(format!(
+                    "outputs ({}): multiple-outputs.sh",
+                    self.outputs.join(", ")
+                ));
+            }
+            if r.is_set("propagatedBuildInputs") || r.is_set("propagatedNativeBuildInputs") {
+                from.push(
+                    "propagated*BuildInputs: written to nix-support/ of dev, else out".to_owned(),
+                );
+            }
+        }
+        if self.report.shell.is_some() {
+            if let Some(Value::String(hook)) = r.all().get("setupHook") {
+                let dev = if self.outputs.iter().any(|o| o == "dev") {
+                    "dev"
+                } else {
+                    "out"
+                };
+                self.report.shell_hooks.push(ShellHook {
+                    attribute: "setupHook".to_owned(),
+                    phase: "fixup".to_owned(),
+                    replacement: table::lookup("setupHook")
+                        .map(|row| row.status.text())
+                        .unwrap_or_default()
+                        .to_owned(),
+                });
+                fixup_phase.push(
+                    Step::Mkdir(MkdirStep {
+                        path: format!("${{outputs.{dev}}}/nix-support"),
+                    }),
+                    vec!["setupHook".to_owned()],
+                );
+                fixup_phase.push(
+                    Step::Copy(CopyStep {
+                        from: literal(hook),
+                        to: format!("${{outputs.{dev}}}/nix-support/setup-hook"),
+                    }),
+                    vec!["setupHook (copied, no @var@ substitution)".to_owned()],
+                );
+            }
+        }
+
+        // installCheck
+        let do_install_check = r.flag("doInstallCheck");
+        install_check.phase.enabled = do_install_check;
+        install_check.switch.push(if do_install_check {
+            "doInstallCheck".to_owned()
+        } else {
+            default("doInstallCheck off")
+        });
+        let install_check_target = r
+            .string("installCheckTarget")
+            .filter(|t| !t.is_empty())
+            .map(|t| literal(&t));
+        let mut install_check_flags = make_flags.clone();
+        install_check_flags.extend(literal_list(r.list("installCheckFlags")));
+        install_check.phase.cwd = build.phase.cwd.clone();
+        let step = if make_based {
+            let (targets, first_existing_target) = match &install_check_target {
+                Some(target) => (vec![target.clone()], Vec::new()),
+                None => (Vec::new(), vec!["installcheck".to_owned()]),
+            };
+            Step::Make(MakeStep {
+                flags: install_check_flags,
+                targets,
+                first_existing_target,
+                parallel: parallel_checking,
+                makefile: makefile.clone(),
+            })
+        } else {
+            let mut argv = vec!["ninja".to_owned(), "-C".to_owned(), "build".to_owned()];
+            argv.push(if parallel_checking {
+                "-j${build.cores}".to_owned()
+            } else {
+                "-j1".to_owned()
+            });
+            argv.extend(install_check_flags);
+            argv.push(
+                install_check_target
+                    .clone()
+                    .unwrap_or_else(|| "installcheck".to_owned()),
+            );
+            Step::Run(RunStep {
+                argv,
+                env: BTreeMap::new(),
+                cwd: None,
+            })
+        };
+        let mut from = present(r, &["makefile", "makeFlags", "installCheckFlags"]);
+        from.push(if install_check_target.is_some() {
+            "installCheckTarget".to_owned()
+        } else {
+            default("installcheck when `make -n` accepts it, else nothing")
+        });
+        from.push(parallel_from(
+            "enableParallelChecking",
+            parallel_checking,
+            "enableParallelBuilding",
+        ));
+        install_check.push(step, from);
+
+        // dist: kiln refuses doDist, so the phase is always off.
+        dist.phase.enabled = false;
+        dist.switch
+            .push(default("doDist off (kiln does not support doDist)"));
+
+        // Shell hooks and phase strings.
+        if self.report.shell.is_some() {
+            for draft in drafts.iter_mut() {
+                let Some((_, stdenv, stem)) = STANDARD
+                    .iter()
+                    .find(|(name, _, _)| *name == draft.phase.name)
+                else {
+                    continue;
+                };
+                let phase_name = draft.phase.name.clone();
+                if let Some((step, from)) = self.shell_hook(stdenv, &phase_name) {
+                    draft.clear();
+                    draft.push(step, from);
+                }
+                let top = |step: Step| match step {
+                    Step::Run(mut run) if phase_name == "unpack" => {
+                        run.cwd = Some("${build.top}".to_owned());
+                        Step::Run(run)
+                    }
+                    other => other,
+                };
+                if let Some((step, from)) = self.shell_hook(&format!("pre{stem}"), &phase_name) {
+                    draft.insert(0, top(step), from);
+                }
+                if let Some((step, from)) = self.shell_hook(&format!("post{stem}"), &phase_name) {
+                    draft.push(top(step), from);
+                }
+            }
+        }
+        drafts
+    }
+
+    /// The phase list: `phases` if given, else stdenv's default order with the `pre…Phases`
+    /// lists; `setup` first when `preHook`/`postHook` run.
+    fn arrange(&mut self, standard: Vec<Draft>, custom: &BTreeSet<String>) -> Vec<Draft> {
+        let r = self.r;
+        let mut standard: BTreeMap<String, Draft> = standard
+            .into_iter()
+            .map(|draft| (draft.stdenv.clone(), draft))
+            .collect();
+        let mut order: Vec<(String, JsonPath)> = Vec::new();
+        if let Some(list) = r.list("phases").filter(|list| !list.is_empty()) {
+            for (index, name) in list.into_iter().enumerate() {
+                order.push((name, JsonPath::root().key("phases").index(index)));
+            }
+        } else {
+            let lists: BTreeMap<&str, Vec<String>> = PHASE_LISTS
+                .iter()
+                .map(|(list, _)| (*list, r.list(list).unwrap_or_default()))
+                .collect();
+            let push_list = |list: &'static str, order: &mut Vec<(String, JsonPath)>| {
+                for (index, name) in lists[list].iter().enumerate() {
+                    order.push((name.clone(), JsonPath::root().key(list).index(index)));
+                }
+            };
+            for (name, stdenv, _) in STANDARD {
+                if let Some((list, _)) = PHASE_LISTS
+                    .iter()
+                    .find(|(_, before)| *before == Some(*name))
+                {
+                    push_list(list, &mut order);
+                }
+                order.push((stdenv.to_string(), JsonPath::root()));
+            }
+            push_list("postPhases", &mut order);
+        }
+        let mut drafts: Vec<Draft> = self.setup_phase().into_iter().collect();
+        let known: Vec<String> = STANDARD
+            .iter()
+            .map(|(_, stdenv, _)| stdenv.to_string())
+            .collect();
+        for (name, path) in order {
+            if let Some(draft) = standard.remove(&name) {
+                drafts.push(draft);
+                continue;
+            }
+            if !custom.contains(&name) || !r.all().contains_key(&name) {
+                r.error(
+                    path,
+                    TranslateErrorKind::UnknownPhase {
+                        name,
+                        known: known.clone(),
+                    },
+                );
+                continue;
+            }
+            let kiln_name = match name.strip_suffix("Phase") {
+                Some(stem) if !stem.is_empty() && !drafts.iter().any(|d| d.phase.name == stem) => {
+                    stem.to_owned()
+                }
+                _ => name.clone(),
+            };
+            let mut draft = self.draft(&kiln_name, &name, format!("stdenv custom phase {name}"));
+            draft
+                .switch
+                .push(format!("{name} (listed in a phase list)"));
+            if self.report.shell.is_some() {
+                if let Some((step, from)) = self.shell_hook(&name, &kiln_name) {
+                    draft.push(step, from);
+                }
+            }
+            drafts.push(draft);
+        }
+        drafts
+    }
+
+    fn patch_strip(&self) -> usize {
+        let Some(flags) = self.r.list("patchFlags") else {
+            return 1;
+        };
+        let mut strip = 1;
+        for (index, flag) in flags.iter().enumerate() {
+            let level = flag
+                .strip_prefix("-p")
+                .or_else(|| flag.strip_prefix("--strip="))
+                .and_then(|n| n.parse::<usize>().ok());
+            match level {
+                Some(level) => strip = level,
+                None => self.r.error(
+                    JsonPath::root().key("patchFlags").index(index),
+                    TranslateErrorKind::PatchFlag { flag: flag.clone() },
+                ),
+            }
+        }
+        strip
+    }
+
+    fn fixup_step(&self) -> FixupStep {
+        let mut fixup = FixupStep::default();
+        for (attribute, knob) in FIXUP_KNOBS {
+            if self.r.flag(attribute) {
+                knob(&mut fixup);
+            }
+        }
+        if let Some(checks) = self.r.raw("outputChecks") {
+            match checks {
+                Value::Object(outputs) => {
+                    for (output, check) in outputs {
+                        if let Some(check) = self.output_check(output, check) {
+                            fixup.output_checks.insert(output.clone(), check);
+                        }
+                    }
+                }
+                other => {
+                    self.r
+                        .wrong_type(JsonPath::root().key("outputChecks"), "an object", other)
+                }
+            }
+        }
+        fixup
+    }
+
+    /// The part of Nix's `outputChecks` kiln's fixup checks too; Nix checks the rest.
+    fn output_check(&self, output: &str, value: &Value) -> Option<OutputCheck> {
+        let path = JsonPath::root().key("outputChecks").key(output.to_owned());
+        let Value::Object(fields) = value else {
+            self.r.wrong_type(path, "an object", value);
+            return None;
+        };
+        let refs = |name: &str| -> Option<Vec<String>> {
+            fields
+                .get(name)
+                .filter(|v| !v.is_null())
+                .and_then(|v| self.r.list_value(path.key(name), v))
+        };
+        let max_size = match fields.get("maxSize") {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::Null) | None => None,
+            Some(other) => {
+                self.r
+                    .wrong_type(path.key("maxSize"), "a number of bytes", other);
+                None
+            }
+        };
+        Some(OutputCheck {
+            allowed_references: refs("allowedReferences"),
+            disallowed_references: refs("disallowedReferences").unwrap_or_default(),
+            max_size,
+        })
+    }
+}
+
+type Knob = fn(&mut FixupStep);
+
+/// stdenv's fixup switches and the fixup step's knob each turns off.
+const FIXUP_KNOBS: &[(&str, Knob)] = &[
+    ("dontStrip", |f| f.strip = false),
+    ("dontPatchShebangs", |f| f.patch_shebangs = false),
+    ("dontGzipMan", |f| f.compress_man = false),
+    ("dontMoveLib64", |f| f.move_lib64 = false),
+    ("dontMoveSbin", |f| f.move_sbin = false),
+    ("dontPruneLibtoolFiles", |f| f.prune_libtool_files = false),
+    ("dontPatchELF", |f| f.shrink_rpath = false),
+    ("dontRewriteSymlinks", |f| f.make_symlinks_relative = false),
+    ("dontCheckForBrokenSymlinks", |f| {
+        f.check_broken_symlinks = false
+    }),
+    ("noAuditTmpdir", |f| f.audit_tmpdir = false),
+];
+
+/// Sets `makefile` and `parallel` on every make step, and `-j` on ninja runs.
+fn adjust_make(draft: &mut Draft, makefile: Option<&String>, parallel: bool) {
+    for step in &mut draft.phase.steps {
+        match step {
+            Step::Make(make) => {
+                make.makefile = makefile.cloned();
+                make.parallel = parallel;
+            }
+            Step::Run(run) if run.argv.first().is_some_and(|p| p == "ninja") => {
+                for arg in &mut run.argv {
+                    if arg.starts_with("-j") {
+                        *arg = if parallel {
+                            "-j${build.cores}".to_owned()
+                        } else {
+                            "-j1".to_owned()
+                        };
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn present(r: &Reader, attributes: &[&'static str]) -> Vec<String> {
+    attributes
+        .iter()
+        .filter(|attr| r.raw(attr).is_some_and(|v| !is_empty(v)))
+        .map(|attr| attr.to_string())
+        .collect()
+}
+
+fn literal_list(list: Option<Vec<String>>) -> Vec<String> {
+    list.unwrap_or_default()
+        .iter()
+        .map(|item| literal(item))
+        .collect()
+}
+
+/// The name of a store path without its hash.
+fn store_name(path: &str) -> &str {
+    let base = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(path);
+    match base.split_once('-') {
+        Some((hash, rest)) if hash.len() == 32 => rest,
+        _ => base,
+    }
+}
+
+/// stdenv's fallback for `shareDocName`: the name up to the first `-` followed by a non-letter.
+fn doc_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let cut = (0..bytes.len())
+        .find(|&i| bytes[i] == b'-' && bytes.get(i + 1).is_none_or(|b| !b.is_ascii_alphabetic()))
+        .unwrap_or(name.len());
+    literal(&name[..cut])
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A warning for an attribute kiln does not know, when it looks like stdenv vocabulary.
+fn unknown_attribute_warning(name: &str) -> Option<String> {
+    let upper_after = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|rest| rest.chars().next())
+            .is_some_and(|c| c.is_ascii_uppercase())
+    };
+    let looks = ["dont", "do", "pre", "post"].iter().any(|p| upper_after(p))
+        || [
+            "Flags", "Phase", "Phases", "Inputs", "Hook", "Hooks", "Array",
+        ]
+        .iter()
+        .any(|suffix| name.ends_with(suffix) && name.len() > suffix.len());
+    if !looks {
+        return None;
+    }
+    let known: Vec<String> = table::ATTRIBUTES
+        .iter()
+        .map(|a| a.name.to_owned())
+        .collect();
+    let suggestion = kiln_schema::error::suggest(name, &known, "attributes");
+    let suggestion = if suggestion.starts_with("did you mean") {
+        format!(" ({suggestion})")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "attribute `{name}` looks like stdenv vocabulary but kiln does not know it: ignored, as stdenv with __structuredAttrs ignores unknown attributes{suggestion}"
+    ))
+}
+
+/// stdenv's output roles (`_overrideFirst` chains of multiple-outputs.sh).
+struct Roles {
+    bin: String,
+    include: String,
+    lib: String,
+    doc: String,
+    man: String,
+    info: String,
+    dev: String,
+}
+
+impl Roles {
+    fn new(outputs: &[String]) -> Roles {
+        let has = |name: &str| outputs.iter().any(|o| o == name);
+        let first = |candidates: &[&str]| -> String {
+            candidates
+                .iter()
+                .find(|c| has(c))
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "out".to_owned())
+        };
+        let dev = first(&["dev", "out"]);
+        let bin = first(&["bin", "out"]);
+        let lib = first(&["lib", "out"]);
+        let doc = first(&["doc", "out"]);
+        let man = if has("man") {
+            "man".to_owned()
+        } else if has("doc") {
+            "doc".to_owned()
+        } else {
+            bin.clone()
+        };
+        let info = if has("info") {
+            "info".to_owned()
+        } else if has("doc") {
+            "doc".to_owned()
+        } else {
+            man.clone()
+        };
+        Roles {
+            include: dev.clone(),
+            bin,
+            lib,
+            doc,
+            man,
+            info,
+            dev,
+        }
+    }
+
+    fn out(name: &str) -> String {
+        format!("${{outputs.{name}}}")
+    }
+
+    /// `_multioutConfig`'s configure flags.
+    fn autotools_flags(&self, share_doc: &str) -> Vec<String> {
+        let o = Roles::out;
+        vec![
+            format!("--bindir={}/bin", o(&self.bin)),
+            format!("--sbindir={}/sbin", o(&self.bin)),
+            format!("--includedir={}/include", o(&self.include)),
+            format!("--oldincludedir={}/include", o(&self.include)),
+            format!("--mandir={}/share/man", o(&self.man)),
+            format!("--infodir={}/share/info", o(&self.info)),
+            format!("--docdir={}/share/doc/{share_doc}", o(&self.doc)),
+            format!("--libdir={}/lib", o(&self.lib)),
+            format!("--libexecdir={}/libexec", o(&self.lib)),
+            format!("--localedir={}/share/locale", o(&self.lib)),
+        ]
+    }
+
+    /// `_multioutConfig`'s install flags.
+    fn autotools_install_flags(&self) -> Vec<String> {
+        let o = Roles::out;
+        vec![
+            format!("pkgconfigdir={}/lib/pkgconfig", o(&self.dev)),
+            format!("m4datadir={}/share/aclocal", o(&self.dev)),
+            format!("aclocaldir={}/share/aclocal", o(&self.dev)),
+        ]
+    }
+
+    /// nixpkgs' cmake hook's directory flags.
+    fn cmake_flags(&self, share_doc: &str) -> Vec<String> {
+        let o = Roles::out;
+        vec![
+            format!("-DCMAKE_INSTALL_BINDIR={}/bin", o(&self.bin)),
+            format!("-DCMAKE_INSTALL_SBINDIR={}/sbin", o(&self.bin)),
+            format!("-DCMAKE_INSTALL_INCLUDEDIR={}/include", o(&self.include)),
+            format!("-DCMAKE_INSTALL_OLDINCLUDEDIR={}/include", o(&self.include)),
+            format!("-DCMAKE_INSTALL_MANDIR={}/share/man", o(&self.man)),
+            format!("-DCMAKE_INSTALL_INFODIR={}/share/info", o(&self.info)),
+            format!(
+                "-DCMAKE_INSTALL_DOCDIR={}/share/doc/{share_doc}",
+                o(&self.doc)
+            ),
+            format!("-DCMAKE_INSTALL_LIBDIR={}/lib", o(&self.lib)),
+            format!("-DCMAKE_INSTALL_LIBEXECDIR={}/libexec", o(&self.lib)),
+            format!("-DCMAKE_INSTALL_LOCALEDIR={}/share/locale", o(&self.lib)),
+        ]
+    }
+
+    /// nixpkgs' meson hook's directory flags.
+    fn meson_flags(&self) -> Vec<String> {
+        let o = Roles::out;
+        vec![
+            format!("--libdir={}/lib", o(&self.lib)),
+            format!("--libexecdir={}/libexec", o(&self.lib)),
+            format!("--bindir={}/bin", o(&self.bin)),
+            format!("--sbindir={}/sbin", o(&self.bin)),
+            format!("--includedir={}/include", o(&self.include)),
+            format!("--mandir={}/share/man", o(&self.man)),
+            format!("--infodir={}/share/info", o(&self.info)),
+            format!("--localedir={}/share/locale", o(&self.lib)),
+        ]
+    }
+}
