@@ -33,7 +33,9 @@ done
 command -v file >/dev/null 2>&1 || missing+=("command file")
 # Lent to the sandbox by the Debian-source tests (tests/fixtures/debian): CMake and Meson
 # projects, and pkg-config for finding dependencies.
-for pair in cmake:cmake meson:meson ninja:ninja-build pkg-config:pkgconf; do
+# The local-mode tests drive `kiln shell` through script(1) (bsdutils) and look for processes
+# left behind with pgrep (procps); the local benchmark edits JSON with python3.
+for pair in cmake:cmake meson:meson ninja:ninja-build pkg-config:pkgconf script:bsdutils pgrep:procps python3:python3; do
     command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("command ${pair%%:*} (${pair#*:})")
 done
 # The static link of kiln needs glibc's static archive (libc6-dev, pulled in by build-essential).
@@ -48,8 +50,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
     # nix-setup-systemd is only a Recommends of nix-bin: name it, since images often turn
     # recommends off.
     kiln_quietly "apt-get install" apt-get install -y --no-install-recommends \
-        nix-bin nix-setup-systemd build-essential file cmake meson ninja-build pkgconf
-    for tool in nix-build nix-store nix-instantiate nix gcc make file cmake meson ninja pkg-config; do
+        nix-bin nix-setup-systemd build-essential file cmake meson ninja-build pkgconf \
+        bsdutils procps python3
+    for tool in nix-build nix-store nix-instantiate nix gcc make file cmake meson ninja pkg-config script pgrep python3; do
         command -v "$tool" >/dev/null 2>&1 || kiln_die "apt-get install succeeded but '$tool' is still not on PATH ($PATH)."
     done
 fi

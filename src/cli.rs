@@ -10,8 +10,14 @@ reads the plan from the derivation attribute `kiln` in `.attrs.json` and speaks 
 protocol.
 
 Examples:
-  kiln build plan.json                   run a plan outside Nix; outputs go to ./kiln-out/NAME
+  kiln build plan.json                   run a plan outside Nix, in kiln's sandbox; outputs go
+                                         to ./kiln-out/NAME
   kiln build plan.json --out-dir /tmp/o  choose where outputs go
+  kiln build plan.json --lend /usr --lend /bin --lend /lib --lend /lib64
+                                         let the sandbox see the host's toolchain (impure)
+  kiln build plan.json --from check      start at `check` from the cached state after `build`
+  kiln shell plan.json --at build        a shell where phase `build` starts, in the sandbox
+  kiln env plan.json --at build          the environment phase `build` starts with
   kiln validate plan.json                check a plan; nothing runs
   kiln plan plan.json                    print the plan with every reference resolved
   kiln schema > plan.schema.json         the JSON Schema of plans
@@ -21,7 +27,10 @@ Exit status:
   1        a phase failed (a step exited non-zero, was killed, or timed out), or an output
            was not created
   2        invalid plan or command line; nothing ran and no output was created
-  3        setup failed (unreadable .attrs.json, output exists, directory not creatable)
+  2        also: an unknown phase in --from/--until/--only/--at, no cached state to start
+           at, or a state archive that is damaged or belongs to another plan
+  3        setup failed (unreadable .attrs.json, output exists, directory not creatable,
+           the sandbox is unavailable)
   128+n    kiln was stopped by signal n (130 for SIGINT, 143 for SIGTERM) after killing
            the running step's process group";
 
@@ -71,6 +80,11 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print the JSON Schema of plans on stdout.
     Schema,
+    /// Open an interactive shell where a phase starts: in the sandbox, in the phase's working
+    /// directory, with exactly the environment the phase gets.
+    Shell(ShellArgs),
+    /// Print the environment and working directory a phase starts with.
+    Env(EnvArgs),
     /// Look into a state archive made by a split build (a directory with `manifest.json` and
     /// `state.tar.zst`, e.g. a stage's store path).
     #[command(subcommand)]
@@ -135,6 +149,37 @@ pub struct LayoutArgs {
     pub cores: Option<u32>,
 }
 
+/// How a local build is isolated and cached.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// Run on the host, without kiln's sandbox: steps see the whole machine, the caller's
+    /// files and the network. For machines without user namespaces; kiln warns every time.
+    #[arg(long)]
+    pub no_sandbox: bool,
+
+    /// Lend a host path to the sandbox, read-only at the same path (like Nix's
+    /// `extra-sandbox-paths`; repeatable). The plan's inputs outside the store are lent
+    /// anyway. `--lend /bin --lend /usr --lend /lib --lend /lib64 --lend /etc/alternatives`
+    /// lends a Debian host's toolchain (impure). KILN_LEND holds a `:`-separated default.
+    #[arg(long, value_name = "PATH", env = "KILN_LEND", value_delimiter = ':')]
+    pub lend: Vec<PathBuf>,
+
+    /// Where phase states are cached. Default: $KILN_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/kiln/states, else ~/.cache/kiln/states.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Do not cache the state after each phase (then `--from` has nothing to start from).
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+
+    /// Start from a state archive made by a split derivation (a stage's store path): its
+    /// phases are not run again, the next ones run locally. Outputs are built at the state's
+    /// placeholder paths.
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<PathBuf>,
+}
+
 /// Arguments of `build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -144,6 +189,26 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub layout: LayoutArgs,
 
+    #[command(flatten)]
+    pub local: LocalArgs,
+
+    /// Start at this phase, from the cached state after the phase before it.
+    #[arg(long, value_name = "PHASE", conflicts_with_all = ["only", "state"])]
+    pub from: Option<String>,
+
+    /// Stop after this phase (its state is cached; outputs are not installed).
+    #[arg(long, value_name = "PHASE", conflicts_with = "only")]
+    pub until: Option<String>,
+
+    /// Run only this phase: `--from PHASE --until PHASE`.
+    #[arg(long, value_name = "PHASE")]
+    pub only: Option<String>,
+
+    /// Write per-phase and per-step durations to FILE (JSON) and a chart next to it
+    /// (FILE with `.html`).
+    #[arg(long, value_name = "FILE")]
+    pub timings: Option<PathBuf>,
+
     /// Keep the build directory after a successful build.
     #[arg(long)]
     pub keep_build_dir: bool,
@@ -151,6 +216,62 @@ pub struct BuildArgs {
     /// Seconds between SIGTERM and SIGKILL when a step is stopped (timeout or signal).
     #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = parse_grace)]
     pub kill_grace: f64,
+}
+
+/// Arguments of `shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub source: PlanSource,
+
+    #[command(flatten)]
+    pub layout: LayoutArgs,
+
+    #[command(flatten)]
+    pub local: LocalArgs,
+
+    /// The phase to stand at: the shell starts where it would start. Earlier phases come
+    /// from the cache, or run first when they are not cached.
+    #[arg(long, value_name = "PHASE")]
+    pub at: String,
+
+    /// The shell to run (an inside path). Default: `bash`, else `sh`, from the phase's PATH.
+    #[arg(long, value_name = "PROGRAM")]
+    pub shell: Option<PathBuf>,
+
+    /// Keep the build directory after the shell exits.
+    #[arg(long)]
+    pub keep_build_dir: bool,
+}
+
+/// How `kiln env` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormat {
+    /// `{"phase": .., "cwd": .., "env": {..}}`
+    Json,
+    /// `export NAME='value'` lines, for `eval`.
+    Sh,
+}
+
+/// Arguments of `env`.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub source: PlanSource,
+
+    #[command(flatten)]
+    pub layout: LayoutArgs,
+
+    #[command(flatten)]
+    pub local: LocalArgs,
+
+    /// The phase whose starting environment to print.
+    #[arg(long, value_name = "PHASE")]
+    pub at: String,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = EnvFormat::Json)]
+    pub format: EnvFormat,
 }
 
 /// A grace period: finite, 0 to 3600 seconds.

@@ -6,6 +6,7 @@ use kiln_builder::build::{RunError, SetupError};
 use kiln_builder::deps::DepsError;
 use kiln_builder::executor::BuildError;
 use kiln_builder::load::LoadError;
+use kiln_builder::local::LocalError;
 use kiln_builder::split::SplitError;
 use kiln_schema::exit_codes;
 
@@ -36,9 +37,56 @@ pub enum CliError {
     },
     /// A state archive could not be read.
     State(kiln_state::StateError),
+    /// The command line is inconsistent (beyond what clap checks).
+    Usage(String),
+    /// A phase named on the command line does not exist.
+    UnknownPhase {
+        /// The option (`--from`, `--at`, …).
+        option: String,
+        /// The name given.
+        name: String,
+        /// The plan's phases.
+        existing: Vec<String>,
+    },
+    /// kiln's sandbox cannot run on this machine.
+    Sandbox(kiln_sandbox::SandboxError),
+    /// A local build failed.
+    Local {
+        /// The plan's name.
+        name: String,
+        /// What failed.
+        error: LocalError,
+        /// Where things are, how to resume.
+        notes: Vec<String>,
+    },
+    /// An interactive command (`kiln shell`) exited with this code; nothing to print.
+    Exit(i32),
+}
+
+/// The exit code of a failed local build.
+pub fn local_exit_code(error: &LocalError) -> i32 {
+    match error {
+        LocalError::Phase { failure } => match failure.signal {
+            Some(signal) => exit_codes::SIGNAL_BASE + signal,
+            None => exit_codes::BUILD_FAILED,
+        },
+        LocalError::Restore { .. }
+        | LocalError::PlanMismatch { .. }
+        | LocalError::NotCached { .. } => exit_codes::INVALID_INPUT,
+        _ => exit_codes::SETUP_FAILED,
+    }
 }
 
 impl CliError {
+    /// `Run` errors of the build named `name`.
+    pub fn from_run(name: &str) -> impl Fn(RunError) -> CliError + '_ {
+        move |error| CliError::Run {
+            name: name.to_owned(),
+            error,
+            note: None,
+        }
+    }
+
     /// The documented exit code.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -70,6 +118,10 @@ impl CliError {
                 _ => exit_codes::BUILD_FAILED,
             },
             CliError::State(_) => exit_codes::INVALID_INPUT,
+            CliError::Usage(_) | CliError::UnknownPhase { .. } => exit_codes::INVALID_INPUT,
+            CliError::Sandbox(_) => exit_codes::SETUP_FAILED,
+            CliError::Local { error, .. } => local_exit_code(error),
+            CliError::Exit(code) => *code,
         }
     }
 
@@ -146,6 +198,64 @@ impl CliError {
                 let _ = writeln!(out, "error: {error}");
                 write_sources(&mut out, error);
             }
+            CliError::Usage(message) => {
+                let _ = writeln!(out, "error: {message}");
+            }
+            CliError::UnknownPhase {
+                option,
+                name,
+                existing,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "error: `{option} {name}`: the plan has no phase `{name}`"
+                );
+                hints.push(format!("its phases are: {}", existing.join(", ")));
+            }
+            CliError::Sandbox(error) => {
+                let _ = writeln!(out, "error: kiln's sandbox cannot run here: {error}");
+                write_sources(&mut out, error);
+                if let Some(hint) = error.hint() {
+                    hints.push(hint.to_string());
+                }
+                hints.push(
+                    "`--no-sandbox` runs the build without isolation (the result may then depend \
+                     on this machine)"
+                        .to_owned(),
+                );
+            }
+            CliError::Local { name, error, notes } => {
+                let _ = writeln!(out, "error: build of `{name}` failed");
+                match error {
+                    LocalError::Phase { failure } => {
+                        for line in &failure.message {
+                            let _ = writeln!(out, "  caused by: {line}");
+                        }
+                        hints.extend(failure.hint.clone());
+                    }
+                    LocalError::SandboxUnavailable(sandbox) => {
+                        write_chain(&mut out, error);
+                        hints.extend(sandbox.hint().map(|hint| hint.to_string()));
+                    }
+                    LocalError::NotCached { previous, .. } => {
+                        write_chain(&mut out, error);
+                        hints.push(format!(
+                            "run the build without `--from` (or `--until {previous}`) once to \
+                             cache it"
+                        ));
+                    }
+                    LocalError::PlanMismatch { .. } => {
+                        write_chain(&mut out, error);
+                        hints.push(
+                            "load the plan of the derivation that made the state (`--attrs`)"
+                                .to_owned(),
+                        );
+                    }
+                    _ => write_chain(&mut out, error),
+                }
+                hints.extend(notes.iter().cloned());
+            }
+            CliError::Exit(_) => {}
             CliError::NotUnderNix => {
                 let _ = writeln!(out, "error: no command given and not running under Nix");
                 hints.push("run `kiln build PLAN.json`, or see `kiln --help`".to_owned());

@@ -2,24 +2,24 @@
 
 mod cli;
 mod error;
+mod local;
+mod report;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
 use kiln_builder::build::{prepare, run_build, LocalDirs, PreparedBuild};
 use kiln_builder::env::{nix_defined, BuildPaths};
 use kiln_builder::executor::ExecutorOptions;
 use kiln_builder::load::{attrs_json_path, load_attrs_file, load_plan_file, LoadedPlan};
-use kiln_builder::report::{LogFormat, WriterReporter};
+use kiln_builder::report::{LogFormat, Reporter, WriterReporter};
 use kiln_schema::events::Level;
 
 use crate::cli::{
-    BuildArgs, Cli, Command, GlobalArgs, LayoutArgs, LogFormatArg, PlanArgs, PlanSource,
-    StateCommand,
+    Cli, Command, GlobalArgs, LayoutArgs, LogFormatArg, PlanArgs, PlanSource, StateCommand,
 };
 use crate::error::CliError;
 use kiln_builder::split::{prepare_part, run_part};
@@ -29,10 +29,33 @@ use kiln_builder::split::{prepare_part, run_part};
 const DISPLAY_BUILD_TOP: &str = "/build";
 
 fn main() -> ExitCode {
+    // The hidden re-exec targets come first: the sandbox's init must start single-threaded.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match args.get(1).and_then(|arg| arg.to_str()) {
+        Some(kiln_sandbox::INIT_SUBCOMMAND) => kiln_sandbox::init_main(&args[2..]),
+        Some(kiln_builder::inner::INNER_SUBCOMMAND) => {
+            let build_top = args.get(2).map(PathBuf::from).unwrap_or_default();
+            let code = kiln_builder::inner::inner_main(&build_top);
+            return ExitCode::from(code.clamp(0, 255) as u8);
+        }
+        _ => {}
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         None => nix_builder(&cli.global),
-        Some(Command::Build(args)) => build(args, &cli.global),
+        Some(Command::Build(args)) => {
+            let mut sink = report::Sink::new(
+                log_format(&cli.global),
+                max_level(&cli.global),
+                args.timings.clone(),
+            );
+            local::build(args, &mut sink)
+        }
+        Some(Command::Shell(args)) => {
+            let mut sink = report::Sink::new(log_format(&cli.global), max_level(&cli.global), None);
+            local::shell(args, &mut sink)
+        }
+        Some(Command::Env(args)) => local::env(args),
         Some(Command::Validate(args)) => validate(args),
         Some(Command::Plan(args)) => print_plan(args),
         Some(Command::Schema) => {
@@ -44,7 +67,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let _ = std::io::stderr().write_all(error.render().as_bytes());
+            if !matches!(error, CliError::Exit(_)) {
+                let _ = std::io::stderr().write_all(error.render().as_bytes());
+            }
             ExitCode::from(error.exit_code().clamp(0, 255) as u8)
         }
     }
@@ -132,8 +157,15 @@ fn local_paths(
     (dirs, paths)
 }
 
-fn prepare_for_display(args: &PlanArgs) -> Result<PreparedBuild, CliError> {
+/// The prepared plan and, for a translated stdenv-style derivation, the translation report.
+fn prepare_for_display(
+    args: &PlanArgs,
+) -> Result<(PreparedBuild, Option<serde_json::Value>), CliError> {
     let mut loaded = load(&args.source)?;
+    let stdenv = loaded
+        .stdenv
+        .as_ref()
+        .map(|report| serde_json::to_value(report).expect("a report serializes"));
     let build_top = args
         .layout
         .build_dir
@@ -141,11 +173,12 @@ fn prepare_for_display(args: &PlanArgs) -> Result<PreparedBuild, CliError> {
         .map(absolute)
         .unwrap_or_else(|| PathBuf::from(DISPLAY_BUILD_TOP));
     let (_, paths) = local_paths(&mut loaded, &args.layout, build_top);
-    prepare(&loaded, paths, &BTreeMap::new()).map_err(CliError::Load)
+    let prepared = prepare(&loaded, paths, &BTreeMap::new()).map_err(CliError::Load)?;
+    Ok((prepared, stdenv))
 }
 
 fn validate(args: &PlanArgs) -> Result<(), CliError> {
-    let prepared = prepare_for_display(args)?;
+    let (prepared, _) = prepare_for_display(args)?;
     let steps: usize = prepared.plan.phases.iter().map(|p| p.steps.len()).sum();
     eprintln!(
         "plan `{}` is valid: {} phases, {steps} steps",
@@ -158,64 +191,18 @@ fn validate(args: &PlanArgs) -> Result<(), CliError> {
 /// `kiln plan`: the expanded, resolved plan (each phase with its `origin`) and the environment
 /// steps start from, each variable with its value and origin.
 fn print_plan(args: &PlanArgs) -> Result<(), CliError> {
-    let prepared = prepare_for_display(args)?;
-    let shown = serde_json::json!({
+    let (prepared, stdenv) = prepare_for_display(args)?;
+    let mut shown = serde_json::json!({
         "plan": prepared.plan,
         "environment": prepared.environment,
     });
+    if let Some(report) = stdenv {
+        shown["stdenv"] = report;
+    }
     let mut text = serde_json::to_string_pretty(&shown).expect("a plan serializes");
     text.push('\n');
     print_stdout(&text);
     Ok(())
-}
-
-fn executor_options(kill_grace: f64) -> ExecutorOptions {
-    ExecutorOptions {
-        grace: Duration::from_secs_f64(kill_grace.clamp(0.0, 3600.0)),
-    }
-}
-
-/// `kiln build`: outside Nix, in a build directory kiln creates.
-fn build(args: &BuildArgs, global: &GlobalArgs) -> Result<(), CliError> {
-    let mut loaded = load(&args.source)?;
-    let (mut dirs, mut paths) = local_paths(&mut loaded, &args.layout, PathBuf::new());
-    // Validate with a stand-in build directory first: an invalid plan creates nothing.
-    let provisional = BuildPaths {
-        build_top: if dirs.temporary {
-            std::env::temp_dir().join("kiln-build")
-        } else {
-            dirs.build_top.clone()
-        },
-        ..paths.clone()
-    };
-    prepare(&loaded, provisional, &BTreeMap::new()).map_err(CliError::Load)?;
-    dirs.create(&loaded.plan.name).map_err(CliError::Setup)?;
-    paths.build_top = dirs.build_top.clone();
-    let prepared = prepare(&loaded, paths, &BTreeMap::new()).map_err(CliError::Load)?;
-
-    let mut reporter =
-        WriterReporter::new(log_format(global), max_level(global), std::io::stderr());
-    let (_, result) = run_build(&prepared, executor_options(args.kill_grace), &mut reporter);
-    match result {
-        Ok(()) => {
-            if dirs.temporary && !args.keep_build_dir {
-                dirs.remove_build_dir();
-            }
-            Ok(())
-        }
-        Err(error) => {
-            dirs.remove_outputs();
-            let note = format!(
-                "the build directory is kept at `{}`; partial outputs were removed",
-                dirs.build_top.display()
-            );
-            Err(CliError::Run {
-                name: prepared.plan.name.clone(),
-                error,
-                note: Some(note),
-            })
-        }
-    }
 }
 
 /// `kiln state inspect|extract`.
@@ -255,6 +242,16 @@ fn state(command: &StateCommand) -> Result<(), CliError> {
     }
 }
 
+/// For a derivation translated from stdenv's attributes: its warnings and the shell hooks it
+/// runs.
+fn report_translation(loaded: &LoadedPlan, reporter: &mut dyn Reporter) {
+    if let Some(report) = &loaded.stdenv {
+        for (level, text) in report.messages() {
+            reporter.report(&kiln_schema::events::LogEvent::Message { level, text: &text });
+        }
+    }
+}
+
 /// No command: kiln is a Nix derivation's builder.
 fn nix_builder(global: &GlobalArgs) -> Result<(), CliError> {
     let Some(build_top) = std::env::var_os("NIX_BUILD_TOP").map(PathBuf::from) else {
@@ -279,6 +276,7 @@ fn nix_builder(global: &GlobalArgs) -> Result<(), CliError> {
         _ => log_format(global),
     };
     let mut reporter = WriterReporter::new(format, max_level(global), std::io::stderr());
+    report_translation(&loaded, &mut reporter);
     if let Some(part) = &loaded.split {
         let derivation_outputs = loaded.outputs.clone().unwrap_or_default();
         let prepared = prepare_part(&loaded, part, paths.build_top, paths.cores, &nix_env)

@@ -264,7 +264,7 @@ pub struct Execution<'a> {
 }
 
 /// The part of the executor's state that a later derivation needs to go on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Resume {
     /// The working directory (the source root once unpacked).
     pub workdir: PathBuf,

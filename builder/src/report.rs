@@ -55,6 +55,8 @@ impl<W: Write> WriterReporter<W> {
     }
 
     fn human_message(&mut self, level: Level, text: &str) {
+        // kiln's messages say `kiln:` for Nix's log; the human format adds it itself.
+        let text = text.strip_prefix("kiln: ").unwrap_or(text);
         if level <= self.max_level {
             let prefix = match level {
                 Level::Error => "error: ",

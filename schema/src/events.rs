@@ -8,13 +8,13 @@
 //! `{"bytes": [..]}` otherwise. [`LOG_FORMAT_VERSION`] is carried by `build-started`; new fields
 //! may be added within a version, so readers must ignore unknown keys.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Version of the JSON log format.
 pub const LOG_FORMAT_VERSION: u32 = 1;
 
 /// Severity of a diagnostic, matching Nix's verbosity levels 0–7.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Nix level 0.

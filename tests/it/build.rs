@@ -306,7 +306,9 @@ fn spawn_long_step(scratch: &Scratch, script: &str, grace: &str) -> Child {
     scratch.write("plan.json", &plan);
     scratch
         .kiln()
-        .args(["build", "--kill-grace", grace, "plan.json"])
+        // The step records host pids: kiln's own process handling, without the sandbox (the
+        // sandboxed variants are in `local.rs`).
+        .args(["build", "--no-sandbox", "--kill-grace", grace, "plan.json"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()

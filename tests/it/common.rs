@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// What local builds lend to kiln's sandbox: the host's toolchain.
+pub const TOOLCHAIN: &str = "/bin:/usr:/lib:/lib64:/etc/alternatives";
+
 /// The `kiln` binary cargo built for these tests.
 pub fn kiln_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kiln"))
@@ -43,7 +46,10 @@ impl Scratch {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("TMPDIR", self.path())
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            // Local builds run in kiln's sandbox; it borrows the host's toolchain (IMPURE, as
+            // `extra-sandbox-paths` does for the Nix tests).
+            .env("KILN_LEND", TOOLCHAIN);
         command
     }
 }

@@ -165,11 +165,16 @@ fn preset_patches_apply_in_the_source_root_and_a_bad_hunk_names_patch_file_and_h
         "fix.patch",
         "--- a/Makefile.in\n+++ b/Makefile.in\n@@ -1,2 +1,2 @@\n all:\n-\tprintf 'built\\n' > demo.txt\n+\tprintf 'built and patched\\n' > demo.txt\n",
     );
-    let extra = format!(r#","edits":[],"env":{{"PATCH":"{}"}}"#, good.display());
-    let text = plan(&scratch.path().join("src/demo-1.0"), &extra).replace(
-        r#""dontFixup":true"#,
-        r#""dontFixup":true,"patches":["${env.PATCH}"]"#,
-    );
+    // The patch is an input: in kiln's sandbox a step sees only the plan's inputs.
+    let text = plan(&scratch.path().join("src/demo-1.0"), r#","edits":[]"#)
+        .replace(
+            r#""host":"/usr"}"#,
+            &format!(r#""host":"/usr","fix":"{}"}}"#, good.display()),
+        )
+        .replace(
+            r#""dontFixup":true"#,
+            r#""dontFixup":true,"patches":["${inputs.fix}"]"#,
+        );
     scratch.write("plan.json", &text);
     let output = scratch
         .kiln()
@@ -186,8 +191,8 @@ fn preset_patches_apply_in_the_source_root_and_a_bad_hunk_names_patch_file_and_h
     // The same patch again cannot apply: the hunk's context is gone.
     std::fs::remove_dir_all(scratch.path().join("kiln-out")).unwrap();
     let twice = text.replace(
-        r#""patches":["${env.PATCH}"]"#,
-        r#""patches":["${env.PATCH}","${env.PATCH}"]"#,
+        r#""patches":["${inputs.fix}"]"#,
+        r#""patches":["${inputs.fix}","${inputs.fix}"]"#,
     );
     scratch.write("plan.json", &twice);
     let output = scratch

@@ -1,0 +1,810 @@
+//! Local mode: a plan's phases run without Nix, each in a fresh sandbox, with the state after
+//! each phase cached so that later runs can start at any phase.
+//!
+//! The plan is resolved with the paths the build sees *inside* the sandbox (the build directory
+//! at `/build`, each output at its path), and the sandbox binds the host directories behind
+//! them: a fresh build directory, and a staging directory standing in for the outputs' parent.
+//! Outputs move to their final place only when every phase succeeded. Each phase is one run of
+//! `kiln __run-phases` ([`crate::inner`]) in its own sandbox; its events are relayed to the
+//! caller's reporter ([`crate::relay`]), so a build reads as one stream.
+//!
+//! After each successful phase the build directory and the partial outputs are packed into the
+//! [`StateCache`] (a `kiln-state` archive) under a key that hashes the plan up to that phase,
+//! the paths it was resolved with and the sandbox's make-up. `--from PHASE` restores the state
+//! of the phase before, so a fixed `check` re-runs without rebuilding; changing an earlier
+//! phase changes the key and the cached state no longer matches.
+//!
+//! `--no-sandbox` runs the phases in kiln's own process instead, on host paths, with the same
+//! caching.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kiln_sandbox::SandboxConfig;
+use kiln_schema::events::{Level, LogEvent};
+use kiln_state::{ManifestBase, PackInput, StateError};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::build::{PreparedBuild, RunError};
+use crate::executor::{Execution, ExecutorOptions, Resume};
+use crate::inner::{
+    PhaseFailure, PhaseRequest, PhaseResponse, INNER_SUBCOMMAND, REQUEST_FILE, RESPONSE_FILE,
+};
+use crate::process::{run_child, ChildOutcome, ChildSpec, RunLimits};
+use crate::relay::{relay_line, PhaseEvents};
+use crate::report::Reporter;
+use crate::signal::SignalEvents;
+
+/// Files kiln itself puts into the build directory; never part of a state.
+pub const KILN_FILES: &[&str] = &[REQUEST_FILE, RESPONSE_FILE];
+
+/// Where the build directory appears inside the sandbox.
+pub const SANDBOX_BUILD_TOP: &str = kiln_sandbox::SANDBOX_BUILD_DIR;
+
+/// Extra time the sandbox gets after kiln's grace period before it is killed: the runner inside
+/// stops its own step first and reports how it ended.
+const SANDBOX_EXTRA_GRACE: Duration = Duration::from_secs(3);
+
+/// Reporter of a local build: every event, and the phases restored from a cached state instead
+/// of being run.
+pub trait LocalReporter: Reporter {
+    /// `phase` was not run: its result came from a cached state, restored in `seconds`.
+    fn phase_restored(&mut self, phase: &str, seconds: f64);
+}
+
+/// How a local build runs its phases.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Run each phase in kiln's sandbox (the default); `false` runs on the host.
+    pub sandbox: bool,
+    /// Host paths lent read-only to the sandbox at the same path.
+    pub lend: Vec<PathBuf>,
+    /// The binary to re-execute inside the sandbox (kiln itself).
+    pub self_exe: PathBuf,
+    /// Time between SIGTERM and SIGKILL when a step is stopped.
+    pub grace: Duration,
+}
+
+/// Where a local build lives on the host.
+#[derive(Debug, Clone)]
+pub struct HostDirs {
+    /// The build directory (bound at `/build` in the sandbox).
+    pub build_top: PathBuf,
+    /// Output name → where the output is built on the host.
+    pub outputs: BTreeMap<String, PathBuf>,
+    /// Sandbox only: the host directory bound writable at the outputs' parent inside.
+    pub staging: Option<(PathBuf, PathBuf)>,
+}
+
+/// Why a local build did not complete.
+#[derive(Debug, Error)]
+pub enum LocalError {
+    /// A phase failed (inside the sandbox or in process).
+    #[error("{}", failure.message.first().map(String::as_str).unwrap_or("a phase failed"))]
+    Phase {
+        /// What failed.
+        failure: PhaseFailure,
+    },
+    /// The sandbox could not run the phase.
+    #[error("the sandbox for phase `{phase}` ended without a result ({outcome})")]
+    Sandbox {
+        /// The phase.
+        phase: String,
+        /// How the sandbox ended.
+        outcome: String,
+    },
+    /// The sandbox cannot be set up at all.
+    #[error(transparent)]
+    SandboxUnavailable(#[from] kiln_sandbox::SandboxError),
+    /// Writing the request or reading the response failed.
+    #[error("cannot exchange the phase request with the sandbox through `{}`", path.display())]
+    Exchange {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state could not be restored.
+    #[error("cannot restore the state `{}`", path.display())]
+    Restore {
+        /// The state directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: StateError,
+    },
+    /// A state archive belongs to another plan.
+    #[error("the state `{}` was made by a different plan (up to phase `{phase}`)", path.display())]
+    PlanMismatch {
+        /// The state directory.
+        path: PathBuf,
+        /// Its last phase.
+        phase: String,
+    },
+    /// The cache holds no usable state to start at a phase.
+    #[error("no cached state to start at phase `{phase}`: phase `{previous}` has {why}")]
+    NotCached {
+        /// Where the build was asked to start.
+        phase: String,
+        /// The phase whose state is needed.
+        previous: String,
+        /// `no cached state` or `a cached state of another plan`.
+        why: String,
+    },
+    /// A state could not be cached.
+    #[error("cannot cache the state after phase `{phase}` in `{}`", path.display())]
+    Cache {
+        /// The phase.
+        phase: String,
+        /// The cache entry.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: StateError,
+    },
+    /// A directory could not be set up or an output could not be moved into place.
+    #[error("cannot {what} `{}`", path.display())]
+    Io {
+        /// What kiln was doing.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl LocalError {
+    /// The failure of a phase, when that is what happened.
+    pub fn phase_failure(&self) -> Option<&PhaseFailure> {
+        match self {
+            LocalError::Phase { failure } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// The local cache of phase states: `DIR/PLAN-NAME/PHASE/{manifest.json,state.tar.zst}`, the
+/// latest state of each phase of each plan name.
+#[derive(Debug, Clone)]
+pub struct StateCache {
+    dir: PathBuf,
+}
+
+impl StateCache {
+    /// The cache of plan `name` under `root`.
+    pub fn new(root: &Path, name: &str) -> StateCache {
+        StateCache {
+            dir: root.join(file_name(name)),
+        }
+    }
+
+    /// The directory of `phase`'s entry.
+    pub fn entry(&self, phase: &str) -> PathBuf {
+        self.dir.join(file_name(phase))
+    }
+
+    /// The cached state of `phase` when it was made with `key`; otherwise why not.
+    pub fn find(&self, phase: &str, key: &str) -> Result<PathBuf, &'static str> {
+        let entry = self.entry(phase);
+        match kiln_state::read_manifest(&entry) {
+            Ok(manifest) if manifest.plan_hash == key && manifest.phase == phase => Ok(entry),
+            Ok(_) => Err("a cached state of another plan (an earlier phase or an input changed)"),
+            Err(_) => Err("no cached state"),
+        }
+    }
+
+    /// Packs the state after `phase` and replaces its entry; a failure leaves the old entry.
+    fn store(
+        &self,
+        phase: &str,
+        key: &str,
+        host: &HostDirs,
+        workdir: String,
+        env: BTreeMap<String, String>,
+    ) -> Result<(), LocalError> {
+        let entry = self.entry(phase);
+        let error = |source| LocalError::Cache {
+            phase: phase.to_owned(),
+            path: entry.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|source| LocalError::Io {
+            what: "create the state cache",
+            path: self.dir.clone(),
+            source,
+        })?;
+        let temp = tempfile::Builder::new()
+            .prefix(".new-")
+            .tempdir_in(&self.dir)
+            .map_err(|source| LocalError::Io {
+                what: "create a cache entry in",
+                path: self.dir.clone(),
+                source,
+            })?;
+        let existing: BTreeMap<String, PathBuf> = host
+            .outputs
+            .iter()
+            .filter(|(_, path)| std::fs::symlink_metadata(path).is_ok())
+            .map(|(name, path)| (name.clone(), path.clone()))
+            .collect();
+        let mut input = PackInput::new(&host.build_top, &existing);
+        input.exclude = KILN_FILES;
+        let base = ManifestBase {
+            plan_hash: key.to_owned(),
+            phase: phase.to_owned(),
+            workdir,
+            env,
+        };
+        kiln_state::pack(&input, base, temp.path()).map_err(error)?;
+        let _ = std::fs::remove_dir_all(&entry);
+        std::fs::rename(temp.path(), &entry).map_err(|source| LocalError::Io {
+            what: "store the cache entry",
+            path: entry.clone(),
+            source,
+        })?;
+        // The directory was renamed away; nothing is left to delete.
+        let _ = temp.keep();
+        Ok(())
+    }
+}
+
+/// A name that is one safe path component.
+fn file_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match cleaned.as_str() {
+        "" | "." | ".." => format!("_{cleaned}"),
+        _ => cleaned,
+    }
+}
+
+/// One local build of a prepared plan (resolved with the inside paths).
+pub struct LocalBuild<'a> {
+    /// The plan.
+    pub prepared: &'a PreparedBuild,
+    /// How to run phases.
+    pub options: &'a LocalOptions,
+    /// The host side.
+    pub host: HostDirs,
+    /// The phase state cache, if any.
+    pub cache: Option<StateCache>,
+}
+
+/// Where a run of phases ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Where the last phase left off.
+    pub resume: Resume,
+    /// The phases that ran (disabled ones not included).
+    pub ran: Vec<String>,
+}
+
+impl LocalBuild<'_> {
+    /// The plan's phase names in order.
+    pub fn phase_names(&self) -> Vec<String> {
+        self.prepared
+            .plan
+            .phases
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// The index of `phase`.
+    pub fn index_of(&self, phase: &str) -> Option<usize> {
+        self.prepared
+            .plan
+            .phases
+            .iter()
+            .position(|p| p.name == phase)
+    }
+
+    /// The cache key of the state after `phase`: the plan up to that phase (inputs included)
+    /// and the paths it was resolved with. What the sandbox lends is not part of it: lent host
+    /// paths are impure by nature, and their contents could not be hashed anyway.
+    pub fn cache_key(&self, phase: &str) -> String {
+        let key = serde_json::json!({
+            "kiln": env!("CARGO_PKG_VERSION"),
+            "prefix": crate::split::prefix_hash(&self.prepared.expanded, phase),
+            "buildTop": self.prepared.paths.build_top,
+            "outputs": self.prepared.paths.outputs,
+            "sandbox": self.options.sandbox,
+        });
+        let digest = Sha256::digest(serde_json::to_vec(&key).expect("a key serializes"));
+        digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
+    /// The last enabled phase before `index`, if any.
+    pub fn previous_enabled(&self, index: usize) -> Option<usize> {
+        (0..index)
+            .rev()
+            .find(|&i| self.prepared.plan.phases[i].enabled)
+    }
+
+    /// The cached state needed to start at phase `index`: `None` for the first enabled phase.
+    pub fn cached_start(&self, index: usize) -> Result<Option<(String, PathBuf)>, LocalError> {
+        let Some(previous) = self.previous_enabled(index) else {
+            return Ok(None);
+        };
+        let phases = &self.prepared.plan.phases;
+        let name = &phases[previous].name;
+        let not_cached = |why: &str| LocalError::NotCached {
+            phase: phases[index].name.clone(),
+            previous: name.clone(),
+            why: why.to_owned(),
+        };
+        let cache = self.cache.as_ref().ok_or_else(|| not_cached("no cache"))?;
+        let entry = cache
+            .find(name, &self.cache_key(name))
+            .map_err(not_cached)?;
+        Ok(Some((name.clone(), entry)))
+    }
+
+    /// Restores the cached state needed to start at phase `index` (none for the first enabled
+    /// phase). Reports the restored phases.
+    pub fn restore_cached(
+        &self,
+        index: usize,
+        reporter: &mut dyn LocalReporter,
+    ) -> Result<Option<Resume>, LocalError> {
+        let Some((name, entry)) = self.cached_start(index)? else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let resume = self.restore(&entry)?.0;
+        let seconds = started.elapsed().as_secs_f64();
+        for phase in &self.prepared.plan.phases[..index] {
+            if phase.enabled {
+                reporter.phase_restored(&phase.name, seconds);
+            }
+        }
+        reporter.report(&LogEvent::Message {
+            level: Level::Info,
+            text: &format!(
+                "kiln: restored the state after phase `{name}` from `{}` in {seconds:.2} s",
+                entry.display()
+            ),
+        });
+        Ok(Some(resume))
+    }
+
+    /// Restores a state archive into the (empty) host directories; returns where it left off
+    /// and its manifest's phase.
+    pub fn restore(&self, dir: &Path) -> Result<(Resume, String), LocalError> {
+        let manifest = kiln_state::restore(dir, &self.host.build_top, &self.host.outputs).map_err(
+            |source| LocalError::Restore {
+                path: dir.to_owned(),
+                source,
+            },
+        )?;
+        let resume = Resume {
+            workdir: self.prepared.paths.build_top.join(&manifest.workdir),
+            env: manifest.env,
+        };
+        Ok((resume, manifest.phase))
+    }
+
+    /// Restores a state made by a split derivation (its plan hash is the plan prefix's).
+    pub fn restore_split_state(&self, dir: &Path) -> Result<(Resume, String), LocalError> {
+        let manifest = kiln_state::read_manifest(dir).map_err(|source| LocalError::Restore {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if self.index_of(&manifest.phase).is_none()
+            || manifest.plan_hash
+                != crate::split::prefix_hash(&self.prepared.expanded, &manifest.phase)
+        {
+            return Err(LocalError::PlanMismatch {
+                path: dir.to_owned(),
+                phase: manifest.phase,
+            });
+        }
+        self.restore(dir)
+    }
+
+    /// Runs phases `start..=end` (disabled ones are reported as skipped), caching the state after
+    /// each phase that has a phase after it.
+    pub fn run(
+        &self,
+        start: usize,
+        end: usize,
+        resume: Option<Resume>,
+        reporter: &mut dyn LocalReporter,
+    ) -> Result<RunOutcome, LocalError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(LocalError::Runtime)?;
+        runtime.block_on(async {
+            let mut signals = SignalEvents::install().map_err(LocalError::Runtime)?;
+            self.run_async(start, end, resume, reporter, &mut signals)
+                .await
+        })
+    }
+
+    async fn run_async(
+        &self,
+        start: usize,
+        end: usize,
+        resume: Option<Resume>,
+        reporter: &mut dyn LocalReporter,
+        signals: &mut SignalEvents,
+    ) -> Result<RunOutcome, LocalError> {
+        let phases = &self.prepared.plan.phases;
+        let mut resume = resume.unwrap_or_else(|| Resume {
+            workdir: self.prepared.paths.build_top.clone(),
+            env: BTreeMap::new(),
+        });
+        let mut ran = Vec::new();
+        for index in start..=end.min(phases.len().saturating_sub(1)) {
+            let phase = &phases[index];
+            if !phase.enabled {
+                reporter.report(&LogEvent::PhaseSkipped { phase: &phase.name });
+                continue;
+            }
+            let response = if self.options.sandbox {
+                self.run_sandboxed(&phase.name, &resume, reporter, signals)
+                    .await?
+            } else {
+                self.run_in_process(&phase.name, &resume, reporter, signals)
+                    .await
+            };
+            if let Some(failure) = response.failure {
+                return Err(LocalError::Phase { failure });
+            }
+            resume = response.resume;
+            ran.push(phase.name.clone());
+            let last = index + 1 == phases.len();
+            if let (Some(cache), false) = (&self.cache, last) {
+                let started = Instant::now();
+                let workdir = resume
+                    .workdir
+                    .strip_prefix(&self.prepared.paths.build_top)
+                    .unwrap_or(Path::new(""))
+                    .to_string_lossy()
+                    .into_owned();
+                let key = self.cache_key(&phase.name);
+                cache.store(&phase.name, &key, &self.host, workdir, resume.env.clone())?;
+                reporter.report(&LogEvent::Message {
+                    level: Level::Talkative,
+                    text: &format!(
+                        "kiln: cached the state after phase `{}` in {:.2} s",
+                        phase.name,
+                        started.elapsed().as_secs_f64()
+                    ),
+                });
+            }
+        }
+        Ok(RunOutcome { resume, ran })
+    }
+
+    async fn run_in_process(
+        &self,
+        phase: &str,
+        resume: &Resume,
+        reporter: &mut dyn LocalReporter,
+        signals: &mut SignalEvents,
+    ) -> PhaseResponse {
+        let only = [phase.to_owned()].into_iter().collect();
+        let execution = Execution {
+            plan: &self.prepared.plan,
+            base_env: &self.prepared.base_env,
+            build_top: &self.prepared.paths.build_top,
+            outputs: &self.prepared.paths.outputs,
+            options: ExecutorOptions {
+                grace: self.options.grace,
+            },
+            only: Some(&only),
+            resume: Some(resume),
+        };
+        let mut events = PhaseEvents(reporter);
+        let (summary, result) = execution.run(&mut events, signals).await;
+        PhaseResponse {
+            resume: summary.resume,
+            failure: result
+                .err()
+                .map(|error| PhaseFailure::from_run_error(phase, &RunError::Build(error))),
+        }
+    }
+
+    /// The sandbox every phase (and the shell) runs in.
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        let mut config = SandboxConfig::new(&self.host.build_top);
+        config.sandbox_build_dir = self.prepared.paths.build_top.clone();
+        let store = Path::new("/nix/store");
+        let (staging_host, staging_inside) = self
+            .host
+            .staging
+            .clone()
+            .expect("a sandboxed build has a staging directory");
+        if staging_inside == store {
+            // Outputs at store paths (a state from Nix): the store is writable scratch, with
+            // the inputs' closure bound read-only inside it, as in Nix's own sandbox.
+            config.store_paths = store_closure(&self.prepared.plan);
+        } else if store.is_dir() {
+            config.store_paths = vec![store.to_owned()];
+        }
+        config.writable = vec![(staging_host, staging_inside.clone())];
+        let mut lend: Vec<PathBuf> = self.options.lend.clone();
+        for input in self.prepared.plan.inputs.values() {
+            for path in input.paths() {
+                let path = PathBuf::from(path);
+                if !path.starts_with(store) && path.exists() && !lend.contains(&path) {
+                    lend.push(path);
+                }
+            }
+        }
+        if !self.options.self_exe.starts_with(store) || staging_inside == store {
+            lend.push(self.options.self_exe.clone());
+        }
+        if is_dynamic(&self.options.self_exe) {
+            // A dynamically linked kiln needs the host's loader and libc to start inside.
+            for dir in ["/lib", "/lib64"] {
+                let dir = PathBuf::from(dir);
+                if dir.exists() && !lend.contains(&dir) {
+                    lend.push(dir);
+                }
+            }
+        }
+        config.lend = lend;
+        config
+    }
+
+    async fn run_sandboxed(
+        &self,
+        phase: &str,
+        resume: &Resume,
+        reporter: &mut dyn LocalReporter,
+        signals: &mut SignalEvents,
+    ) -> Result<PhaseResponse, LocalError> {
+        let request = PhaseRequest {
+            plan: self.prepared.plan.clone(),
+            base_env: self.prepared.base_env.clone(),
+            build_top: self.prepared.paths.build_top.clone(),
+            outputs: self.prepared.paths.outputs.clone(),
+            phases: vec![phase.to_owned()],
+            resume: Some(resume.clone()),
+            grace_seconds: self.options.grace.as_secs_f64(),
+        };
+        let request_path = self.host.build_top.join(REQUEST_FILE);
+        let response_path = self.host.build_top.join(RESPONSE_FILE);
+        let exchange = |path: &Path| {
+            let path = path.to_owned();
+            move |source| LocalError::Exchange { path, source }
+        };
+        std::fs::write(
+            &request_path,
+            serde_json::to_vec(&request).expect("a request serializes"),
+        )
+        .map_err(exchange(&request_path))?;
+        let _ = std::fs::remove_file(&response_path);
+
+        let config = self.sandbox_config();
+        let exe = &self.options.self_exe;
+        let inner_argv = [
+            exe.display().to_string(),
+            INNER_SUBCOMMAND.to_owned(),
+            self.prepared.paths.build_top.display().to_string(),
+        ];
+        let command =
+            kiln_sandbox::sandboxed_command(exe, &config, exe, &inner_argv, Path::new("/"))?;
+        let mut argv = vec![exe.display().to_string()];
+        for arg in command.get_args() {
+            argv.push(arg.to_string_lossy().into_owned());
+        }
+        let spec = ChildSpec {
+            program: exe.clone(),
+            argv,
+            env: BTreeMap::new(),
+            cwd: PathBuf::from("/"),
+        };
+        let limits = RunLimits {
+            deadline: None,
+            grace: self.options.grace + SANDBOX_EXTRA_GRACE,
+        };
+        let mut relay = PhaseEvents(reporter);
+        let outcome = run_child(&spec, limits, signals, &mut |line| {
+            relay_line(line, &mut relay);
+        })
+        .await
+        .map_err(|source| LocalError::Io {
+            what: "start the sandbox with",
+            path: exe.clone(),
+            source,
+        })?;
+        let _ = std::fs::remove_file(&request_path);
+        let response = std::fs::read(&response_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<PhaseResponse>(&bytes).ok());
+        let _ = std::fs::remove_file(&response_path);
+        match (response, outcome) {
+            // kiln stopped the sandbox with SIGTERM; what stopped the build is kiln's signal.
+            (Some(mut response), ChildOutcome::Interrupted(signal)) => {
+                if let Some(failure) = &mut response.failure {
+                    if let Some(received) = failure.signal {
+                        if received != signal as i32 {
+                            let inner = nix::sys::signal::Signal::try_from(received)
+                                .map(|s| s.as_str())
+                                .unwrap_or("a signal");
+                            for line in &mut failure.message {
+                                *line = line.replace(inner, signal.as_str());
+                            }
+                            failure.signal = Some(signal as i32);
+                        }
+                    }
+                }
+                Ok(response)
+            }
+            (Some(response), _) => Ok(response),
+            (None, ChildOutcome::Interrupted(signal)) => Ok(PhaseResponse {
+                resume: resume.clone(),
+                failure: Some(PhaseFailure {
+                    phase: phase.to_owned(),
+                    message: vec![format!("phase `{phase}`: stopped by {}", signal.as_str())],
+                    hint: None,
+                    signal: Some(signal as i32),
+                }),
+            }),
+            (None, outcome) => Err(LocalError::Sandbox {
+                phase: phase.to_owned(),
+                outcome: match outcome {
+                    ChildOutcome::Exited(code) => format!("exit code {code}"),
+                    ChildOutcome::Signaled(signal) => format!("killed by signal {signal}"),
+                    other => format!("{other:?}"),
+                },
+            }),
+        }
+    }
+
+    /// Writes propagated dependencies and checks that every output exists (after the last
+    /// phase).
+    pub fn check_outputs(&self) -> Result<(), RunError> {
+        let outputs = &self.host.outputs;
+        if let Some(target) = outputs.get("dev").or_else(|| outputs.get("out")) {
+            if std::fs::symlink_metadata(target).is_ok() {
+                crate::deps::write_propagated(&self.prepared.plan, target).map_err(|source| {
+                    RunError::Propagate {
+                        path: target.clone(),
+                        source,
+                    }
+                })?;
+            }
+        }
+        for (name, path) in outputs {
+            if std::fs::symlink_metadata(path).is_err() {
+                return Err(RunError::OutputMissing {
+                    name: name.clone(),
+                    path: self.prepared.paths.outputs[name].clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment and working directory phase `index` starts with, after `resume`.
+    pub fn phase_start(
+        &self,
+        index: usize,
+        resume: Option<&Resume>,
+    ) -> (PathBuf, BTreeMap<String, String>) {
+        let plan = &self.prepared.plan;
+        let mut env = self.prepared.base_env.clone();
+        env.extend(plan.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut workdir = self.prepared.paths.build_top.clone();
+        if let Some(resume) = resume {
+            env.extend(resume.env.clone());
+            workdir = resume.workdir.clone();
+        }
+        if let Some(cwd) = &plan.phases[index].cwd {
+            workdir = workdir.join(cwd);
+        }
+        (workdir, env)
+    }
+}
+
+/// The inputs' store paths and, when `nix-store` can tell, their closure.
+fn store_closure(plan: &kiln_schema::Plan) -> Vec<PathBuf> {
+    let store = Path::new("/nix/store");
+    let mut paths: Vec<PathBuf> = plan
+        .inputs
+        .values()
+        .flat_map(|input| input.paths())
+        .map(PathBuf::from)
+        .filter(|path| path.starts_with(store))
+        .filter_map(|path| {
+            // The top-level store path of anything inside one.
+            let relative = path.strip_prefix(store).ok()?;
+            Some(store.join(relative.components().next()?))
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    if paths.is_empty() {
+        return paths;
+    }
+    let closure = std::process::Command::new("nix-store")
+        .arg("--query")
+        .arg("--requisites")
+        .args(&paths)
+        .stderr(std::process::Stdio::null())
+        .output();
+    if let Ok(output) = closure {
+        if output.status.success() {
+            let mut all: Vec<PathBuf> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(PathBuf::from)
+                .collect();
+            all.extend(paths);
+            all.sort();
+            all.dedup();
+            return all;
+        }
+    }
+    paths
+}
+
+/// Whether `exe` is a dynamically linked ELF file (it has an interpreter). Reads only the
+/// start of the file, where the program headers are.
+fn is_dynamic(exe: &Path) -> bool {
+    use goblin::elf::program_header::{ProgramHeader, PT_INTERP};
+    use std::io::Read;
+    let mut start = Vec::with_capacity(64 * 1024);
+    let read =
+        std::fs::File::open(exe).and_then(|file| file.take(64 * 1024).read_to_end(&mut start));
+    if read.is_err() {
+        return false;
+    }
+    let Ok(header) = goblin::elf::Elf::parse_header(&start) else {
+        return false;
+    };
+    let (Ok(container), Ok(endianness)) = (header.container(), header.endianness()) else {
+        return false;
+    };
+    let ctx = goblin::container::Ctx::new(container, endianness);
+    ProgramHeader::parse(
+        &start,
+        header.e_phoff as usize,
+        header.e_phnum as usize,
+        ctx,
+    )
+    .map(|headers| headers.iter().any(|h| h.p_type == PT_INTERP))
+    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_names_are_single_components() {
+        assert_eq!(file_name("hello-2.10"), "hello-2.10");
+        assert_eq!(file_name("a/b"), "a_b");
+        assert_eq!(file_name(".."), "_..");
+        assert_eq!(file_name(""), "_");
+    }
+
+    #[test]
+    fn the_test_binary_is_dynamic_and_a_script_is_not() {
+        assert!(is_dynamic(&std::env::current_exe().unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        assert!(!is_dynamic(&script));
+    }
+}

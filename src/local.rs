@@ -1,0 +1,781 @@
+//! The local-mode commands: `kiln build`, `kiln shell` and `kiln env` outside Nix.
+//!
+//! A [`Session`] turns the command line into a prepared plan (resolved with the paths the build
+//! sees inside the sandbox) and, once the plan is known to be valid, the host directories
+//! behind them. The commands then pick where to start (a cached state, a state from Nix, or the
+//! beginning) and run phases through `kiln_builder::local`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kiln_builder::build::{prepare, PreparedBuild, SetupError};
+use kiln_builder::env::{find_program, BuildPaths};
+use kiln_builder::executor::Resume;
+use kiln_builder::load::LoadedPlan;
+use kiln_builder::local::{
+    HostDirs, LocalBuild, LocalError, LocalOptions, LocalReporter, StateCache, SANDBOX_BUILD_TOP,
+};
+use kiln_builder::report::Reporter;
+use kiln_schema::events::{Level, LogEvent};
+
+use crate::cli::{BuildArgs, EnvArgs, EnvFormat, LayoutArgs, LocalArgs, ShellArgs};
+use crate::error::CliError;
+use crate::report::Sink;
+use crate::{absolute, available_cores, load, print_stdout};
+
+/// A local build's plan and paths, before anything is created.
+pub struct Session {
+    /// The plan as loaded (prepared again once a host build directory exists, without the
+    /// sandbox).
+    loaded: LoadedPlan,
+    /// The plan, resolved with inside paths.
+    pub prepared: PreparedBuild,
+    /// How phases run.
+    pub options: LocalOptions,
+    /// The phase cache.
+    pub cache: Option<StateCache>,
+    /// Where outputs go at the end: name → `out_dir/NAME`.
+    pub final_outputs: BTreeMap<String, PathBuf>,
+    /// The output directory.
+    pub out_dir: PathBuf,
+    /// `--build-dir`, if given.
+    pub build_dir: Option<PathBuf>,
+    /// `--state`, if given.
+    pub state: Option<PathBuf>,
+}
+
+/// The default cache root: $KILN_CACHE_DIR, $XDG_CACHE_HOME/kiln/states, ~/.cache/kiln/states.
+fn default_cache_root() -> Option<PathBuf> {
+    let var = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(dir) = var("KILN_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = var("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("kiln/states"));
+    }
+    var("HOME").map(|home| PathBuf::from(home).join(".cache/kiln/states"))
+}
+
+impl Session {
+    /// Loads and prepares the plan; validates it before anything is created.
+    pub fn new(
+        source: &crate::cli::PlanSource,
+        layout: &LayoutArgs,
+        local: &LocalArgs,
+        grace: Duration,
+    ) -> Result<Session, CliError> {
+        let mut loaded = load(source)?;
+        let out_dir = absolute(&layout.out_dir);
+        let names: Vec<String> = match &loaded.outputs {
+            Some(outputs) => outputs.keys().cloned().collect(),
+            None => kiln_schema::declared_outputs(&loaded.plan),
+        };
+        let final_outputs: BTreeMap<String, PathBuf> = names
+            .iter()
+            .map(|name| (name.clone(), out_dir.join(name)))
+            .collect();
+        let sandbox = !local.no_sandbox;
+        let state = local.state.as_deref().map(absolute);
+        let inside_outputs = match &state {
+            Some(state) => {
+                if !sandbox {
+                    return Err(CliError::Usage(
+                        "`--state` needs the sandbox: its outputs live at store paths".to_owned(),
+                    ));
+                }
+                state_outputs(&loaded, state, &names)?
+            }
+            None => final_outputs.clone(),
+        };
+        let build_top = if sandbox {
+            PathBuf::from(SANDBOX_BUILD_TOP)
+        } else {
+            layout
+                .build_dir
+                .as_deref()
+                .map(absolute)
+                .unwrap_or_else(|| std::env::temp_dir().join("kiln-build"))
+        };
+        if loaded.outputs.is_some() {
+            loaded.outputs = Some(inside_outputs.clone());
+        }
+        let paths = BuildPaths {
+            build_top,
+            outputs: inside_outputs,
+            cores: layout.cores.unwrap_or_else(available_cores),
+        };
+        let prepared = prepare(&loaded, paths, &BTreeMap::new()).map_err(CliError::Load)?;
+        let self_exe = std::env::current_exe().map_err(|source| {
+            CliError::Setup(SetupError::CreateDir {
+                path: PathBuf::from("/proc/self/exe"),
+                source,
+            })
+        })?;
+        let lend = local.lend.iter().map(|path| absolute(path)).collect();
+        let cache = if local.no_cache {
+            None
+        } else {
+            local
+                .cache_dir
+                .as_deref()
+                .map(absolute)
+                .or_else(default_cache_root)
+                .map(|root| StateCache::new(&root, &prepared.plan.name))
+        };
+        Ok(Session {
+            loaded,
+            options: LocalOptions {
+                sandbox,
+                lend,
+                self_exe,
+                grace,
+            },
+            prepared,
+            cache,
+            final_outputs,
+            out_dir,
+            build_dir: layout.build_dir.as_deref().map(absolute),
+            state,
+        })
+    }
+
+    /// The index of a phase named on the command line.
+    pub fn phase_index(&self, option: &str, name: &str) -> Result<usize, CliError> {
+        self.prepared
+            .plan
+            .phases
+            .iter()
+            .position(|phase| phase.name == name)
+            .ok_or_else(|| CliError::UnknownPhase {
+                option: option.to_owned(),
+                name: name.to_owned(),
+                existing: self
+                    .prepared
+                    .plan
+                    .phases
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect(),
+            })
+    }
+
+    /// Creates the build directory and, in the sandbox, the staging directory for the outputs.
+    /// Refuses outputs that exist already.
+    pub fn create_dirs(&mut self) -> Result<CreatedDirs, CliError> {
+        let setup = |path: &Path| {
+            let path = path.to_owned();
+            move |source| CliError::Setup(SetupError::CreateDir { path, source })
+        };
+        for (name, path) in &self.final_outputs {
+            if std::fs::symlink_metadata(path).is_ok() {
+                return Err(CliError::Setup(SetupError::OutputExists {
+                    name: name.clone(),
+                    path: path.clone(),
+                }));
+            }
+        }
+        std::fs::create_dir_all(&self.out_dir).map_err(setup(&self.out_dir))?;
+        let (build_top, temporary) = match &self.build_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(setup(dir))?;
+                (dir.clone(), false)
+            }
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix(&format!("kiln-build-{}-", self.prepared.plan.name))
+                    .tempdir()
+                    .map_err(setup(&std::env::temp_dir()))?;
+                (dir.keep(), true)
+            }
+        };
+        if !self.options.sandbox && self.prepared.paths.build_top != build_top {
+            // Without the sandbox the steps see the host's build directory itself.
+            let mut paths = self.prepared.paths.clone();
+            paths.build_top = build_top.clone();
+            self.prepared =
+                prepare(&self.loaded, paths, &BTreeMap::new()).map_err(CliError::Load)?;
+        }
+        let (outputs, staging) = if self.options.sandbox {
+            let staging = tempfile::Builder::new()
+                .prefix(".kiln-staging-")
+                .tempdir_in(&self.out_dir)
+                .map_err(setup(&self.out_dir))?
+                .keep();
+            let inside_parent =
+                common_parent(&self.prepared.paths.outputs).unwrap_or_else(|| self.out_dir.clone());
+            let outputs = self
+                .prepared
+                .paths
+                .outputs
+                .iter()
+                .map(|(name, inside)| {
+                    let base = inside.file_name().map(PathBuf::from).unwrap_or_default();
+                    (name.clone(), staging.join(base))
+                })
+                .collect();
+            (outputs, Some((staging, inside_parent)))
+        } else {
+            (self.prepared.paths.outputs.clone(), None)
+        };
+        Ok(CreatedDirs {
+            host: HostDirs {
+                build_top,
+                outputs,
+                staging,
+            },
+            temporary,
+        })
+    }
+
+    /// The local build over `dirs`.
+    pub fn build<'a>(&'a self, dirs: &CreatedDirs) -> LocalBuild<'a> {
+        LocalBuild {
+            prepared: &self.prepared,
+            options: &self.options,
+            host: dirs.host.clone(),
+            cache: self.cache.clone(),
+        }
+    }
+
+    /// Says loudly that there is no sandbox, or checks that sandboxes work here.
+    pub fn check_isolation(&self, reporter: &mut dyn LocalReporter) -> Result<(), CliError> {
+        if self.options.sandbox {
+            return kiln_sandbox::probe(&self.options.self_exe).map_err(CliError::Sandbox);
+        }
+        reporter.report(&LogEvent::Message {
+            level: Level::Warn,
+            text: "kiln: --no-sandbox: the steps run on this machine as you, with your files, \
+                   your processes and the network in reach; the result may depend on them",
+        });
+        Ok(())
+    }
+}
+
+/// Directories a local build created.
+pub struct CreatedDirs {
+    /// The host side of the build.
+    pub host: HostDirs,
+    /// Whether the build directory is a fresh temporary one.
+    pub temporary: bool,
+}
+
+impl CreatedDirs {
+    /// No directories: for looking at the plan and the cache only.
+    pub fn none() -> CreatedDirs {
+        CreatedDirs {
+            host: HostDirs {
+                build_top: PathBuf::new(),
+                outputs: BTreeMap::new(),
+                staging: None,
+            },
+            temporary: false,
+        }
+    }
+
+    /// Removes the staging directory (partial outputs, mount points).
+    pub fn remove_staging(&self) {
+        if let Some((staging, _)) = &self.host.staging {
+            remove_tree(staging);
+        }
+    }
+
+    /// Removes the build directory.
+    pub fn remove_build_dir(&self) {
+        remove_tree(&self.host.build_top);
+    }
+}
+
+/// Removes a tree, making read-only directories writable first (fixup leaves some).
+fn remove_tree(path: &Path) {
+    if std::fs::remove_dir_all(path).is_ok() {
+        return;
+    }
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(path)
+        .status();
+    let _ = std::fs::remove_dir_all(path);
+}
+
+/// The one parent directory of every output path.
+fn common_parent(outputs: &BTreeMap<String, PathBuf>) -> Option<PathBuf> {
+    let mut parents = outputs.values().filter_map(|path| path.parent());
+    let first = parents.next()?.to_owned();
+    parents.all(|p| p == first).then_some(first)
+}
+
+/// Output name → placeholder path of a state made by a split derivation.
+fn state_outputs(
+    loaded: &LoadedPlan,
+    state: &Path,
+    names: &[String],
+) -> Result<BTreeMap<String, PathBuf>, CliError> {
+    let manifest = kiln_state::read_manifest(state).map_err(CliError::State)?;
+    let mut outputs: BTreeMap<String, PathBuf> = match &loaded.split {
+        Some(part) => part
+            .placeholders
+            .iter()
+            .map(|(name, path)| (name.clone(), PathBuf::from(path)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    for (name, path) in &manifest.outputs {
+        outputs.insert(name.clone(), PathBuf::from(path));
+    }
+    if let Some(missing) = names.iter().find(|name| !outputs.contains_key(*name)) {
+        return Err(CliError::Usage(format!(
+            "the state `{}` does not say where output `{missing}` is built; load the plan with \
+             `--attrs` from the split derivation that follows it (its `kilnSplit` names every \
+             placeholder)",
+            state.display()
+        )));
+    }
+    outputs.retain(|name, _| names.contains(name));
+    if common_parent(&outputs).is_none() {
+        return Err(CliError::Usage(format!(
+            "the outputs of the state `{}` are not in one directory",
+            state.display()
+        )));
+    }
+    Ok(outputs)
+}
+
+/// The command that resumes at `phase`: this command line without `--from`, `--until`,
+/// `--only`, `--state` and `--timings`, plus `--from PHASE`.
+fn resume_command(phase: &str) -> String {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut kept: Vec<String> = Vec::new();
+    let mut skip_value = false;
+    for (index, arg) in args.iter().enumerate() {
+        let arg = arg.to_string_lossy().into_owned();
+        if skip_value {
+            skip_value = false;
+            continue;
+        }
+        if index > 0 {
+            let dropped = ["--from", "--until", "--only", "--state", "--timings"];
+            if dropped.contains(&arg.as_str()) {
+                skip_value = true;
+                continue;
+            }
+            if dropped
+                .iter()
+                .any(|option| arg.starts_with(&format!("{option}=")))
+            {
+                continue;
+            }
+        }
+        kept.push(arg);
+    }
+    kept.push("--from".to_owned());
+    kept.push(phase.to_owned());
+    kiln_builder::executor::display_argv(&kept)
+}
+
+/// `kiln build` outside Nix.
+pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
+    let grace = Duration::from_secs_f64(args.kill_grace.clamp(0.0, 3600.0));
+    let mut session = Session::new(&args.source, &args.layout, &args.local, grace)?;
+    if let Some(report) = &session.loaded.stdenv {
+        for (level, text) in report.messages() {
+            sink.report(&LogEvent::Message { level, text: &text });
+        }
+    }
+    let last = session.prepared.plan.phases.len().saturating_sub(1);
+    let from = args.from.as_deref().or(args.only.as_deref());
+    let until = args.until.as_deref().or(args.only.as_deref());
+    let mut start = match from {
+        Some(name) => session.phase_index("--from", name)?,
+        None => 0,
+    };
+    let end = match until {
+        Some(name) => session.phase_index("--until", name)?,
+        None => last,
+    };
+    if end < start {
+        return Err(CliError::Usage(format!(
+            "`--until {}` comes before `--from {}` in the plan",
+            until.unwrap_or_default(),
+            from.unwrap_or_default()
+        )));
+    }
+    let name = session.prepared.plan.name.clone();
+    if session.state.is_none() {
+        // Before anything is created: is there a state to start from?
+        let no_dirs = session.build(&CreatedDirs::none());
+        no_dirs
+            .cached_start(start)
+            .map_err(|error| CliError::Local {
+                name: name.clone(),
+                error,
+                notes: Vec::new(),
+            })?;
+    }
+    session.check_isolation(sink)?;
+    let dirs = session.create_dirs()?;
+    let local = session.build(&dirs);
+    sink.report(&LogEvent::BuildStarted {
+        format_version: kiln_schema::events::LOG_FORMAT_VERSION,
+        name: &name,
+        phases: session
+            .prepared
+            .plan
+            .phases
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect(),
+    });
+    let started = std::time::Instant::now();
+    let result = (|| -> Result<Option<Resume>, LocalError> {
+        if let Some(state) = &session.state {
+            let (resume, phase) = local.restore_split_state(state)?;
+            start = local.index_of(&phase).map_or(0, |i| i + 1);
+            sink.report(&LogEvent::Message {
+                level: Level::Info,
+                text: &format!(
+                    "kiln: restored the state after phase `{phase}` from `{}`",
+                    state.display()
+                ),
+            });
+            for phase in &session.prepared.plan.phases[..start] {
+                if phase.enabled {
+                    sink.phase_restored(&phase.name, 0.0);
+                }
+            }
+            return Ok(Some(resume));
+        }
+        local.restore_cached(start, sink)
+    })();
+    let result = result.and_then(|resume| local.run(start, end, resume, sink));
+    let finished = match &result {
+        Ok(_) if end == last => local.check_outputs().map_err(CliError::from_run(&name)),
+        Ok(_) => Ok(()),
+        Err(_) => Ok(()),
+    };
+    let success = result.is_ok() && finished.is_ok();
+    let exit_code = match (&result, &finished) {
+        (Err(error), _) => crate::error::local_exit_code(error),
+        (Ok(_), Err(error)) => error.exit_code(),
+        _ => 0,
+    };
+    sink.report(&LogEvent::BuildFinished {
+        success,
+        exit_code,
+        seconds: started.elapsed().as_secs_f64(),
+    });
+    sink.finish()?;
+    let keep_note = format!(
+        "the build directory is kept at `{}`",
+        dirs.host.build_top.display()
+    );
+    match (result, finished) {
+        (Ok(_), Ok(())) if end == last => {
+            if dirs.host.staging.is_some() {
+                for (output, host) in &dirs.host.outputs {
+                    let target = &session.final_outputs[output];
+                    std::fs::rename(host, target).map_err(|source| {
+                        CliError::Setup(SetupError::CreateDir {
+                            path: target.clone(),
+                            source,
+                        })
+                    })?;
+                }
+                dirs.remove_staging();
+            }
+            if dirs.temporary && !args.keep_build_dir {
+                dirs.remove_build_dir();
+            }
+            Ok(())
+        }
+        (Ok(_), Ok(())) => {
+            dirs.remove_staging();
+            let next = session.prepared.plan.phases[end + 1].name.clone();
+            eprintln!(
+                "kiln: stopped after phase `{}` as asked; outputs were not installed; {keep_note}",
+                session.prepared.plan.phases[end].name
+            );
+            if session.cache.is_some() {
+                eprintln!("kiln: continue with: {}", resume_command(&next));
+            }
+            Ok(())
+        }
+        (Err(error), _) => {
+            dirs.remove_staging();
+            let mut notes = vec![format!("{keep_note}; partial outputs were removed")];
+            if let Some(failure) = error.phase_failure() {
+                if failure.signal.is_none() && session.cache.is_some() {
+                    notes.push(format!(
+                        "after fixing it, resume at the failed phase with: {}",
+                        resume_command(&failure.phase)
+                    ));
+                }
+            }
+            Err(CliError::Local { name, error, notes })
+        }
+        (Ok(_), Err(error)) => {
+            dirs.remove_staging();
+            Err(error)
+        }
+    }
+}
+
+/// Restores or builds what phase `at` needs, for `shell`: the nearest cached state before it,
+/// then the phases from there.
+fn reach_phase(
+    local: &LocalBuild<'_>,
+    session: &Session,
+    at: usize,
+    sink: &mut Sink,
+) -> Result<Option<Resume>, LocalError> {
+    if let Some(state) = &session.state {
+        let (resume, phase) = local.restore_split_state(state)?;
+        let start = local.index_of(&phase).map_or(0, |i| i + 1);
+        if start >= at {
+            return Ok(Some(resume));
+        }
+        return Ok(Some(local.run(start, at - 1, Some(resume), sink)?.resume));
+    }
+    for start in (0..=at).rev() {
+        let cached = match local.previous_enabled(start) {
+            None => true,
+            Some(previous) => {
+                let name = &local.prepared.plan.phases[previous].name;
+                local
+                    .cache
+                    .as_ref()
+                    .is_some_and(|cache| cache.find(name, &local.cache_key(name)).is_ok())
+            }
+        };
+        if !cached {
+            continue;
+        }
+        let resume = local.restore_cached(start, sink)?;
+        if start == at {
+            return Ok(resume);
+        }
+        sink.report(&LogEvent::Message {
+            level: Level::Info,
+            text: &format!(
+                "kiln: running phases `{}` to `{}` first",
+                local.prepared.plan.phases[start].name,
+                local.prepared.plan.phases[at - 1].name
+            ),
+        });
+        return Ok(Some(local.run(start, at - 1, resume, sink)?.resume));
+    }
+    Ok(None)
+}
+
+/// `kiln shell --at PHASE`.
+pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
+    let mut session = Session::new(
+        &args.source,
+        &args.layout,
+        &args.local,
+        Duration::from_secs(5),
+    )?;
+    let at = session.phase_index("--at", &args.at)?;
+    session.check_isolation(sink)?;
+    let dirs = session.create_dirs()?;
+    let local = session.build(&dirs);
+    let name = session.prepared.plan.name.clone();
+    let resume = match reach_phase(&local, &session, at, sink) {
+        Ok(resume) => resume,
+        Err(error) => {
+            dirs.remove_staging();
+            sink.finish()?;
+            return Err(CliError::Local {
+                name,
+                error,
+                notes: vec![format!(
+                    "the build directory is kept at `{}`",
+                    dirs.host.build_top.display()
+                )],
+            });
+        }
+    };
+    sink.finish()?;
+    let (cwd, env) = local.phase_start(at, resume.as_ref());
+    let shell = match &args.shell {
+        Some(shell) => shell.clone(),
+        None => {
+            let path = env.get("PATH").map(String::as_str);
+            find_program("bash", path, Path::new("/"))
+                .or_else(|| find_program("sh", path, Path::new("/")))
+                .ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "no `bash` or `sh` on the PATH of phase `{}` ({}); name one with `--shell`",
+                        args.at,
+                        path.unwrap_or("")
+                    ))
+                })?
+        }
+    };
+    eprintln!(
+        "kiln: shell at the start of phase `{}` of `{name}` in `{}`{}; `exit` leaves it",
+        args.at,
+        cwd.display(),
+        if session.options.sandbox {
+            " (sandboxed)"
+        } else {
+            " (NOT sandboxed)"
+        }
+    );
+    let argv = vec![shell.display().to_string()];
+    let status = if session.options.sandbox {
+        let config = local.sandbox_config();
+        let mut command = kiln_sandbox::sandboxed_command(
+            &session.options.self_exe,
+            &config,
+            &shell,
+            &argv,
+            &cwd,
+        )
+        .map_err(CliError::Sandbox)?;
+        command.envs(&env);
+        wait_interactive(command)
+    } else {
+        let mut command = std::process::Command::new(&shell);
+        command.env_clear().envs(&env).current_dir(&cwd);
+        wait_interactive(command)
+    };
+    dirs.remove_staging();
+    if dirs.temporary && !args.keep_build_dir {
+        dirs.remove_build_dir();
+    } else {
+        eprintln!(
+            "kiln: the build directory is kept at `{}`",
+            dirs.host.build_top.display()
+        );
+    }
+    let status = status.map_err(|source| {
+        CliError::Setup(SetupError::CreateDir {
+            path: shell.clone(),
+            source,
+        })
+    })?;
+    match status.code() {
+        Some(0) | None => Ok(()),
+        Some(code) => Err(CliError::Exit(code)),
+    }
+}
+
+/// Runs an interactive command on kiln's terminal; kiln ignores the terminal's SIGINT and
+/// SIGQUIT meanwhile (like `system(3)`), so only the command gets them.
+fn wait_interactive(
+    mut command: std::process::Command,
+) -> std::io::Result<std::process::ExitStatus> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Registered handlers only queue the signals; they live until the command has ended.
+    let _handlers = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::quit())?,
+        ))
+    })?;
+    command.status()
+}
+
+/// `kiln env --at PHASE`: from the cached state before the phase, without running anything.
+pub fn env(args: &EnvArgs) -> Result<(), CliError> {
+    let session = Session::new(
+        &args.source,
+        &args.layout,
+        &args.local,
+        Duration::from_secs(5),
+    )?;
+    let at = session.phase_index("--at", &args.at)?;
+    let dirs = CreatedDirs::none();
+    let local = session.build(&dirs);
+    let mut resume = None;
+    let mut state_note = "the start of the build";
+    if let Some(previous) = local.previous_enabled(at) {
+        let name = &session.prepared.plan.phases[previous].name;
+        let found = match &session.state {
+            Some(state) => Some(state.clone()),
+            None => session
+                .cache
+                .as_ref()
+                .and_then(|cache| cache.find(name, &local.cache_key(name)).ok()),
+        };
+        match found.map(|entry| kiln_state::read_manifest(&entry)) {
+            Some(Ok(manifest)) => {
+                state_note = "the cached state";
+                resume = Some(Resume {
+                    workdir: session.prepared.paths.build_top.join(&manifest.workdir),
+                    env: manifest.env,
+                });
+            }
+            Some(Err(error)) => return Err(CliError::State(error)),
+            None => eprintln!(
+                "kiln: warning: phase `{name}` has no cached state: variables that earlier phases \
+                 set (SOURCE_DATE_EPOCH, …) and the working directory are as at the start of the \
+                 build; run `kiln build --until {name}` first for the exact environment"
+            ),
+        }
+    }
+    let (cwd, env) = local.phase_start(at, resume.as_ref());
+    let text = match args.format {
+        EnvFormat::Json => {
+            let shown = serde_json::json!({
+                "phase": args.at,
+                "cwd": cwd,
+                "env": env,
+                "from": state_note,
+            });
+            let mut text = serde_json::to_string_pretty(&shown).expect("env serializes");
+            text.push('\n');
+            text
+        }
+        EnvFormat::Sh => {
+            let mut text = format!(
+                "# the environment of phase `{}` of `{}` (from {state_note}); its working \
+                 directory is {}\n",
+                args.at,
+                session.prepared.plan.name,
+                sh_quote(&cwd.display().to_string())
+            );
+            for (name, value) in &env {
+                text.push_str(&format!("export {name}={}\n", sh_quote(value)));
+            }
+            text
+        }
+    };
+    print_stdout(&text);
+    Ok(())
+}
+
+/// A POSIX shell single-quoted word.
+fn sh_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sh_quoting_survives_quotes() {
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+        assert_eq!(sh_quote(""), "''");
+    }
+
+    #[test]
+    fn outputs_share_one_parent() {
+        let outputs = BTreeMap::from([
+            ("out".to_owned(), PathBuf::from("/o/out")),
+            ("dev".to_owned(), PathBuf::from("/o/dev")),
+        ]);
+        assert_eq!(common_parent(&outputs), Some(PathBuf::from("/o")));
+        let split = BTreeMap::from([
+            ("out".to_owned(), PathBuf::from("/o/out")),
+            ("dev".to_owned(), PathBuf::from("/p/dev")),
+        ]);
+        assert_eq!(common_parent(&split), None);
+    }
+}
