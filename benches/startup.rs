@@ -97,19 +97,31 @@ fn main() {
     };
     let builder_median = report(label, &builder, Some(base));
 
-    let local = measure(|run| {
-        let mut command = Command::new(kiln);
-        command.args(["build", "--build-dir"]);
-        command.arg(root.join(format!("build-{run}")));
-        command
-            .arg("--out-dir")
-            .arg(root.join(format!("out-{run}")));
-        command.arg(root.join("plan.json"));
-        command
-    });
+    let local = |sandbox: bool| {
+        measure(move |run| {
+            let mut command = Command::new(kiln);
+            command.args(["build", "--no-cache", "--build-dir"]);
+            command.arg(root.join(format!("build-{sandbox}-{run}")));
+            command
+                .arg("--out-dir")
+                .arg(root.join(format!("out-{sandbox}-{run}")));
+            if !sandbox {
+                command.arg("--no-sandbox");
+            }
+            command.arg(root.join("plan.json"));
+            command
+        })
+    };
+    let unsandboxed = local(false);
     report(
-        "kiln build plan.json (local, unsandboxed)",
-        &local,
+        "kiln build plan.json --no-sandbox (local)",
+        &unsandboxed,
+        Some(base),
+    );
+    let sandboxed = local(true);
+    report(
+        "kiln build plan.json (local, one sandbox per phase)",
+        &sandboxed,
         Some(base),
     );
 

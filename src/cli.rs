@@ -193,7 +193,7 @@ pub struct BuildArgs {
     pub local: LocalArgs,
 
     /// Start at this phase, from the cached state after the phase before it.
-    #[arg(long, value_name = "PHASE", conflicts_with_all = ["only", "state"])]
+    #[arg(long, value_name = "PHASE", conflicts_with = "only")]
     pub from: Option<String>,
 
     /// Stop after this phase (its state is cached; outputs are not installed).

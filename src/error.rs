@@ -61,6 +61,15 @@ pub enum CliError {
     },
     /// An interactive command (`kiln shell`) exited with this code; nothing to print.
     Exit(i32),
+    /// A file operation of the command itself failed.
+    Io {
+        /// What kiln was doing (`start the shell`, `move the output to`).
+        what: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The exit code of a failed local build.
@@ -73,6 +82,8 @@ pub fn local_exit_code(error: &LocalError) -> i32 {
         LocalError::Restore { .. }
         | LocalError::PlanMismatch { .. }
         | LocalError::NotCached { .. } => exit_codes::INVALID_INPUT,
+        // The runner inside died during the phase (killed by a step, out of memory).
+        LocalError::Sandbox { setup: false, .. } => exit_codes::BUILD_FAILED,
         _ => exit_codes::SETUP_FAILED,
     }
 }
@@ -122,6 +133,7 @@ impl CliError {
             CliError::Sandbox(_) => exit_codes::SETUP_FAILED,
             CliError::Local { error, .. } => local_exit_code(error),
             CliError::Exit(code) => *code,
+            CliError::Io { .. } => exit_codes::SETUP_FAILED,
         }
     }
 
@@ -256,6 +268,10 @@ impl CliError {
                 hints.extend(notes.iter().cloned());
             }
             CliError::Exit(_) => {}
+            CliError::Io { what, path, source } => {
+                let _ = writeln!(out, "error: cannot {what} `{}`", path.display());
+                let _ = writeln!(out, "  caused by: {source}");
+            }
             CliError::NotUnderNix => {
                 let _ = writeln!(out, "error: no command given and not running under Nix");
                 hints.push("run `kiln build PLAN.json`, or see `kiln --help`".to_owned());

@@ -6,7 +6,6 @@
 //! beginning) and run phases through `kiln_builder::local`.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -107,14 +106,23 @@ impl Session {
             cores: layout.cores.unwrap_or_else(available_cores),
         };
         let prepared = prepare(&loaded, paths, &BTreeMap::new()).map_err(CliError::Load)?;
-        let self_exe = std::env::current_exe().map_err(|source| {
-            CliError::Setup(SetupError::CreateDir {
-                path: PathBuf::from("/proc/self/exe"),
-                source,
-            })
+        let self_exe = std::env::current_exe().map_err(|source| CliError::Io {
+            what: "find kiln's own binary at",
+            path: PathBuf::from("/proc/self/exe"),
+            source,
         })?;
-        let lend = local.lend.iter().map(|path| absolute(path)).collect();
-        let cache = if local.no_cache {
+        let lend: Vec<PathBuf> = local.lend.iter().map(|path| absolute(path)).collect();
+        if let (true, Some(missing)) = (sandbox, lend.iter().find(|path| !path.exists())) {
+            return Err(CliError::Usage(format!(
+                "`--lend {}`: no such path on this machine (lent paths come from --lend and \
+                 KILN_LEND)",
+                missing.display()
+            )));
+        }
+        // Without the sandbox a state holds host paths of its build directory: only a build
+        // directory that stays the same (`--build-dir`) can be cached and resumed.
+        let cacheable = sandbox || layout.build_dir.is_some();
+        let cache = if local.no_cache || !cacheable {
             None
         } else {
             local
@@ -139,6 +147,30 @@ impl Session {
             build_dir: layout.build_dir.as_deref().map(absolute),
             state,
         })
+    }
+
+    /// For `--state`: the index of the phase after the state's, and the state's phase. Refuses a
+    /// state of another plan before anything is created.
+    pub fn after_state(&self, state: &Path) -> Result<(usize, String), CliError> {
+        let manifest = kiln_state::read_manifest(state).map_err(CliError::State)?;
+        let index = self
+            .prepared
+            .plan
+            .phases
+            .iter()
+            .position(|phase| phase.name == manifest.phase);
+        let hash = kiln_builder::split::prefix_hash(&self.prepared.expanded, &manifest.phase);
+        match index {
+            Some(index) if hash == manifest.plan_hash => Ok((index + 1, manifest.phase)),
+            _ => Err(CliError::Local {
+                name: self.prepared.plan.name.clone(),
+                error: LocalError::PlanMismatch {
+                    path: state.to_owned(),
+                    phase: manifest.phase,
+                },
+                notes: Vec::new(),
+            }),
+        }
     }
 
     /// The index of a phase named on the command line.
@@ -274,10 +306,22 @@ impl CreatedDirs {
         }
     }
 
-    /// Removes the staging directory (partial outputs, mount points).
+    /// Removes partial outputs: the staging directory (with its mount points), or without the
+    /// sandbox the outputs themselves.
     pub fn remove_staging(&self) {
-        if let Some((staging, _)) = &self.host.staging {
-            remove_tree(staging);
+        match &self.host.staging {
+            Some((staging, _)) => remove_tree(staging),
+            None => {
+                for path in self.host.outputs.values() {
+                    match std::fs::symlink_metadata(path) {
+                        Ok(meta) if meta.is_dir() => remove_tree(path),
+                        Ok(_) => {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        Err(_) => {}
+                    }
+                }
+            }
         }
     }
 
@@ -342,36 +386,84 @@ fn state_outputs(
     Ok(outputs)
 }
 
-/// The command that resumes at `phase`: this command line without `--from`, `--until`,
-/// `--only`, `--state` and `--timings`, plus `--from PHASE`.
-fn resume_command(phase: &str) -> String {
-    let args: Vec<OsString> = std::env::args_os().collect();
+/// The command that resumes at `phase`, from `args` (this command line): `--from` is replaced
+/// by `--from PHASE`, `--only X` becomes `--until X`, `--state` stays. In the sandbox a
+/// `--build-dir` is dropped (the state is restored into a fresh one; inside it is `/build`
+/// anyway); without the sandbox the build directory is part of the state, so the command
+/// empties it first.
+fn resume_command(args: &[String], phase: &str, sandbox: bool) -> String {
     let mut kept: Vec<String> = Vec::new();
-    let mut skip_value = false;
-    for (index, arg) in args.iter().enumerate() {
-        let arg = arg.to_string_lossy().into_owned();
-        if skip_value {
-            skip_value = false;
+    let mut build_dir = None;
+    let mut iter = args.iter().enumerate().peekable();
+    while let Some((index, arg)) = iter.next() {
+        if index == 0 {
+            kept.push(arg.clone());
             continue;
         }
-        if index > 0 {
-            let dropped = ["--from", "--until", "--only", "--state", "--timings"];
-            if dropped.contains(&arg.as_str()) {
-                skip_value = true;
-                continue;
-            }
-            if dropped
-                .iter()
-                .any(|option| arg.starts_with(&format!("{option}=")))
-            {
-                continue;
-            }
+        let (option, inline) = match arg.split_once('=') {
+            Some((option, value)) if option.starts_with("--") => (option, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let takes_value = ["--from", "--only", "--build-dir"].contains(&option);
+        if !takes_value {
+            kept.push(arg.clone());
+            continue;
         }
-        kept.push(arg);
+        let value = match inline {
+            Some(value) => value,
+            None => iter
+                .next()
+                .map(|(_, value)| value.clone())
+                .unwrap_or_default(),
+        };
+        match option {
+            "--only" => {
+                kept.push("--until".to_owned());
+                kept.push(value);
+            }
+            "--build-dir" => build_dir = Some(value),
+            _ => {}
+        }
+    }
+    if let (Some(dir), false) = (&build_dir, sandbox) {
+        kept.push("--build-dir".to_owned());
+        kept.push(dir.clone());
     }
     kept.push("--from".to_owned());
     kept.push(phase.to_owned());
-    kiln_builder::executor::display_argv(&kept)
+    let command = kiln_builder::executor::display_argv(&kept);
+    match (&build_dir, sandbox) {
+        (Some(dir), false) => format!(
+            "rm -rf {} && {command}",
+            kiln_builder::executor::display_argv(std::slice::from_ref(dir))
+        ),
+        _ => command,
+    }
+}
+
+/// This command line, for [`resume_command`].
+fn this_command_line() -> Vec<String> {
+    std::env::args_os()
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Refuses a non-empty `--build-dir` when a state is to be restored into it.
+fn check_empty_build_dir(session: &Session) -> Result<(), CliError> {
+    let Some(dir) = &session.build_dir else {
+        return Ok(());
+    };
+    let occupied = std::fs::read_dir(dir)
+        .map(|mut entries| entries.next().is_some())
+        .unwrap_or(false);
+    if occupied {
+        return Err(CliError::Usage(format!(
+            "the build directory `{}` is not empty, and a state can only be restored into an \
+             empty one: remove it, or choose another `--build-dir`",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// `kiln build` outside Nix.
@@ -386,10 +478,30 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
     let last = session.prepared.plan.phases.len().saturating_sub(1);
     let from = args.from.as_deref().or(args.only.as_deref());
     let until = args.until.as_deref().or(args.only.as_deref());
-    let mut start = match from {
-        Some(name) => session.phase_index("--from", name)?,
-        None => 0,
+    // With `--state`, the build starts after the state's phase unless told otherwise.
+    let after_state = match &session.state {
+        Some(state) => Some(session.after_state(state)?),
+        None => None,
     };
+    let start = match (from, after_state.clone()) {
+        (Some(name), after) => {
+            let start = session.phase_index("--from", name)?;
+            if let Some((after, phase)) = &after {
+                if start < *after {
+                    return Err(CliError::Usage(format!(
+                        "`--from {name}`: the state already includes phase `{phase}`; start at \
+                         a later phase"
+                    )));
+                }
+            }
+            start
+        }
+        (None, Some((after, _))) => after,
+        (None, None) => 0,
+    };
+    let restore_state = after_state
+        .as_ref()
+        .is_some_and(|(after, _)| *after == start);
     let end = match until {
         Some(name) => session.phase_index("--until", name)?,
         None => last,
@@ -402,16 +514,21 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
         )));
     }
     let name = session.prepared.plan.name.clone();
-    if session.state.is_none() {
+    if !restore_state {
         // Before anything is created: is there a state to start from?
         let no_dirs = session.build(&CreatedDirs::none());
-        no_dirs
+        let cached = no_dirs
             .cached_start(start)
             .map_err(|error| CliError::Local {
                 name: name.clone(),
                 error,
                 notes: Vec::new(),
             })?;
+        if cached.is_some() {
+            check_empty_build_dir(&session)?;
+        }
+    } else {
+        check_empty_build_dir(&session)?;
     }
     session.check_isolation(sink)?;
     let dirs = session.create_dirs()?;
@@ -429,9 +546,8 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
     });
     let started = std::time::Instant::now();
     let result = (|| -> Result<Option<Resume>, LocalError> {
-        if let Some(state) = &session.state {
+        if let (Some(state), true) = (&session.state, restore_state) {
             let (resume, phase) = local.restore_split_state(state)?;
-            start = local.index_of(&phase).map_or(0, |i| i + 1);
             sink.report(&LogEvent::Message {
                 level: Level::Info,
                 text: &format!(
@@ -470,16 +586,16 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
         "the build directory is kept at `{}`",
         dirs.host.build_top.display()
     );
+    let args_now = this_command_line();
     match (result, finished) {
         (Ok(_), Ok(())) if end == last => {
             if dirs.host.staging.is_some() {
                 for (output, host) in &dirs.host.outputs {
                     let target = &session.final_outputs[output];
-                    std::fs::rename(host, target).map_err(|source| {
-                        CliError::Setup(SetupError::CreateDir {
-                            path: target.clone(),
-                            source,
-                        })
+                    std::fs::rename(host, target).map_err(|source| CliError::Io {
+                        what: "move the finished output to",
+                        path: target.clone(),
+                        source,
                     })?;
                 }
                 dirs.remove_staging();
@@ -497,7 +613,10 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
                 session.prepared.plan.phases[end].name
             );
             if session.cache.is_some() {
-                eprintln!("kiln: continue with: {}", resume_command(&next));
+                eprintln!(
+                    "kiln: continue with: {}",
+                    resume_command(&args_now, &next, session.options.sandbox)
+                );
             }
             Ok(())
         }
@@ -508,7 +627,7 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
                 if failure.signal.is_none() && session.cache.is_some() {
                     notes.push(format!(
                         "after fixing it, resume at the failed phase with: {}",
-                        resume_command(&failure.phase)
+                        resume_command(&args_now, &failure.phase, session.options.sandbox)
                     ));
                 }
             }
@@ -530,6 +649,7 @@ fn reach_phase(
     sink: &mut Sink,
 ) -> Result<Option<Resume>, LocalError> {
     if let Some(state) = &session.state {
+        // `shell` checked that `at` comes after the state's phase.
         let (resume, phase) = local.restore_split_state(state)?;
         let start = local.index_of(&phase).map_or(0, |i| i + 1);
         if start >= at {
@@ -577,6 +697,16 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
         Duration::from_secs(5),
     )?;
     let at = session.phase_index("--at", &args.at)?;
+    if let Some(state) = &session.state {
+        let (after, phase) = session.after_state(state)?;
+        if at < after {
+            return Err(CliError::Usage(format!(
+                "`--at {}`: the state already includes phase `{phase}`; stand at a later phase",
+                args.at
+            )));
+        }
+    }
+    check_empty_build_dir(&session)?;
     session.check_isolation(sink)?;
     let dirs = session.create_dirs()?;
     let local = session.build(&dirs);
@@ -650,11 +780,10 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
             dirs.host.build_top.display()
         );
     }
-    let status = status.map_err(|source| {
-        CliError::Setup(SetupError::CreateDir {
-            path: shell.clone(),
-            source,
-        })
+    let status = status.map_err(|source| CliError::Io {
+        what: "start the shell",
+        path: shell.clone(),
+        source,
     })?;
     match status.code() {
         Some(0) | None => Ok(()),
@@ -696,16 +825,32 @@ pub fn env(args: &EnvArgs) -> Result<(), CliError> {
     let mut state_note = "the start of the build";
     if let Some(previous) = local.previous_enabled(at) {
         let name = &session.prepared.plan.phases[previous].name;
-        let found = match &session.state {
-            Some(state) => Some(state.clone()),
-            None => session
+        let from_state = match &session.state {
+            Some(state) => {
+                let (after, phase) = session.after_state(state)?;
+                if at < after {
+                    return Err(CliError::Usage(format!(
+                        "`--at {}`: the state already includes phase `{phase}`",
+                        args.at
+                    )));
+                }
+                (at == after).then(|| state.clone())
+            }
+            None => None,
+        };
+        let found = from_state.or_else(|| {
+            session
                 .cache
                 .as_ref()
-                .and_then(|cache| cache.find(name, &local.cache_key(name)).ok()),
-        };
+                .and_then(|cache| cache.find(name, &local.cache_key(name)).ok())
+        });
         match found.map(|entry| kiln_state::read_manifest(&entry)) {
             Some(Ok(manifest)) => {
-                state_note = "the cached state";
+                state_note = if session.state.is_some() && manifest.phase != *name {
+                    "the state given with --state"
+                } else {
+                    "the cached state"
+                };
                 resume = Some(Resume {
                     workdir: session.prepared.paths.build_top.join(&manifest.workdir),
                     env: manifest.env,
@@ -763,6 +908,52 @@ mod tests {
     fn sh_quoting_survives_quotes() {
         assert_eq!(sh_quote("a'b"), r"'a'\''b'");
         assert_eq!(sh_quote(""), "''");
+    }
+
+    fn args(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_resume_command_starts_at_the_failed_phase() {
+        assert_eq!(
+            resume_command(
+                &args("kiln build p.json --from configure --lend /usr"),
+                "check",
+                true
+            ),
+            "kiln build p.json --lend /usr --from check"
+        );
+        assert_eq!(
+            resume_command(&args("kiln build p.json --from=configure"), "check", true),
+            "kiln build p.json --from check"
+        );
+        // --only X keeps its end; --state stays (the outputs live at its placeholders).
+        assert_eq!(
+            resume_command(
+                &args("kiln build p.json --state /nix/store/s --only check"),
+                "check",
+                true
+            ),
+            "kiln build p.json --state /nix/store/s --until check --from check"
+        );
+        assert_eq!(
+            resume_command(&args("kiln build p.json --until build"), "build", true),
+            "kiln build p.json --until build --from build"
+        );
+        // In the sandbox the build directory is fresh; without it, it is emptied first.
+        assert_eq!(
+            resume_command(&args("kiln build --build-dir /tmp/b p.json"), "check", true),
+            "kiln build p.json --from check"
+        );
+        assert_eq!(
+            resume_command(
+                &args("kiln build --no-sandbox --build-dir /tmp/b p.json"),
+                "check",
+                false
+            ),
+            "rm -rf /tmp/b && kiln build --no-sandbox p.json --build-dir /tmp/b --from check"
+        );
     }
 
     #[test]

@@ -686,6 +686,7 @@ impl Execution<'_> {
         RunLimits {
             deadline: limits.deadline,
             grace: self.options.grace,
+            max_line: crate::process::MAX_LINE,
         }
     }
 

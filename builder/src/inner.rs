@@ -48,6 +48,9 @@ pub struct PhaseRequest {
     pub resume: Option<Resume>,
     /// Seconds between SIGTERM and SIGKILL when a step is stopped.
     pub grace_seconds: f64,
+    /// The phases end the build: record propagated dependencies in the outputs afterwards
+    /// (`nix-support/propagated-build-inputs`), here inside the sandbox.
+    pub finish: bool,
 }
 
 /// How the phases went.
@@ -144,10 +147,24 @@ pub fn inner_main(build_top: &Path) -> i32 {
     let mut reporter = WriterReporter::new(LogFormat::Json, Level::Vomit, std::io::stderr());
     let (summary, result) = execute(&execution, &mut reporter);
     let last = request.phases.last().cloned().unwrap_or_default();
-    let failure = result
+    let mut failure = result
         .as_ref()
         .err()
         .map(|error| PhaseFailure::from_run_error(&last, error));
+    if failure.is_none() && request.finish {
+        let outputs = &request.outputs;
+        if let Some(target) = outputs.get("dev").or_else(|| outputs.get("out")) {
+            if std::fs::symlink_metadata(target).is_ok() {
+                if let Err(source) = crate::deps::write_propagated(&request.plan, target) {
+                    let error = RunError::Propagate {
+                        path: target.clone(),
+                        source,
+                    };
+                    failure = Some(PhaseFailure::from_run_error(&last, &error));
+                }
+            }
+        }
+    }
     let exit_code = match &failure {
         None => kiln_schema::exit_codes::SUCCESS,
         Some(PhaseFailure {
@@ -161,7 +178,15 @@ pub fn inner_main(build_top: &Path) -> i32 {
         failure,
     };
     let response_path = build_top.join(RESPONSE_FILE);
-    let written = std::fs::File::create(&response_path).and_then(|mut file| {
+    // A step may have left anything at this name (a FIFO would block the open): start afresh.
+    let written = match std::fs::remove_file(&response_path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&response_path),
+    }
+    .and_then(|mut file| {
         file.write_all(&serde_json::to_vec(&response).expect("a response serializes"))
     });
     if let Err(error) = written {

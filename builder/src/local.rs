@@ -43,6 +43,12 @@ pub const KILN_FILES: &[&str] = &[REQUEST_FILE, RESPONSE_FILE];
 /// Where the build directory appears inside the sandbox.
 pub const SANDBOX_BUILD_TOP: &str = kiln_sandbox::SANDBOX_BUILD_DIR;
 
+/// The longest event line read from the sandbox.
+const RELAY_MAX_LINE: usize = 16 * 1024 * 1024;
+
+/// The largest response file read back from the sandbox.
+const MAX_RESPONSE: u64 = 16 * 1024 * 1024;
+
 /// Extra time the sandbox gets after kiln's grace period before it is killed: the runner inside
 /// stops its own step first and reports how it ended.
 const SANDBOX_EXTRA_GRACE: Duration = Duration::from_secs(3);
@@ -92,6 +98,8 @@ pub enum LocalError {
     Sandbox {
         /// The phase.
         phase: String,
+        /// Whether the sandbox could not be set up (else the runner inside died).
+        setup: bool,
         /// How the sandbox ended.
         outcome: String,
     },
@@ -244,7 +252,11 @@ impl StateCache {
             env,
         };
         kiln_state::pack(&input, base, temp.path()).map_err(error)?;
-        let _ = std::fs::remove_dir_all(&entry);
+        // The old entry moves aside first, so that a concurrent reader sees either whole.
+        let old = self
+            .dir
+            .join(format!(".old-{}-{}", file_name(phase), std::process::id()));
+        let had_old = std::fs::rename(&entry, &old).is_ok();
         std::fs::rename(temp.path(), &entry).map_err(|source| LocalError::Io {
             what: "store the cache entry",
             path: entry.clone(),
@@ -252,6 +264,9 @@ impl StateCache {
         })?;
         // The directory was renamed away; nothing is left to delete.
         let _ = temp.keep();
+        if had_old {
+            let _ = std::fs::remove_dir_all(&old);
+        }
         Ok(())
     }
 }
@@ -315,13 +330,19 @@ impl LocalBuild<'_> {
             .position(|p| p.name == phase)
     }
 
-    /// The cache key of the state after `phase`: the plan up to that phase (inputs included)
-    /// and the paths it was resolved with. What the sandbox lends is not part of it: lent host
+    /// The cache key of the state after `phase`: the plan up to that phase (inputs, deps and the
+    /// environment they give included) and the paths it was resolved with. What the sandbox lends is not part of it: lent host
     /// paths are impure by nature, and their contents could not be hashed anyway.
     pub fn cache_key(&self, phase: &str) -> String {
+        // The environment steps start from (dependencies, hooks, paths), but not the cores.
+        let mut base_env = self.prepared.base_env.clone();
+        base_env.remove("NIX_BUILD_CORES");
         let key = serde_json::json!({
             "kiln": env!("CARGO_PKG_VERSION"),
             "prefix": crate::split::prefix_hash(&self.prepared.expanded, phase),
+            "deps": self.prepared.expanded.deps,
+            "propagate": self.prepared.expanded.propagate,
+            "baseEnv": base_env,
             "buildTop": self.prepared.paths.build_top,
             "outputs": self.prepared.paths.outputs,
             "sandbox": self.options.sandbox,
@@ -367,7 +388,15 @@ impl LocalBuild<'_> {
             return Ok(None);
         };
         let started = Instant::now();
-        let resume = self.restore(&entry)?.0;
+        let (resume, _, plan_hash) = self.restore_with_hash(&entry)?;
+        if plan_hash != self.cache_key(&name) {
+            // Replaced by another build between the look and the restore.
+            return Err(LocalError::NotCached {
+                phase: self.prepared.plan.phases[index].name.clone(),
+                previous: name,
+                why: "a cached state of another plan (it changed while kiln read it)".to_owned(),
+            });
+        }
         let seconds = started.elapsed().as_secs_f64();
         for phase in &self.prepared.plan.phases[..index] {
             if phase.enabled {
@@ -387,6 +416,11 @@ impl LocalBuild<'_> {
     /// Restores a state archive into the (empty) host directories; returns where it left off
     /// and its manifest's phase.
     pub fn restore(&self, dir: &Path) -> Result<(Resume, String), LocalError> {
+        let (resume, phase, _) = self.restore_with_hash(dir)?;
+        Ok((resume, phase))
+    }
+
+    fn restore_with_hash(&self, dir: &Path) -> Result<(Resume, String, String), LocalError> {
         let manifest = kiln_state::restore(dir, &self.host.build_top, &self.host.outputs).map_err(
             |source| LocalError::Restore {
                 path: dir.to_owned(),
@@ -397,7 +431,7 @@ impl LocalBuild<'_> {
             workdir: self.prepared.paths.build_top.join(&manifest.workdir),
             env: manifest.env,
         };
-        Ok((resume, manifest.phase))
+        Ok((resume, manifest.phase, manifest.plan_hash))
     }
 
     /// Restores a state made by a split derivation (its plan hash is the plan prefix's).
@@ -452,14 +486,16 @@ impl LocalBuild<'_> {
             env: BTreeMap::new(),
         });
         let mut ran = Vec::new();
+        let last_enabled = phases.iter().rposition(|phase| phase.enabled);
         for index in start..=end.min(phases.len().saturating_sub(1)) {
             let phase = &phases[index];
             if !phase.enabled {
                 reporter.report(&LogEvent::PhaseSkipped { phase: &phase.name });
                 continue;
             }
+            let finish = Some(index) == last_enabled;
             let response = if self.options.sandbox {
-                self.run_sandboxed(&phase.name, &resume, reporter, signals)
+                self.run_sandboxed(&phase.name, finish, &resume, reporter, signals)
                     .await?
             } else {
                 self.run_in_process(&phase.name, &resume, reporter, signals)
@@ -480,15 +516,21 @@ impl LocalBuild<'_> {
                     .to_string_lossy()
                     .into_owned();
                 let key = self.cache_key(&phase.name);
-                cache.store(&phase.name, &key, &self.host, workdir, resume.env.clone())?;
-                reporter.report(&LogEvent::Message {
-                    level: Level::Talkative,
-                    text: &format!(
-                        "kiln: cached the state after phase `{}` in {:.2} s",
-                        phase.name,
-                        started.elapsed().as_secs_f64()
-                    ),
-                });
+                match cache.store(&phase.name, &key, &self.host, workdir, resume.env.clone()) {
+                    Ok(()) => reporter.report(&LogEvent::Message {
+                        level: Level::Talkative,
+                        text: &format!(
+                            "kiln: cached the state after phase `{}` in {:.2} s",
+                            phase.name,
+                            started.elapsed().as_secs_f64()
+                        ),
+                    }),
+                    // The build itself is fine; only a later `--from` loses its start.
+                    Err(error) => reporter.report(&LogEvent::Message {
+                        level: Level::Warn,
+                        text: &format!("kiln: {}", error_chain(&error)),
+                    }),
+                }
             }
         }
         Ok(RunOutcome { resume, ran })
@@ -535,8 +577,9 @@ impl LocalBuild<'_> {
             .expect("a sandboxed build has a staging directory");
         if staging_inside == store {
             // Outputs at store paths (a state from Nix): the store is writable scratch, with
-            // the inputs' closure bound read-only inside it, as in Nix's own sandbox.
-            config.store_paths = store_closure(&self.prepared.plan);
+            // the inputs' closure (and kiln's own, when it lives in the store) bound read-only
+            // inside it, as in Nix's own sandbox.
+            config.store_paths = store_closure(&self.prepared.plan, &self.options.self_exe);
         } else if store.is_dir() {
             config.store_paths = vec![store.to_owned()];
         }
@@ -569,6 +612,7 @@ impl LocalBuild<'_> {
     async fn run_sandboxed(
         &self,
         phase: &str,
+        finish: bool,
         resume: &Resume,
         reporter: &mut dyn LocalReporter,
         signals: &mut SignalEvents,
@@ -581,6 +625,7 @@ impl LocalBuild<'_> {
             phases: vec![phase.to_owned()],
             resume: Some(resume.clone()),
             grace_seconds: self.options.grace.as_secs_f64(),
+            finish,
         };
         let request_path = self.host.build_top.join(REQUEST_FILE);
         let response_path = self.host.build_top.join(RESPONSE_FILE);
@@ -588,12 +633,14 @@ impl LocalBuild<'_> {
             let path = path.to_owned();
             move |source| LocalError::Exchange { path, source }
         };
-        std::fs::write(
+        // The build directory is the build's: its steps may have left anything at these names
+        // (a symlink to a host file, a FIFO). Never follow or reuse what is there.
+        write_new_file(
             &request_path,
-            serde_json::to_vec(&request).expect("a request serializes"),
+            &serde_json::to_vec(&request).expect("a request serializes"),
         )
         .map_err(exchange(&request_path))?;
-        let _ = std::fs::remove_file(&response_path);
+        remove_if_present(&response_path).map_err(exchange(&response_path))?;
 
         let config = self.sandbox_config();
         let exe = &self.options.self_exe;
@@ -617,6 +664,8 @@ impl LocalBuild<'_> {
         let limits = RunLimits {
             deadline: None,
             grace: self.options.grace + SANDBOX_EXTRA_GRACE,
+            // An event holds a step's line of up to 64 KiB, escaped: never cut one in two.
+            max_line: RELAY_MAX_LINE,
         };
         let mut relay = PhaseEvents(reporter);
         let outcome = run_child(&spec, limits, signals, &mut |line| {
@@ -628,12 +677,24 @@ impl LocalBuild<'_> {
             path: exe.clone(),
             source,
         })?;
-        let _ = std::fs::remove_file(&request_path);
-        let response = std::fs::read(&response_path)
+        let _ = remove_if_present(&request_path);
+        let response = read_regular_file(&response_path, MAX_RESPONSE)
             .ok()
             .and_then(|bytes| serde_json::from_slice::<PhaseResponse>(&bytes).ok());
-        let _ = std::fs::remove_file(&response_path);
+        let _ = remove_if_present(&response_path);
         match (response, outcome) {
+            // The signal came after the runner's last look: the build still stops.
+            (Some(response), ChildOutcome::Interrupted(signal)) if response.failure.is_none() => {
+                Ok(PhaseResponse {
+                    failure: Some(PhaseFailure {
+                        phase: phase.to_owned(),
+                        message: vec![format!("phase `{phase}`: stopped by {}", signal.as_str())],
+                        hint: None,
+                        signal: Some(signal as i32),
+                    }),
+                    ..response
+                })
+            }
             // kiln stopped the sandbox with SIGTERM; what stopped the build is kiln's signal.
             (Some(mut response), ChildOutcome::Interrupted(signal)) => {
                 if let Some(failure) = &mut response.failure {
@@ -663,6 +724,7 @@ impl LocalBuild<'_> {
             }),
             (None, outcome) => Err(LocalError::Sandbox {
                 phase: phase.to_owned(),
+                setup: outcome == ChildOutcome::Exited(kiln_sandbox::EXIT_SETUP_FAILED),
                 outcome: match outcome {
                     ChildOutcome::Exited(code) => format!("exit code {code}"),
                     ChildOutcome::Signaled(signal) => format!("killed by signal {signal}"),
@@ -676,7 +738,10 @@ impl LocalBuild<'_> {
     /// phase).
     pub fn check_outputs(&self) -> Result<(), RunError> {
         let outputs = &self.host.outputs;
-        if let Some(target) = outputs.get("dev").or_else(|| outputs.get("out")) {
+        // In the sandbox the runner wrote them after the last phase, inside: here, on the host,
+        // a symlink the build made could point anywhere.
+        let target = outputs.get("dev").or_else(|| outputs.get("out"));
+        if let (Some(target), false) = (target, self.options.sandbox) {
             if std::fs::symlink_metadata(target).is_ok() {
                 crate::deps::write_propagated(&self.prepared.plan, target).map_err(|source| {
                     RunError::Propagate {
@@ -718,14 +783,69 @@ impl LocalBuild<'_> {
     }
 }
 
+/// Creates `path` anew with `bytes`: whatever was there (a symlink included) is removed first,
+/// and the file is created with `O_EXCL | O_NOFOLLOW`, so nothing is followed.
+fn write_new_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    remove_if_present(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+/// Removes a file or symlink (never what it points at); a directory in its place is an error.
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Reads a regular file without following a symlink, refusing more than `max` bytes.
+fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits() | nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other("too large"));
+    }
+    Ok(bytes)
+}
+
+/// An error and its causes on one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// The inputs' store paths and, when `nix-store` can tell, their closure.
-fn store_closure(plan: &kiln_schema::Plan) -> Vec<PathBuf> {
+fn store_closure(plan: &kiln_schema::Plan, self_exe: &Path) -> Vec<PathBuf> {
     let store = Path::new("/nix/store");
     let mut paths: Vec<PathBuf> = plan
         .inputs
         .values()
         .flat_map(|input| input.paths())
         .map(PathBuf::from)
+        .chain([self_exe.to_owned()])
         .filter(|path| path.starts_with(store))
         .filter_map(|path| {
             // The top-level store path of anything inside one.

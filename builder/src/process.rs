@@ -41,6 +41,8 @@ pub struct ChildSpec {
 pub struct RunLimits {
     /// When to stop the child, if ever.
     pub deadline: Option<Instant>,
+    /// Lines longer than this many bytes are passed on in pieces ([`MAX_LINE`] for steps).
+    pub max_line: usize,
     /// How long the group gets between SIGTERM and SIGKILL.
     pub grace: Duration,
 }
@@ -65,8 +67,8 @@ impl ChildOutcome {
     }
 }
 
-/// Output lines longer than this are passed on in pieces, so memory stays bounded.
-const MAX_LINE: usize = 64 * 1024;
+/// Step output lines longer than this are passed on in pieces, so memory stays bounded.
+pub const MAX_LINE: usize = 64 * 1024;
 
 /// After the child exits, how long kiln keeps reading output from processes that escaped the
 /// group (e.g. with `setsid`) and still hold the pipe.
@@ -108,7 +110,7 @@ pub async fn run_child(
     while output_open || outcome.is_none() {
         let deadline = limits.deadline.unwrap_or(far_future);
         tokio::select! {
-            read = read_line(&mut lines, &mut buffer), if output_open => {
+            read = read_line(&mut lines, &mut buffer, limits.max_line), if output_open => {
                 match read {
                     Ok(0) | Err(_) => {
                         if !buffer.is_empty() {
@@ -173,10 +175,11 @@ async fn terminate(
     Ok(())
 }
 
-/// Reads up to and including `\n`, or at most [`MAX_LINE`] bytes.
+/// Reads up to and including `\n`, or at most `max_line` bytes.
 async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     buffer: &mut Vec<u8>,
+    max_line: usize,
 ) -> std::io::Result<usize> {
     let mut total = 0;
     loop {
@@ -184,7 +187,7 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
         if available.is_empty() {
             return Ok(total);
         }
-        let room = MAX_LINE.saturating_sub(buffer.len());
+        let room = max_line.saturating_sub(buffer.len());
         let (take, done) = match memchr(b'\n', available) {
             Some(newline) if newline < room => (newline + 1, true),
             _ if available.len() >= room => (room, true),
@@ -252,6 +255,7 @@ mod tests {
             let limits = RunLimits {
                 deadline: deadline.map(|d| Instant::now() + d),
                 grace: Duration::from_millis(200),
+                max_line: MAX_LINE,
             };
             let outcome = run_child(
                 &spec(argv),

@@ -3,7 +3,7 @@
 //!
 //! [`relay_line`] takes one line of the other process's combined output: a JSON event is
 //! re-reported as the same [`LogEvent`]; anything else (a sandbox set-up error, say) is reported
-//! as child output, so nothing is lost. `build-started` and `build-finished` are left to the
+//! as an error message, so nothing is lost. `build-started` and `build-finished` are left to the
 //! caller, which reports them once for the whole build.
 
 use kiln_schema::events::{Level, LogEvent, Output};
@@ -55,11 +55,12 @@ enum WireOutput {
 /// Returns `false` for a line that is not an event (it was reported as output).
 pub fn relay_line(line: &[u8], reporter: &mut dyn Reporter) -> bool {
     let Ok(event) = serde_json::from_slice::<WireEvent>(line) else {
-        let output = match std::str::from_utf8(line) {
-            Ok(text) => Output::Text(text),
-            Err(_) => Output::Bytes(line),
-        };
-        reporter.report(&LogEvent::Output(output));
+        // Step output arrives as events; anything else is the sandbox's or kiln's own
+        // diagnostic (`error: cannot mount …`), which must reach the user whatever the display.
+        reporter.report(&LogEvent::Message {
+            level: Level::Error,
+            text: &String::from_utf8_lossy(line),
+        });
         return false;
     };
     match &event {
@@ -189,7 +190,7 @@ mod tests {
     }
 
     #[test]
-    fn other_lines_become_output() {
+    fn other_lines_become_error_messages() {
         let mut relayed = Vec::new();
         let mut json = WriterReporter::new(LogFormat::Json, Level::Vomit, &mut relayed);
         assert!(!relay_line(b"error: cannot mount /build", &mut json));

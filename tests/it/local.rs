@@ -82,8 +82,14 @@ fn a_step_cannot_connect_to_the_hosts_loopback() {
     std::fs::remove_file(scratch.path().join("out/out")).unwrap();
     let output = run_probe(&scratch, &script, &["--no-sandbox"]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("CONNECTED"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("CONNECTED"), "{stderr}");
     assert!(listener.accept().is_ok());
+    // ... and says loudly that there is no sandbox.
+    assert!(
+        stderr.contains("kiln: warning: --no-sandbox: the steps run on this machine as you"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -172,11 +178,22 @@ fn a_step_cannot_write_to_the_store() {
     let script = format!(
         "if touch /nix/store/{name} 2>/dev/null; then echo WROTE; exit 1; fi; \
          if mkdir /nix/store/{name} 2>/dev/null; then echo WROTE; exit 1; fi; \
-         echo denied > \"$out\""
+         grep ' /nix/store ' /proc/self/mountinfo > \"$out\""
     );
     let output = run_probe(&scratch, &script, &[]);
     assert!(output.status.success(), "{}", describe(&output));
     assert!(!Path::new("/nix/store").join(&name).exists());
+    // Not only root's permissions: the store is mounted read-only in the sandbox.
+    let mounts = std::fs::read_to_string(scratch.path().join("out/out")).unwrap();
+    assert!(
+        mounts.lines().next().is_some_and(|line| line
+            .split(' ')
+            .nth(5)
+            .unwrap_or("")
+            .split(',')
+            .any(|o| o == "ro")),
+        "{mounts}"
+    );
 }
 
 #[test]
@@ -529,6 +546,91 @@ fn a_fixed_check_resumes_from_the_cached_states() {
     assert!(!scratch.path().join("out/out").exists());
 }
 
+#[test]
+fn a_step_cannot_make_kiln_write_through_its_exchange_files() {
+    let scratch = Scratch::new();
+    let victim = scratch.write("victim.txt", "precious\n");
+    let plan = serde_json::json!({
+        "version": 1,
+        "name": "exchange",
+        "inputs": { "tools": "/usr" },
+        "phases": [
+            { "name": "one", "steps": [ { "run": { "argv": ["bash", "-c", format!(
+                "ln -sf {} /build/.kiln-phase-request.json; mkfifo /build/.kiln-phase-response.json",
+                victim.display())] } } ] },
+            { "name": "two", "steps": [ { "run": { "argv": ["bash", "-c", "echo ok > \"$out\""] } } ] }
+        ]
+    });
+    let plan = scratch.write("exchange.json", &plan.to_string());
+    let output = kiln(&scratch)
+        .arg("build")
+        .arg(&plan)
+        .args(["--out-dir", "out", "--no-cache"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("out/out")).unwrap(),
+        "ok\n"
+    );
+}
+
+/// A plan whose `check` runs `check` (a shell command) after a `build` that records its runs.
+fn counting_plan(scratch: &Scratch, check: &str) -> PathBuf {
+    let plan = serde_json::json!({
+        "version": 1,
+        "name": "counting",
+        "inputs": { "tools": "/usr" },
+        "phases": [
+            { "name": "build", "steps": [ { "run": { "argv": ["bash", "-c", "echo built >> runs"] } } ] },
+            { "name": "check", "steps": [ { "run": { "argv": ["bash", "-c", check] } } ] },
+            { "name": "install", "steps": [ { "run": { "argv": ["bash", "-c", "cp runs \"$out\""] } } ] }
+        ]
+    });
+    scratch.write("counting.json", &plan.to_string())
+}
+
+#[test]
+fn without_the_sandbox_a_build_dir_resumes_and_partial_outputs_go() {
+    let scratch = Scratch::new();
+    let plan = counting_plan(&scratch, "mkdir -p \"$out\"; false");
+    let first = kiln(&scratch)
+        .arg("build")
+        .arg(&plan)
+        .args(["--no-sandbox", "--out-dir", "out", "--build-dir"])
+        .arg(scratch.path().join("b"))
+        .output()
+        .unwrap();
+    assert_eq!(first.status.code(), Some(1), "{}", describe(&first));
+    assert!(
+        !scratch.path().join("out/out").exists(),
+        "partial output left"
+    );
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    let resume = stderr
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("hint: after fixing it, resume at the failed phase with: ")
+        })
+        .unwrap_or_else(|| panic!("no resume command: {stderr}"));
+    assert!(resume.starts_with("rm -rf "), "{resume}");
+
+    counting_plan(&scratch, "true");
+    let second = Command::new("bash")
+        .args(["-c", resume])
+        .current_dir(scratch.path())
+        .env("KILN_CACHE_DIR", scratch.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(second.status.success(), "{}", describe(&second));
+    // `build` ran once: the second run started at `check` from the cached state.
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("out/out")).unwrap(),
+        "built\n"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shell and env (must-show 4).
 
@@ -577,7 +679,7 @@ fn kiln_shell_opens_where_the_phase_starts_and_leaves_nothing_behind() {
     write!(
         stdin,
         "echo \"PWD=$(pwd)\"; echo \"G=$GREETING\"; cat marker; echo \"UID=$(id -u)\"\n\
-         sleep {marker} &\n\
+         sleep {marker} & echo \"BG=$(pgrep -f {marker})\"\n\
          exit\n"
     )
     .unwrap();
@@ -589,6 +691,12 @@ fn kiln_shell_opens_where_the_phase_starts_and_leaves_nothing_behind() {
     assert!(text.contains("G=hello from the plan"), "{text}");
     assert!(text.contains("unpacked"), "{text}");
     assert!(text.contains("UID=1000"), "{text}");
+    // The background process really ran (inside, it has a pid of the sandbox's own).
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("BG=") && line.len() > 3),
+        "{text}"
+    );
     let left = Command::new("pgrep")
         .args(["-f", &marker])
         .output()
@@ -598,11 +706,13 @@ fn kiln_shell_opens_where_the_phase_starts_and_leaves_nothing_behind() {
         "processes left behind: {}",
         String::from_utf8_lossy(&left.stdout)
     );
-    // The shell's build directory is gone.
+    // The shell's build directory and the outputs' staging directory are gone.
     let leftovers: Vec<_> = std::fs::read_dir(scratch.path())
         .unwrap()
+        .chain(std::fs::read_dir(scratch.path().join("out")).unwrap())
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("kiln-build-"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("kiln-build-") || name.starts_with(".kiln-staging-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
@@ -715,4 +825,30 @@ fn a_state_made_by_a_split_derivation_runs_its_next_phase_locally() {
         .unwrap();
     assert_eq!(refused.status.code(), Some(2), "{}", describe(&refused));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("was made by a different plan"));
+    assert!(
+        !scratch.path().join("out2").exists(),
+        "created before refusing"
+    );
+
+    // A phase the state already includes cannot be run again from it.
+    let before = kiln(&scratch)
+        .args(["build", "--attrs"])
+        .arg(&attrs_path)
+        .args([
+            "--state",
+            &state,
+            "--from",
+            "configure",
+            "--out-dir",
+            "out3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(before.status.code(), Some(2), "{}", describe(&before));
+    assert!(
+        String::from_utf8_lossy(&before.stderr)
+            .contains("the state already includes phase `build`"),
+        "{}",
+        describe(&before)
+    );
 }
