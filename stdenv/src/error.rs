@@ -67,6 +67,15 @@ pub enum TranslateErrorKind {
         /// The path.
         path: String,
     },
+    /// The translated plan fails kiln's validation; reported at the attribute that made the
+    /// failing step.
+    #[error("the plan translated from this attribute is invalid: {message} (generated plan: `{generated}`)")]
+    InvalidPlan {
+        /// The validation message.
+        message: String,
+        /// Where in the generated plan.
+        generated: String,
+    },
 }
 
 fn shell_message(hooks: &[(String, &'static str)]) -> String {
@@ -118,10 +127,31 @@ impl TranslateErrorKind {
             TranslateErrorKind::PatchFlag { .. } => Some(
                 "apply such patches in a phase of `run` steps, or rewrite them for `-pN`".to_owned(),
             ),
-            TranslateErrorKind::NotAnObject
-            | TranslateErrorKind::WrongType { .. }
-            | TranslateErrorKind::Unsupported { .. }
-            | TranslateErrorKind::RelativePath { .. } => None,
+            TranslateErrorKind::NotAnObject => Some(
+                "build the derivation with `__structuredAttrs = true;` so Nix writes the \
+                 attributes as a JSON object"
+                    .to_owned(),
+            ),
+            TranslateErrorKind::WrongType { expected, .. } => Some(format!(
+                "give the attribute {expected} in the Nix expression (docs/stdenv-attributes.md \
+                 lists each attribute's kind)"
+            )),
+            TranslateErrorKind::Unsupported { .. } => Some(
+                "remove the attribute (or set it to `false`, `null`, `\"\"` or `[]`) and write \
+                 what the message names instead; or give the derivation a kiln plan in its `kiln` \
+                 attribute"
+                    .to_owned(),
+            ),
+            TranslateErrorKind::RelativePath { .. } => Some(
+                "use a path literal (`./fix.patch`, which Nix copies into the store) or a store \
+                 path (`\"${drv}\"`); a relative string means nothing inside the build sandbox"
+                    .to_owned(),
+            ),
+            TranslateErrorKind::InvalidPlan { .. } => Some(
+                "fix the attribute's value; `kiln plan` on the derivation shows the generated \
+                 step and the attributes it came from"
+                    .to_owned(),
+            ),
         }
     }
 }

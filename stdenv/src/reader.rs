@@ -89,13 +89,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A string; numbers are written out.
+    /// A string; numbers are written out. An empty string counts as unset, as in stdenv
+    /// (`${x:-default}`, `[ -n "$x" ]`).
     pub(crate) fn string(&self, name: &'static str) -> Option<String> {
         let value = self.raw(name)?;
-        scalar(value).or_else(|| {
-            self.wrong_type(JsonPath::root().key(name), "a string", value);
-            None
-        })
+        match scalar(value) {
+            Some(text) if text.is_empty() => None,
+            Some(text) => Some(text),
+            None => {
+                self.wrong_type(JsonPath::root().key(name), "a string", value);
+                None
+            }
+        }
     }
 
     /// A list of strings; a string is split on whitespace (stdenv without structured attributes

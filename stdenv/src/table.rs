@@ -226,34 +226,37 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row("dontDisableStatic", C::Configure, K::Bool, S::Supported("the `configure` step's `disableStatic: false`")),
     row("dontFixLibtool", C::Configure, K::Bool, S::Differently("accepted; kiln never edits `ltmain.sh` or `/usr/bin/file` in configure scripts (stdenv's fixLibtool)")),
     row("configurePlatforms", C::Configure, K::List, S::Unsupported("`--build`/`--host`/`--target` flags are for cross-compilation; kiln builds natively (the empty default is accepted)")),
-    row("cmakeFlags", C::Configure, K::List, S::Differently("selects the CMake build (as `cmake` in `nativeBuildInputs` does in nixpkgs) and is appended to the `cmake` preset's flags, which stand in for nixpkgs' cmake setup hook (see `docs/stdenv-parity.md`)")),
-    row("mesonFlags", C::Configure, K::List, S::Differently("selects the Meson build (as `meson` in `nativeBuildInputs` does in nixpkgs) and is appended to the `meson` preset's flags plus nixpkgs' `-Dauto_features=enabled`")),
-    row("mesonAutoFeatures", C::Configure, K::String, S::Supported("`-Dauto_features=` (default `enabled`, as nixpkgs' meson hook)")),
-    row("dontUseCmakeConfigure", C::Configure, K::Bool, S::Supported("phase `configure` disabled for a CMake build")),
-    row("dontUseMesonConfigure", C::Configure, K::Bool, S::Supported("phase `configure` disabled for a Meson build")),
-    row("cmakeBuildType", C::Configure, K::String, S::Unsupported("the `cmake` preset always passes `-DCMAKE_BUILD_TYPE=Release`: put another value in `cmakeFlags` (a later `-D` wins)")),
-    row("mesonBuildType", C::Configure, K::String, S::Unsupported("the `meson` preset always passes `--buildtype=plain`: put another value in `mesonFlags`")),
+    row("cmakeFlags", C::Configure, K::List, S::Differently("selects the CMake build (as `cmake` in `nativeBuildInputs` does in nixpkgs): phase `configure` is nixpkgs' cmake hook (`mkdir -p build`, `cmake ..` in it with the hook's flags, then `cmakeFlags`); build, check and install are stdenv's make phases in `build/`. Stated differences: no `-DCMAKE_C_COMPILER=`/`CXX`/`AR`/`RANLIB`/`STRIP` (they name nixpkgs' cc-wrapper; CMake finds the tools on `PATH`), `-DCMAKE_SKIP_BUILD_RPATH=ON` before `cmakeFlags` (no linker wrapper adds `-rpath $out/lib`, so ld takes `LD_RUN_PATH`), the doc directory's name is `shareDocName`, else `pname` (the hook first reads `project()` from CMakeLists.txt), no `fixCmakeFiles` rewriting of `/usr` and `/opt`")),
+    row("mesonFlags", C::Configure, K::List, S::Differently("selects the Meson build (as `meson` in `nativeBuildInputs` does in nixpkgs): nixpkgs' meson hook (`meson setup build` with `--prefix`, the output directory flags, `-Dauto_features`, `-Dwrap_mode=nodownload`, `--buildtype`, then `mesonFlags`; `meson test`, `meson install`) and ninja hook (`ninja -jN`). Stated differences: `LDFLAGS=-Wl,-rpath,$lib/lib` on `meson setup` unless `env` sets `LDFLAGS` (kiln's stand-in for the linker wrapper's self-rpath), and no `--max-lines=1000000` on `meson test` (newer hooks pass it; Meson before 1.5 refuses it)")),
+    row("mesonAutoFeatures", C::Configure, K::String, S::Supported("`-Dauto_features=` (default `enabled`, also for an empty string, as nixpkgs' meson hook)")),
+    row("dontUseCmakeConfigure", C::Configure, K::Bool, S::Supported("the cmake hook's configurePhase is not used, even with `cmake` in `nativeBuildInputs` or `cmakeFlags`: stdenv's generic configure (the `configure` step) and make phases, in the source root")),
+    row("dontUseMesonConfigure", C::Configure, K::Bool, S::Differently("the meson hook's phases are not used: stdenv's generic configure (the `configure` step) and make phases, in the source root (with `ninja` in `nativeBuildInputs`, nixpkgs' ninja hook would still build with ninja)")),
+    row("cmakeBuildType", C::Configure, K::String, S::Supported("`-DCMAKE_BUILD_TYPE=` (default `Release`, as nixpkgs' cmake hook)")),
+    row("mesonBuildType", C::Configure, K::String, S::Supported("`--buildtype=` (default `plain`, as nixpkgs' meson hook)")),
     row("configureFlagsArray", C::Configure, K::Any, S::Unsupported("a bash array set by shell hooks; use `configureFlags`")),
     // --- Build, check, install ----------------------------------------------------------------
     row("makefile", C::Make, K::String, S::Supported("`make -f FILE` in every `make` step")),
-    row("makeFlags", C::Make, K::List, S::Supported("flags of every `make` step (build, check, install, installCheck)")),
-    row("buildFlags", C::Make, K::List, S::Supported("flags of the build `make` step, after `makeFlags`")),
-    row("enableParallelBuilding", C::Make, K::Bool, S::Differently("the build step's `parallel`: kiln passes `-jN -lN` where stdenv passes `-jN`; off by default, on for CMake and Meson builds (as their nixpkgs hooks do)")),
-    row("checkFlags", C::Make, K::List, S::Supported("flags of the check step, after `makeFlags`; default `VERBOSE=y` for make (stdenv's default)")),
-    row("checkTarget", C::Make, K::String, S::Supported("the check step's target; without it, the first of `check`, `test` that `make -n` accepts, else the phase does nothing (stdenv's detection)")),
-    row("enableParallelChecking", C::Make, K::Bool, S::Supported("the check and installCheck steps' `parallel`; default `enableParallelBuilding` (as make-derivation.nix)")),
-    row("installFlags", C::Make, K::List, S::Supported("flags of the install step, after `makeFlags` (and, with several outputs, stdenv's `pkgconfigdir=`/`m4datadir=`/`aclocaldir=` flags first)")),
-    row("installTargets", C::Make, K::List, S::Supported("the install step's targets; default `install`")),
+    row("makeFlags", C::Make, K::List, S::Supported("flags of every `make` step (build, check, install, installCheck); not given to ninja or meson (their hooks do not read it)")),
+    row("buildFlags", C::Make, K::List, S::Supported("flags of the build `make` step, after `makeFlags` (not given to ninja: use `ninjaFlags`)")),
+    row("enableParallelBuilding", C::Make, K::Bool, S::Differently("the build step's `parallel`: kiln passes `-jN -lN` to make where stdenv passes `-jN`; off by default, on for CMake and Meson builds (as their nixpkgs hooks do); ninja gets `-jN` or `-j1`")),
+    row("checkFlags", C::Make, K::List, S::Supported("flags of the check `make` step, after `makeFlags`; default `VERBOSE=y` (stdenv's default); not given to `meson test` (use `mesonCheckFlags`)")),
+    row("checkTarget", C::Make, K::String, S::Supported("the check `make` step's target; without it, the first of `check`, `test` that `make -n` accepts, else the phase does nothing (stdenv's detection); the meson hook's check phase ignores it")),
+    row("enableParallelChecking", C::Make, K::Bool, S::Supported("the check and installCheck steps' `parallel`; default `enableParallelBuilding` (as make-derivation.nix); for Meson's `ninja meson-test-prereq` and CMake's `CTEST_PARALLEL_LEVEL` default on (the hooks' `${enableParallelChecking-1}`)")),
+    row("installFlags", C::Make, K::List, S::Supported("flags of the install `make` step, after `makeFlags` (and, with several outputs and configure running, stdenv's `pkgconfigdir=`/`m4datadir=`/`aclocaldir=` flags first); not given to `meson install` (use `mesonInstallFlags`)")),
+    row("installTargets", C::Make, K::List, S::Supported("the install `make` step's targets; default `install` (`meson install` takes none)")),
     row("enableParallelInstalling", C::Make, K::Bool, S::Supported("the install step's `parallel`; default `enableParallelBuilding` (as make-derivation.nix)")),
-    row("installCheckTarget", C::Make, K::String, S::Supported("the installCheck step's target; without it `installcheck` when `make -n` accepts it, else nothing (stdenv's detection)")),
+    row("installCheckTarget", C::Make, K::String, S::Supported("the installCheck step's target; without it `installcheck` when `make -n` accepts it, else nothing (stdenv's detection); with Meson (ninja built, no Makefile) stdenv's installCheckPhase runs nothing, so neither does kiln's")),
     row("installCheckFlags", C::Make, K::List, S::Supported("flags of the installCheck step, after `makeFlags`")),
+    row("ninjaFlags", C::Make, K::List, S::Supported("flags of every ninja call of a Meson build (build, `meson-test-prereq`), after `-jN`, as nixpkgs' ninja hook")),
+    row("mesonCheckFlags", C::Make, K::List, S::Supported("flags of `meson test`, before `--timeout-multiplier=0`, as nixpkgs' meson hook")),
+    row("mesonInstallFlags", C::Make, K::List, S::Supported("flags of `meson install --no-rebuild`, as nixpkgs' meson hook")),
     row("makeFlagsArray", C::Make, K::Any, S::Unsupported("a bash array set by shell hooks; use `makeFlags`")),
     row("buildFlagsArray", C::Make, K::Any, S::Unsupported("a bash array set by shell hooks; use `buildFlags`")),
     row("checkFlagsArray", C::Make, K::Any, S::Unsupported("a bash array set by shell hooks; use `checkFlags`")),
     row("installFlagsArray", C::Make, K::Any, S::Unsupported("a bash array set by shell hooks; use `installFlags`")),
     // --- Outputs ------------------------------------------------------------------------------
     row("outputs", C::Outputs, K::Any, S::Supported("the plan's outputs (Nix writes their paths); with several, the fixup moves files between them like multiple-outputs.sh")),
-    row("setOutputFlags", C::Outputs, K::Bool, S::Differently("with several outputs (default on): autotools gets stdenv's `--bindir=`, `--includedir=`, `--libdir=`, … flags and install flags; CMake and Meson get the matching directory flags; `--docdir` uses `shareDocName` or the name without its version (stdenv first reads `PACKAGE_TARNAME` from the configure script)")),
+    row("setOutputFlags", C::Outputs, K::Bool, S::Differently("with several outputs (default on) and configure running, autotools gets stdenv's `--bindir=`, `--includedir=`, `--libdir=`, … flags and install flags (the CMake and Meson hooks ignore it and always pass their directory flags); `--docdir` uses `shareDocName` or the name without its version (stdenv first reads `PACKAGE_TARNAME` from the configure script)")),
     row("shareDocName", C::Outputs, K::String, S::Supported("the directory under `share/doc` in `--docdir=`")),
     row("outputDev", C::Outputs, K::String, S::Unsupported("the fixup step uses stdenv's default destinations only")),
     row("outputBin", C::Outputs, K::String, S::Unsupported("the fixup step uses stdenv's default destinations only")),
@@ -292,7 +295,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row("dontCheckForBrokenSymlinks", C::Fixup, K::Bool, S::Supported("fixup `checkBrokenSymlinks: false`")),
     row("noAuditTmpdir", C::Fixup, K::Bool, S::Supported("fixup `auditTmpdir: false`")),
     row("outputChecks", C::Fixup, K::Object, S::Differently("read by Nix, which enforces every check; kiln also checks `allowedReferences`, `disallowedReferences` and `maxSize` at the end of its fixup (the fixup step's `outputChecks`)")),
-    row("stripDebugList", C::Fixup, K::List, S::Unsupported("the fixup step strips stdenv's default directories only (`lib`, `lib32`, `lib64`, `libexec`, `bin`, `sbin`)")),
+    row("stripDebugList", C::Fixup, K::List, S::Unsupported("the plan's `fixup` step (schema `FixupStep`) has no field for the directories to strip, so the runtime's list (`kiln_fixup` can take one) cannot be given: it strips stdenv's default directories (`lib`, `lib32`, `lib64`, `libexec`, `bin`, `sbin`); set `dontStrip` and strip in a phase of `run` steps")),
     row("stripAllList", C::Fixup, K::List, S::Unsupported("the fixup step strips debug symbols only (`strip -S`)")),
     row("stripDebugFlags", C::Fixup, K::List, S::Unsupported("the fixup step always runs `strip -S -p`")),
     row("stripAllFlags", C::Fixup, K::List, S::Unsupported("the fixup step strips debug symbols only")),
@@ -365,7 +368,11 @@ pub fn render_markdown() -> String {
          Attributes not in this table are ignored, as stdenv with `__structuredAttrs` ignores them \
          (only `env` is exported to the build); kiln warns about the ones that look like stdenv \
          vocabulary (`dont…`, `do…`, `…Flags`, `…Phase`, `…Phases`, `…Inputs`, `pre…`, `post…`), \
-         with a suggestion when one is close to a known name.\n\n",
+         with a suggestion when one is close to a known name.\n\n\
+         A string attribute holding `\"\"` counts as unset, as in stdenv (`${x:-default}`): an \
+         empty `sourceRoot`, `prefix`, `makefile`, `configureScript`, `prefixKey`, \
+         `shareDocName` or `mesonAutoFeatures` gives the default. A translated plan that fails \
+         kiln's validation is reported at the stdenv attribute that made the failing step.\n\n",
     );
     out.push_str(DEFAULTS_SECTION);
     for category in Category::ALL {
@@ -396,9 +403,10 @@ const DEFAULTS_SECTION: &str = "## Defaults\n\n\
 | checkPhase: `make -n check`, else `make -n test`, else nothing | the same (`make` step `firstExistingTarget: [check, test]`) |\n\
 | `make SHELL=$SHELL …` | no `SHELL=` (kiln has no bash; make uses its default `/bin/sh`) |\n\
 | `enableParallelBuilding`: `-jN` | `-jN -lN` |\n\
-| installPhase: `mkdir -p $prefix` first | the same (a `mkdir` step; not for Meson, whose install is ninja's) |\n\
-| nixpkgs' cmake hook exports `CTEST_OUTPUT_ON_FAILURE=1` | the same, in the plan's `env`, for CMake builds |\n\
-| build system chosen by setup hooks of `nativeBuildInputs` (`cmake`, `meson` + `ninja`) | chosen by `cmakeFlags` / `mesonFlags` being present, or a `nativeBuildInputs` store path named `cmake-…` / `meson-…`; kiln's `cmake` and `meson` presets stand in for those hooks |\n";
+| installPhase: `mkdir -p $prefix` first | the same (a `mkdir` step; not for Meson, whose install is `meson install`) |\n\
+| nixpkgs' cmake hook exports `CTEST_OUTPUT_ON_FAILURE=1` and `CTEST_PARALLEL_LEVEL=$NIX_BUILD_CORES` | the same, in the plan's `env`, for CMake builds |\n\
+| build system chosen by setup hooks of `nativeBuildInputs` (`cmake`, `meson` + `ninja`) | chosen by `cmakeFlags` / `mesonFlags` being present, or a `nativeBuildInputs` store path named `cmake-…` / `meson-…` (unless `dontUseCmakeConfigure` / `dontUseMesonConfigure`); the translator writes the hooks' commands itself (not kiln's native `cmake`/`meson` presets), with the differences stated at `cmakeFlags` and `mesonFlags` |\n\
+| Meson: `ninja -jN $ninjaFlags`, `ninja meson-test-prereq` then `meson test --no-rebuild --print-errorlogs`, `meson install --no-rebuild` in `build/` (nixpkgs' ninja and meson hooks) | the same; `makeFlags`, `buildFlags`, `checkFlags`, `installFlags` are not given to ninja or meson |\n";
 
 const SHELL_SECTION: &str =
     "\nWith `kilnAllowShell = true`, each shell-code attribute becomes a `run` step \

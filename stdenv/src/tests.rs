@@ -104,12 +104,45 @@ fn sample(name: &str, kind: Kind) -> Value {
     }
 }
 
+/// The attributes an attribute needs to have an effect, and a value that has one.
+fn context_and_value(name: &str, kind: Kind) -> (Value, Value) {
+    let cmake = json!({ "cmakeFlags": [] });
+    let meson = json!({ "mesonFlags": [] });
+    let shell = json!({ "kilnAllowShell": true, "postInstall": "true" });
+    let multi = json!({ "outputs": { "out": "/o", "dev": "/d", "doc": "/e" } });
+    match name {
+        "cmakeBuildType" | "dontUseCmakeConfigure" => (cmake, sample(name, kind)),
+        "mesonAutoFeatures"
+        | "mesonBuildType"
+        | "ninjaFlags"
+        | "mesonCheckFlags"
+        | "mesonInstallFlags"
+        | "dontUseMesonConfigure" => (meson, sample(name, kind)),
+        "pname" => (cmake, json!("x")),
+        "version" | "kilnShell" => (shell, sample(name, kind)),
+        "kilnAllowShell" => (json!({ "postInstall": "true" }), json!(true)),
+        "setOutputFlags" => (multi, json!(false)),
+        "shareDocName" => (multi, json!("x")),
+        "patchFlags" => (
+            json!({ "patches": ["/nix/store/66666666666666666666666666666666-a.patch"] }),
+            sample(name, kind),
+        ),
+        "prePhases" | "preConfigurePhases" | "preBuildPhases" | "preInstallPhases"
+        | "preFixupPhases" | "preDistPhases" | "postPhases" => (
+            json!({ "kilnAllowShell": true, "myPhase": "true" }),
+            json!(["myPhase"]),
+        ),
+        _ => (json!({}), sample(name, kind)),
+    }
+}
+
 #[test]
 fn every_translated_attribute_is_read_and_every_read_attribute_is_in_the_table() {
     for row in ATTRIBUTES.iter().filter(|row| row.status.is_translated()) {
-        let value = sample(row.name, row.kind);
-        let (result, read) =
-            translate_reading(&attrs(json!({ row.name: value.clone() })), &options());
+        let (context, value) = context_and_value(row.name, row.kind);
+        let mut input = attrs(context);
+        input[row.name] = value.clone();
+        let (result, read) = translate_reading(&input, &options());
         if let Err(errors) = result {
             panic!("`{}` = {value}: {errors}", row.name);
         }
@@ -186,7 +219,7 @@ fn the_shell_refusal_lists_every_attribute_with_its_replacement() {
     assert_eq!(found.len(), 1);
     let message = found[0].to_string();
     assert!(
-        message.starts_with("at `(the document root)`: 3 attributes are shell code"),
+        message.starts_with("at `buildPhase`: 3 attributes are shell code"),
         "{message}"
     );
     for expected in [
@@ -293,7 +326,7 @@ fn default_phases_switches_and_sources() {
     assert_eq!(t.plan.env["GZIP_NO_TIMESTAMPS"], "1");
     assert_eq!(
         phase(&t, "configure").origin.as_deref(),
-        Some("stdenv configurePhase (autotools preset)")
+        Some("stdenv configurePhase (autotools build)")
     );
     for (switch, name, enabled) in [
         ("dontUnpack", "unpack", false),
@@ -390,7 +423,8 @@ fn multiple_outputs_get_stdenvs_directory_flags() {
             "--includedir=${outputs.dev}/include",
             "--oldincludedir=${outputs.dev}/include",
             "--mandir=${outputs.man}/share/man",
-            "--infodir=${outputs.man}/share/info",
+            // multiple-outputs.sh: outputInfo = info, else outputBin (never man or doc).
+            "--infodir=${outputs.bin}/share/info",
             "--docdir=${outputs.out}/share/doc/hello",
             "--libdir=${outputs.out}/lib",
             "--libexecdir=${outputs.out}/libexec",
@@ -470,14 +504,42 @@ fn make_knobs_and_stdenv_check_defaults() {
 fn cmake_and_meson_are_chosen_by_their_flags_or_inputs() {
     let t = ok(json!({ "cmakeFlags": ["-DX=1"], "doCheck": true }));
     assert_eq!(t.report.build_system, "cmake");
-    let argv = run_argv(&t, "configure", 0);
-    assert_eq!(argv[0], "cmake");
-    assert!(argv.contains(&"-DBUILD_TESTING=ON".to_owned()));
+    let Step::Mkdir(mkdir) = &phase(&t, "configure").steps[0] else {
+        panic!("{:?}", phase(&t, "configure"))
+    };
+    assert_eq!(mkdir.path, "build");
+    let Step::Run(cmake) = &phase(&t, "configure").steps[1] else {
+        panic!()
+    };
+    assert_eq!(cmake.cwd.as_deref(), Some("build"));
+    assert_eq!(cmake.argv[..2], ["cmake", ".."]);
+    let argv = &cmake.argv;
+    assert!(
+        !argv.iter().any(|a| a.starts_with("-DBUILD_TESTING")),
+        "{argv:?}"
+    );
+    for flag in [
+        "-DCMAKE_INSTALL_BINDIR=${outputs.out}/bin",
+        "-DCMAKE_INSTALL_LIBDIR=${outputs.out}/lib",
+        "-DCMAKE_INSTALL_DOCDIR=${outputs.out}/share/doc/hello",
+        "-DCMAKE_INSTALL_PREFIX=${outputs.out}",
+        "-DCMAKE_BUILD_TYPE=Release",
+    ] {
+        assert!(argv.contains(&flag.to_owned()), "{flag} in {argv:?}");
+    }
     assert_eq!(argv.last().unwrap(), "-DX=1");
     assert_eq!(phase(&t, "build").cwd.as_deref(), Some("build"));
     assert!(make(&t, "build").parallel, "nixpkgs' cmake hook");
     assert!(!make(&t, "check").parallel);
     assert!(make(&t, "install").parallel);
+    assert_eq!(t.plan.env["CTEST_PARALLEL_LEVEL"], "${build.cores}");
+    let t = ok(json!({ "cmakeFlags": [], "cmakeBuildType": "Debug" }));
+    let argv = run_argv(&t, "configure", 1);
+    assert!(argv.contains(&"-DBUILD_TESTING=OFF".to_owned()), "{argv:?}");
+    assert!(
+        argv.contains(&"-DCMAKE_BUILD_TYPE=Debug".to_owned()),
+        "{argv:?}"
+    );
 
     let t = ok(json!({
         "nativeBuildInputs": ["/nix/store/77777777777777777777777777777777-cmake-3.25.1"]
@@ -493,12 +555,223 @@ fn cmake_and_meson_are_chosen_by_their_flags_or_inputs() {
     let argv = run_argv(&t, "configure", 0);
     assert!(!argv.iter().any(|a| a.starts_with("--prefix=")), "{argv:?}");
     assert!(argv.contains(&"--bindir=${outputs.bin}/bin".to_owned()));
-    let tail: Vec<&str> = argv[argv.len() - 2..].iter().map(String::as_str).collect();
-    assert_eq!(tail, ["-Dauto_features=enabled", "-Ddocs=false"]);
+    let tail: Vec<&str> = argv[argv.len() - 4..].iter().map(String::as_str).collect();
     assert_eq!(
-        run_argv(&t, "build", 0),
-        ["ninja", "-C", "build", "-j${build.cores}"]
+        tail,
+        [
+            "-Dauto_features=enabled",
+            "-Dwrap_mode=nodownload",
+            "--buildtype=plain",
+            "-Ddocs=false"
+        ]
     );
+    assert_eq!(phase(&t, "build").cwd.as_deref(), Some("build"));
+    assert_eq!(run_argv(&t, "build", 0), ["ninja", "-j${build.cores}"]);
+}
+
+#[test]
+fn ninja_and_meson_get_their_own_flags_not_makes() {
+    let t = ok(json!({
+        "mesonFlags": [],
+        "doCheck": true,
+        "makeFlags": ["M=1"],
+        "buildFlags": ["B=1"],
+        "checkFlags": ["C=1"],
+        "installFlags": ["I=1"],
+        "ninjaFlags": ["-v"],
+        "mesonCheckFlags": ["--suite", "fast"],
+        "mesonInstallFlags": ["--quiet"],
+        "enableParallelBuilding": false,
+    }));
+    assert_eq!(run_argv(&t, "build", 0), ["ninja", "-j1", "-v"]);
+    assert_eq!(
+        run_argv(&t, "check", 0),
+        ["ninja", "-j${build.cores}", "-v", "meson-test-prereq"]
+    );
+    assert_eq!(
+        run_argv(&t, "check", 1),
+        [
+            "meson",
+            "test",
+            "--no-rebuild",
+            "--print-errorlogs",
+            "--suite",
+            "fast",
+            "--timeout-multiplier=0"
+        ]
+    );
+    assert_eq!(
+        run_argv(&t, "install", 0),
+        ["meson", "install", "--no-rebuild", "--quiet"]
+    );
+    let all: Vec<String> = t
+        .plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match s {
+            Step::Run(run) => Some(run.argv.join(" ")),
+            _ => None,
+        })
+        .collect();
+    assert!(!all.iter().any(|a| a.contains("=1")), "{all:?}");
+}
+
+#[test]
+fn meson_install_check_runs_nothing_as_in_stdenv() {
+    let t = ok(json!({ "mesonFlags": [], "doInstallCheck": true }));
+    assert!(phase(&t, "installCheck").steps.is_empty());
+    assert!(t.report.warnings.is_empty(), "{:?}", t.report.warnings);
+    let t = ok(json!({ "mesonFlags": [], "doInstallCheck": true, "installCheckTarget": "x" }));
+    assert!(phase(&t, "installCheck").steps.is_empty());
+    assert!(t.report.warnings[0].contains("installCheckTarget"));
+}
+
+#[test]
+fn dont_use_cmake_or_meson_configure_falls_back_to_the_generic_build() {
+    for extra in [
+        json!({ "cmakeFlags": ["-DX=1"], "dontUseCmakeConfigure": true }),
+        json!({
+            "nativeBuildInputs": [BASH, "/nix/store/77777777777777777777777777777777-cmake-3.25.1"],
+            "dontUseCmakeConfigure": true,
+        }),
+        json!({ "mesonFlags": [], "dontUseMesonConfigure": true }),
+        json!({
+            "nativeBuildInputs": [BASH, "/nix/store/77777777777777777777777777777777-meson-1.0.1"],
+            "dontUseMesonConfigure": true,
+        }),
+    ] {
+        let t = ok(extra.clone());
+        assert_eq!(t.report.build_system, "autotools", "{extra}");
+        let configure_phase = phase(&t, "configure");
+        assert!(configure_phase.enabled, "{extra}");
+        assert_eq!(configure(&t).script, "./configure", "{extra}");
+        for name in ["build", "check", "install"] {
+            assert_eq!(
+                phase(&t, name).cwd,
+                None,
+                "{extra}: {name} in the source root"
+            );
+        }
+        assert!(!make(&t, "build").parallel, "{extra}: stdenv's default");
+        kiln_schema::validate(&t.plan).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    }
+}
+
+#[test]
+fn empty_strings_are_unset_as_in_stdenv() {
+    let t = ok(json!({
+        "sourceRoot": "",
+        "prefix": "",
+        "makefile": "",
+        "configureScript": "",
+        "prefixKey": "",
+        "shareDocName": "",
+        "outputs": { "out": "/o", "doc": "/d" },
+    }));
+    let Step::Unpack(unpack) = &phase(&t, "unpack").steps[0] else {
+        panic!()
+    };
+    assert_eq!(unpack.source_root, None);
+    let step = configure(&t);
+    assert_eq!(step.script, "./configure");
+    assert_eq!(step.prefix_key, "--prefix=");
+    assert_eq!(step.prefix.as_deref(), Some("${outputs.out}"));
+    assert!(step
+        .flags
+        .contains(&"--docdir=${outputs.doc}/share/doc/hello".to_owned()));
+    assert_eq!(make(&t, "build").makefile, None);
+    let t = ok(json!({ "mesonFlags": [], "mesonAutoFeatures": "" }));
+    assert!(run_argv(&t, "configure", 0).contains(&"-Dauto_features=enabled".to_owned()));
+}
+
+#[test]
+fn install_dir_flags_need_the_configure_phase() {
+    let outputs = json!({ "out": "/o", "dev": "/d" });
+    let t = ok(json!({ "outputs": outputs }));
+    assert_eq!(make(&t, "install").flags.len(), 3);
+    let t = ok(json!({ "outputs": outputs, "dontConfigure": true, "installFlags": ["X=1"] }));
+    assert_eq!(make(&t, "install").flags, ["X=1"]);
+}
+
+#[test]
+fn output_roles_are_the_fixups() {
+    for outputs in [
+        vec!["out"],
+        vec!["out", "man"],
+        vec!["out", "doc"],
+        vec!["out", "bin", "doc"],
+        vec!["out", "info", "doc"],
+        vec!["out", "bin", "dev", "lib", "man", "info", "doc"],
+        vec!["out", "dev", "bin"],
+    ] {
+        let names: Vec<String> = outputs.iter().map(|o| o.to_string()).collect();
+        let ours = crate::translate::Roles::new(&names);
+        let fixup =
+            kiln_fixup::outputs::MultipleOutputs::stdenv_defaults(outputs.iter().copied()).unwrap();
+        assert_eq!(
+            [
+                &ours.bin,
+                &ours.include,
+                &ours.lib,
+                &ours.doc,
+                &ours.man,
+                &ours.info,
+                &ours.dev
+            ],
+            [
+                &fixup.bin,
+                &fixup.include,
+                &fixup.lib,
+                &fixup.doc,
+                &fixup.man,
+                &fixup.info,
+                &fixup.dev
+            ],
+            "{outputs:?}"
+        );
+    }
+    let t = ok(json!({ "outputs": { "out": "/o", "doc": "/d" } }));
+    let flags = configure(&t).flags;
+    assert!(
+        flags.contains(&"--mandir=${outputs.out}/share/man".to_owned()),
+        "{flags:?}"
+    );
+    assert!(
+        flags.contains(&"--infodir=${outputs.out}/share/info".to_owned()),
+        "{flags:?}"
+    );
+}
+
+#[test]
+fn every_supported_attribute_changes_the_translation() {
+    let outcome = |value: &Value| match translate(value, &options()) {
+        Ok(t) => format!(
+            "{}\n{}",
+            serde_json::to_string(&t.plan).unwrap(),
+            serde_json::to_string(&t.report).unwrap()
+        ),
+        Err(errors) => errors.to_string(),
+    };
+    let mut checked = 0;
+    for row in ATTRIBUTES.iter().filter(|row| row.status.is_translated()) {
+        let text = row.status.text();
+        if text.starts_with("accepted") || text.starts_with("ignored") {
+            // Stated no-ops (strictDeps, dontMakeSourcesWritable, dontFixLibtool, NIX_DEBUG).
+            continue;
+        }
+        let (context, value) = context_and_value(row.name, row.kind);
+        let base = attrs(context);
+        let mut changed = base.clone();
+        changed[row.name] = value.clone();
+        assert!(
+            outcome(&base) != outcome(&changed),
+            "`{}` = {value} is marked translated but changes neither the plan nor the report",
+            row.name
+        );
+        checked += 1;
+    }
+    assert!(checked > 60, "{checked}");
 }
 
 #[test]
@@ -635,5 +908,18 @@ fn the_translated_plan_is_valid() {
     ] {
         let t = ok(extra.clone());
         kiln_schema::validate(&t.plan).unwrap_or_else(|e| panic!("{extra}: {e}"));
+    }
+}
+
+#[test]
+fn wrong_type_relative_path_and_unsupported_errors_say_what_to_do() {
+    for extra in [
+        json!({ "doCheck": ["yes"] }),
+        json!({ "patches": ["fix.patch"] }),
+        json!({ "doDist": true }),
+    ] {
+        let found = errors(extra.clone());
+        let hint = found[0].kind.hint();
+        assert!(hint.is_some_and(|h| !h.is_empty()), "{extra}: {found:?}");
     }
 }

@@ -190,12 +190,66 @@ pub fn translate(
     };
     let reader = Reader::new(map);
     let translation = Translator::new(&reader, options).run();
-    let errors = sorted(reader.take_errors());
+    let mut errors = sorted(reader.take_errors());
+    if errors.is_empty() {
+        errors = validation_errors(&translation, map);
+    }
     if errors.is_empty() {
         Ok(translation)
     } else {
         Err(TranslateErrors(errors))
     }
+}
+
+/// kiln's validation of the translated plan, each error moved to the stdenv attribute that made
+/// the failing step (the first attribute of the step's provenance), so the user is pointed at
+/// what they wrote, not at a plan they never saw.
+fn validation_errors(
+    translation: &Translation,
+    attrs: &serde_json::Map<String, Value>,
+) -> Vec<TranslateError> {
+    let Err(plan_errors) = kiln_schema::validate(&translation.plan) else {
+        return Vec::new();
+    };
+    let attribute_of = |entry: &String| -> Option<String> {
+        let name: String = entry
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        attrs.contains_key(&name).then_some(name)
+    };
+    plan_errors
+        .0
+        .into_iter()
+        .map(|error| {
+            use kiln_schema::path::Segment;
+            let segments = error.path.segments();
+            let attribute = match segments {
+                [Segment::Key(phases), Segment::Index(phase), Segment::Key(steps), Segment::Index(step), ..]
+                    if phases == "phases" && steps == "steps" =>
+                {
+                    translation
+                        .report
+                        .provenance
+                        .get(*phase)
+                        .and_then(|p| p.steps.get(*step))
+                        .and_then(|from| from.iter().find_map(attribute_of))
+                }
+                [Segment::Key(env), ..] if env == "env" => Some("env".to_owned()),
+                _ => None,
+            };
+            let path = attribute
+                .map(|name| JsonPath::root().key(name))
+                .unwrap_or_else(JsonPath::root);
+            TranslateError::new(
+                path,
+                TranslateErrorKind::InvalidPlan {
+                    message: error.kind.to_string(),
+                    generated: error.path.to_string(),
+                },
+            )
+        })
+        .collect()
 }
 
 /// Errors in attribute order (`.attrs.json` lists attributes sorted by name).
@@ -216,6 +270,11 @@ pub(crate) fn translate_reading(
     let translation = Translator::new(&reader, options).run();
     let errors = sorted(reader.take_errors());
     let read = reader.read();
+    let errors = if errors.is_empty() {
+        validation_errors(&translation, map)
+    } else {
+        errors
+    };
     if errors.is_empty() {
         (Ok(translation), read)
     } else {
@@ -266,8 +325,9 @@ impl<'r, 'a> Translator<'r, 'a> {
                     );
                 }
             } else {
+                // At the first shell-code attribute; the message lists all of them.
                 r.error(
-                    JsonPath::root(),
+                    JsonPath::root().key(shell_attributes[0].0.clone()),
                     TranslateErrorKind::ShellCode {
                         hooks: shell_attributes.clone(),
                     },
@@ -431,6 +491,153 @@ impl<'r, 'a> Translator<'r, 'a> {
         (deps, propagate)
     }
 
+    /// nixpkgs' cmake setup hook's configurePhase: `mkdir -p build`, then `cmake ..` there with
+    /// the hook's default flags (kiln's stated differences: no compiler flags, which point at
+    /// nixpkgs' cc-wrapper; `-DCMAKE_SKIP_BUILD_RPATH=ON` before `cmakeFlags`, see
+    /// `docs/stdenv-attributes.md`; `shareDocName` not read from `project()`).
+    fn cmake_steps(
+        &self,
+        roles: &Roles,
+        prefix: &str,
+        add_prefix: bool,
+        do_check: bool,
+    ) -> Vec<(&'static str, Option<String>, Vec<Step>)> {
+        let r = self.r;
+        let mut argv: Vec<String> = vec![
+            "cmake".to_owned(),
+            "..".to_owned(),
+            "-DCMAKE_FIND_FRAMEWORK=LAST".to_owned(),
+            "-DCMAKE_POLICY_DEFAULT_CMP0025=NEW".to_owned(),
+        ];
+        argv.extend(roles.cmake_flags());
+        let build_type = r
+            .string("cmakeBuildType")
+            .unwrap_or_else(|| "Release".to_owned());
+        argv.push(format!("-DCMAKE_BUILD_TYPE={}", literal(&build_type)));
+        argv.extend(
+            [
+                "-DCMAKE_EXPORT_NO_PACKAGE_REGISTRY=ON",
+                "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF",
+                "-DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF",
+            ]
+            .map(str::to_owned),
+        );
+        if add_prefix {
+            argv.push(format!("-DCMAKE_INSTALL_PREFIX={prefix}"));
+        }
+        if !do_check {
+            argv.push("-DBUILD_TESTING=OFF".to_owned());
+        }
+        let share_doc = r
+            .string("shareDocName")
+            .or_else(|| r.string("pname"))
+            .map(|name| literal(&name))
+            .unwrap_or_else(|| doc_name(&r.string("name").unwrap_or_default()));
+        argv.push(format!(
+            "-DCMAKE_INSTALL_DOCDIR={}/share/doc/{share_doc}",
+            Roles::out(&roles.doc)
+        ));
+        // kiln: no linker wrapper adds `-rpath $out/lib`, so the build-tree rpath is skipped
+        // and ld takes LD_RUN_PATH (outputs' lib first) instead.
+        argv.push("-DCMAKE_SKIP_BUILD_RPATH=ON".to_owned());
+        argv.extend(literal_list(r.list("cmakeFlags")));
+        let configure = vec![
+            Step::Mkdir(MkdirStep {
+                path: "build".to_owned(),
+            }),
+            Step::Run(RunStep {
+                argv,
+                env: BTreeMap::new(),
+                cwd: Some("build".to_owned()),
+            }),
+        ];
+        vec![("configure", None, configure)]
+    }
+
+    /// nixpkgs' meson setup hook (configure, check, install) and ninja setup hook (build), with
+    /// `LDFLAGS=-Wl,-rpath,$lib/lib` on `meson setup` (kiln's stand-in for the linker wrapper,
+    /// unless `env` sets `LDFLAGS`).
+    fn meson_steps(
+        &self,
+        roles: &Roles,
+        prefix: &str,
+        add_prefix: bool,
+        parallel_building: bool,
+        parallel_checking: bool,
+        env_ldflags: bool,
+    ) -> Vec<(&'static str, Option<String>, Vec<Step>)> {
+        let r = self.r;
+        let mut argv: Vec<String> = ["meson", "setup", "build"].map(str::to_owned).to_vec();
+        if add_prefix {
+            argv.push(format!("--prefix={prefix}"));
+        }
+        argv.extend(roles.meson_flags());
+        let auto = r
+            .string("mesonAutoFeatures")
+            .unwrap_or_else(|| "enabled".to_owned());
+        argv.push(format!("-Dauto_features={}", literal(&auto)));
+        argv.push("-Dwrap_mode=nodownload".to_owned());
+        let build_type = r
+            .string("mesonBuildType")
+            .unwrap_or_else(|| "plain".to_owned());
+        argv.push(format!("--buildtype={}", literal(&build_type)));
+        argv.extend(literal_list(r.list("mesonFlags")));
+        let mut env = BTreeMap::new();
+        if !env_ldflags {
+            env.insert(
+                "LDFLAGS".to_owned(),
+                format!("-Wl,-rpath,{}/lib", Roles::out(&roles.lib)),
+            );
+        }
+        let configure = vec![Step::Run(RunStep {
+            argv,
+            env,
+            cwd: None,
+        })];
+        let ninja_flags = literal_list(r.list("ninjaFlags"));
+        let ninja = |parallel: bool, targets: &[&str]| {
+            let mut argv = vec![
+                "ninja".to_owned(),
+                if parallel {
+                    "-j${build.cores}".to_owned()
+                } else {
+                    "-j1".to_owned()
+                },
+            ];
+            argv.extend(ninja_flags.iter().cloned());
+            argv.extend(targets.iter().map(|t| t.to_string()));
+            Step::Run(RunStep {
+                argv,
+                env: [("TERM".to_owned(), "dumb".to_owned())].into(),
+                cwd: None,
+            })
+        };
+        let mut test = ["meson", "test", "--no-rebuild", "--print-errorlogs"]
+            .map(str::to_owned)
+            .to_vec();
+        test.extend(literal_list(r.list("mesonCheckFlags")));
+        test.push("--timeout-multiplier=0".to_owned());
+        let mut install = ["meson", "install", "--no-rebuild"]
+            .map(str::to_owned)
+            .to_vec();
+        install.extend(literal_list(r.list("mesonInstallFlags")));
+        let in_build = Some("build".to_owned());
+        vec![
+            ("configure", None, configure),
+            (
+                "build",
+                in_build.clone(),
+                vec![ninja(parallel_building, &[])],
+            ),
+            (
+                "check",
+                in_build.clone(),
+                vec![ninja(parallel_checking, &["meson-test-prereq"]), run(test)],
+            ),
+            ("install", in_build, vec![run(install)]),
+        ]
+    }
+
     /// `kilnShell`, else the first `bin/bash`, else the first `bin/sh`, of the dependencies.
     fn find_shell(&self) -> Option<String> {
         if let Some(shell) = self.r.string("kilnShell") {
@@ -467,8 +674,14 @@ impl<'r, 'a> Translator<'r, 'a> {
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect();
         if self.system == BuildSystem::Cmake {
-            // nixpkgs' cmake hook exports it.
+            // nixpkgs' cmake hook exports them.
             env.insert("CTEST_OUTPUT_ON_FAILURE".to_owned(), "1".to_owned());
+            if self.r.flag_or("enableParallelChecking", true) {
+                env.insert(
+                    "CTEST_PARALLEL_LEVEL".to_owned(),
+                    "${build.cores}".to_owned(),
+                );
+            }
         }
         match self.r.raw("env") {
             Some(Value::Object(vars)) => {
@@ -532,9 +745,14 @@ impl<'r, 'a> Translator<'r, 'a> {
                 .flat_map(|input| input.paths())
                 .any(|path| store_name(path).starts_with(&format!("{tool}-")))
         };
-        if self.r.is_set("cmakeFlags") || named("cmake") {
+        // `dontUseCmakeConfigure`/`dontUseMesonConfigure`: the hook leaves configurePhase alone,
+        // so stdenv's generic configure and make phases run, in the source root.
+        if (self.r.is_set("cmakeFlags") || named("cmake")) && !self.r.flag("dontUseCmakeConfigure")
+        {
             BuildSystem::Cmake
-        } else if self.r.is_set("mesonFlags") || named("meson") {
+        } else if (self.r.is_set("mesonFlags") || named("meson"))
+            && !self.r.flag("dontUseMesonConfigure")
+        {
             BuildSystem::Meson
         } else {
             BuildSystem::Autotools
@@ -692,41 +910,15 @@ impl<'r, 'a> Translator<'r, 'a> {
             .string("shareDocName")
             .map(|name| literal(&name))
             .unwrap_or_else(|| doc_name(&r.string("name").unwrap_or_default()));
+        let dont_configure = r.flag("dontConfigure");
         let configure_flags = r.list("configureFlags").unwrap_or_default();
         let mut all_configure_flags = Vec::new();
         if multi && system == BuildSystem::Autotools {
             all_configure_flags.extend(roles.autotools_flags(&share_doc));
         }
         all_configure_flags.extend(configure_flags.iter().map(|f| literal(f)));
-        let mut cmake_flags = Vec::new();
-        if system == BuildSystem::Cmake {
-            if multi {
-                cmake_flags.extend(roles.cmake_flags(&share_doc));
-            }
-            cmake_flags.extend(
-                r.list("cmakeFlags")
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|f| literal(f)),
-            );
-        }
-        let mut meson_flags = Vec::new();
-        let auto_features = r.string("mesonAutoFeatures");
-        if system == BuildSystem::Meson {
-            if multi {
-                meson_flags.extend(roles.meson_flags());
-            }
-            let auto = auto_features.unwrap_or_else(|| "enabled".to_owned());
-            meson_flags.push(format!("-Dauto_features={}", literal(&auto)));
-            meson_flags.extend(
-                r.list("mesonFlags")
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|f| literal(f)),
-            );
-        }
 
-        // Make.
+        // Make (and ninja).
         let makefile = r.string("makefile").map(|m| literal(&m));
         let make_flags = literal_list(r.list("makeFlags"));
         let build_flags = literal_list(r.list("buildFlags"));
@@ -737,7 +929,8 @@ impl<'r, 'a> Translator<'r, 'a> {
             check_flags_attr.clone()
         };
         let mut install_flags = Vec::new();
-        if multi && system == BuildSystem::Autotools {
+        // _multioutConfig is a preConfigure hook: no configure, no install flags.
+        if multi && system == BuildSystem::Autotools && !dont_configure {
             install_flags.extend(roles.autotools_install_flags());
         }
         install_flags.extend(literal_list(r.list("installFlags")));
@@ -745,14 +938,11 @@ impl<'r, 'a> Translator<'r, 'a> {
             .list("installTargets")
             .filter(|t| !t.is_empty())
             .map(|t| literal_list(Some(t)));
-        let check_target = r
-            .string("checkTarget")
-            .filter(|t| !t.is_empty())
-            .map(|t| literal(&t));
+        let check_target = r.string("checkTarget").map(|t| literal(&t));
         let hook_parallel = system != BuildSystem::Autotools;
         let parallel_building = r.flag_or("enableParallelBuilding", hook_parallel);
         let parallel_attr = r.is_set("enableParallelBuilding") && r.flag("enableParallelBuilding");
-        // nixpkgs' ninja hook runs the tests in parallel unless told otherwise.
+        // The ninja and meson hooks read `${enableParallelChecking-1}`: on unless set off.
         let parallel_checking = r.flag_or(
             "enableParallelChecking",
             parallel_attr || system == BuildSystem::Meson,
@@ -777,8 +967,8 @@ impl<'r, 'a> Translator<'r, 'a> {
             add_prefix,
             disable_dependency_tracking: !r.flag("dontAddDisableDepTrack"),
             disable_static: !r.flag("dontDisableStatic"),
-            cmake_flags,
-            meson_flags,
+            cmake_flags: Vec::new(),
+            meson_flags: Vec::new(),
             make_flags: make_flags.clone(),
             build_flags,
             check_flags,
@@ -793,8 +983,31 @@ impl<'r, 'a> Translator<'r, 'a> {
         r.flag("dontFixLibtool");
         r.flag("strictDeps");
         r.raw("NIX_DEBUG");
-        let mut phases = preset_phases(&preset, env.contains_key("LDFLAGS"));
-        let origin = |stdenv: &str| format!("stdenv {stdenv} ({} preset)", system.name());
+        let mut phases = preset_phases(&preset, true);
+        // CMake and Meson: nixpkgs' hooks, step by step (the native presets are kiln's own).
+        let hook_steps = match system {
+            BuildSystem::Cmake => {
+                Some(self.cmake_steps(&roles, &prefix_value, add_prefix, do_check))
+            }
+            BuildSystem::Meson => Some(self.meson_steps(
+                &roles,
+                &prefix_value,
+                add_prefix,
+                parallel_building,
+                parallel_checking,
+                env.contains_key("LDFLAGS"),
+            )),
+            _ => None,
+        };
+        if let Some(hook_steps) = hook_steps {
+            for (name, cwd, steps) in hook_steps {
+                if let Some(phase) = phases.iter_mut().find(|phase| phase.name == name) {
+                    phase.cwd = cwd;
+                    phase.steps = steps;
+                }
+            }
+        }
+        let origin = |stdenv: &str| format!("stdenv {stdenv} ({} build)", system.name());
 
         let mut drafts: Vec<Draft> = Vec::new();
         for (name, stdenv, _) in STANDARD {
@@ -849,23 +1062,23 @@ impl<'r, 'a> Translator<'r, 'a> {
         }
 
         // configure
-        let dont_cmake_configure = r.flag("dontUseCmakeConfigure");
-        let dont_meson_configure = r.flag("dontUseMesonConfigure");
-        let dont_configure = r.flag("dontConfigure")
-            || (system == BuildSystem::Cmake && dont_cmake_configure)
-            || (system == BuildSystem::Meson && dont_meson_configure);
         configure.phase.enabled = !dont_configure;
         configure.switch.push(if dont_configure {
             "dontConfigure".to_owned()
         } else {
             default("configurePhase runs")
         });
-        if let Some(step) = configure.phase.steps.first_mut() {
+        let main = configure
+            .phase
+            .steps
+            .iter()
+            .position(|step| matches!(step, Step::Configure(_) | Step::Run(_)));
+        if let Some(index) = main {
             let mut from = Vec::new();
-            match step {
+            match &mut configure.phase.steps[index] {
                 Step::Configure(step) => {
                     step.prefix = add_prefix.then(|| prefix_value.clone());
-                    from.push(if r.is_set("configureScript") {
+                    from.push(if r.string("configureScript").is_some() {
                         "configureScript".to_owned()
                     } else {
                         default("./configure")
@@ -884,42 +1097,55 @@ impl<'r, 'a> Translator<'r, 'a> {
                     } else {
                         from.push("dontAddDisableDepTrack".to_owned());
                     }
-                }
-                Step::Run(run) => {
-                    let key = if system == BuildSystem::Cmake {
-                        "-DCMAKE_INSTALL_PREFIX="
-                    } else {
-                        "--prefix="
-                    };
-                    run.argv.retain(|arg| add_prefix || !arg.starts_with(key));
-                    for arg in &mut run.argv {
-                        if arg.starts_with(key) {
-                            *arg = format!("{key}{prefix_value}");
+                    for (attribute, hook) in [
+                        ("dontUseCmakeConfigure", "cmake"),
+                        ("dontUseMesonConfigure", "meson"),
+                    ] {
+                        if r.flag(attribute) {
+                            from.push(format!(
+                                "{attribute} (the {hook} hook's configurePhase is not used: stdenv's generic one)"
+                            ));
                         }
                     }
-                    from.push(format!(
-                        "preset {} (nixpkgs' {} setup hook)",
-                        system.name(),
-                        system.name()
-                    ));
+                }
+                Step::Run(_) => {
+                    from.push(format!("nixpkgs {} setup hook", system.name()));
                     if system == BuildSystem::Cmake {
                         from.push(if r.is_set("cmakeFlags") {
                             "cmakeFlags".to_owned()
                         } else {
                             "nativeBuildInputs (cmake)".to_owned()
                         });
+                        if r.string("cmakeBuildType").is_some() {
+                            from.push("cmakeBuildType".to_owned());
+                        }
+                        from.push(if do_check {
+                            "doCheck (no -DBUILD_TESTING=OFF)".to_owned()
+                        } else {
+                            default("doCheck off: -DBUILD_TESTING=OFF")
+                        });
+                        if r.string("shareDocName").is_some() {
+                            from.push("shareDocName".to_owned());
+                        }
                     } else {
                         from.push(if r.is_set("mesonFlags") {
                             "mesonFlags".to_owned()
                         } else {
                             "nativeBuildInputs (meson)".to_owned()
                         });
-                        from.push(if r.is_set("mesonAutoFeatures") {
+                        from.push(if r.string("mesonAutoFeatures").is_some() {
                             "mesonAutoFeatures".to_owned()
                         } else {
                             "nixpkgs meson hook default: -Dauto_features=enabled".to_owned()
                         });
+                        if r.string("mesonBuildType").is_some() {
+                            from.push("mesonBuildType".to_owned());
+                        }
                     }
+                    from.push(format!(
+                        "outputs ({}): the hook's directory flags",
+                        self.outputs.join(", ")
+                    ));
                 }
                 _ => {}
             }
@@ -931,21 +1157,24 @@ impl<'r, 'a> Translator<'r, 'a> {
                 default("prefix $out")
             });
             if system == BuildSystem::Autotools {
-                if r.is_set("prefixKey") {
+                if r.string("prefixKey").is_some() {
                     from.push("prefixKey".to_owned());
                 }
                 if !configure_flags.is_empty() {
                     from.push("configureFlags".to_owned());
                 }
+                if multi {
+                    from.push(format!(
+                        "setOutputFlags ({} outputs: {})",
+                        self.outputs.len(),
+                        self.outputs.join(", ")
+                    ));
+                }
             }
-            if multi {
-                from.push(format!(
-                    "setOutputFlags ({} outputs: {})",
-                    self.outputs.len(),
-                    self.outputs.join(", ")
-                ));
+            configure.steps[index] = from;
+            if index > 0 {
+                configure.steps[0] = vec![format!("nixpkgs {} setup hook", system.name())];
             }
-            configure.steps[0] = from;
         }
 
         // build, check, install: per-phase parallelism, makefile.
@@ -1123,49 +1352,45 @@ impl<'r, 'a> Translator<'r, 'a> {
         let mut install_check_flags = make_flags.clone();
         install_check_flags.extend(literal_list(r.list("installCheckFlags")));
         install_check.phase.cwd = build.phase.cwd.clone();
-        let step = if make_based {
+        if make_based {
             let (targets, first_existing_target) = match &install_check_target {
                 Some(target) => (vec![target.clone()], Vec::new()),
                 None => (Vec::new(), vec!["installcheck".to_owned()]),
             };
-            Step::Make(MakeStep {
+            let step = Step::Make(MakeStep {
                 flags: install_check_flags,
                 targets,
                 first_existing_target,
                 parallel: parallel_checking,
                 makefile: makefile.clone(),
-            })
-        } else {
-            let mut argv = vec!["ninja".to_owned(), "-C".to_owned(), "build".to_owned()];
-            argv.push(if parallel_checking {
-                "-j${build.cores}".to_owned()
-            } else {
-                "-j1".to_owned()
             });
-            argv.extend(install_check_flags);
-            argv.push(
-                install_check_target
-                    .clone()
-                    .unwrap_or_else(|| "installcheck".to_owned()),
-            );
-            Step::Run(RunStep {
-                argv,
-                env: BTreeMap::new(),
-                cwd: None,
-            })
-        };
-        let mut from = present(r, &["makefile", "makeFlags", "installCheckFlags"]);
-        from.push(if install_check_target.is_some() {
-            "installCheckTarget".to_owned()
+            let mut from = present(r, &["makefile", "makeFlags", "installCheckFlags"]);
+            from.push(if install_check_target.is_some() {
+                "installCheckTarget".to_owned()
+            } else {
+                default("installcheck when `make -n` accepts it, else nothing")
+            });
+            from.push(parallel_from(
+                "enableParallelChecking",
+                parallel_checking,
+                "enableParallelBuilding",
+            ));
+            install_check.push(step, from);
         } else {
-            default("installcheck when `make -n` accepts it, else nothing")
-        });
-        from.push(parallel_from(
-            "enableParallelChecking",
-            parallel_checking,
-            "enableParallelBuilding",
-        ));
-        install_check.push(step, from);
+            // stdenv's installCheckPhase is make's, and does nothing when the build phase found
+            // no Makefile: with ninja building, it never runs a command.
+            install_check.switch.push(default(
+                "installCheckPhase does nothing without a Makefile (ninja built)",
+            ));
+            if do_install_check && install_check_target.is_some() {
+                self.report.warnings.push(
+                    "`installCheckTarget` has no effect on a Meson build: stdenv's installCheckPhase \
+                     runs make only when the build phase found a Makefile (add a phase of `run` \
+                     steps instead)"
+                        .to_owned(),
+                );
+            }
+        }
 
         // dist: kiln refuses doDist, so the phase is always off.
         dist.phase.enabled = false;
@@ -1372,28 +1597,22 @@ const FIXUP_KNOBS: &[(&str, Knob)] = &[
     ("noAuditTmpdir", |f| f.audit_tmpdir = false),
 ];
 
-/// Sets `makefile` and `parallel` on every make step, and `-j` on ninja runs.
+/// Sets `makefile` and `parallel` on every make step (ninja runs are made with theirs).
 fn adjust_make(draft: &mut Draft, makefile: Option<&String>, parallel: bool) {
     for step in &mut draft.phase.steps {
-        match step {
-            Step::Make(make) => {
-                make.makefile = makefile.cloned();
-                make.parallel = parallel;
-            }
-            Step::Run(run) if run.argv.first().is_some_and(|p| p == "ninja") => {
-                for arg in &mut run.argv {
-                    if arg.starts_with("-j") {
-                        *arg = if parallel {
-                            "-j${build.cores}".to_owned()
-                        } else {
-                            "-j1".to_owned()
-                        };
-                    }
-                }
-            }
-            _ => {}
+        if let Step::Make(make) = step {
+            make.makefile = makefile.cloned();
+            make.parallel = parallel;
         }
     }
+}
+
+fn run(argv: Vec<String>) -> Step {
+    Step::Run(RunStep {
+        argv,
+        env: BTreeMap::new(),
+        cwd: None,
+    })
 }
 
 fn present(r: &Reader, attributes: &[&'static str]) -> Vec<String> {
@@ -1470,24 +1689,25 @@ fn unknown_attribute_warning(name: &str) -> Option<String> {
     ))
 }
 
-/// stdenv's output roles (`_overrideFirst` chains of multiple-outputs.sh).
-struct Roles {
-    bin: String,
-    include: String,
-    lib: String,
-    doc: String,
-    man: String,
-    info: String,
-    dev: String,
+/// stdenv's output roles (`_overrideFirst` chains of multiple-outputs.sh), the same as
+/// `kiln_fixup::outputs::MultipleOutputs::stdenv_defaults` (a unit test holds them together):
+/// `outputMan` and `outputInfo` fall back to `outputBin`, never to `doc`.
+pub(crate) struct Roles {
+    pub(crate) bin: String,
+    pub(crate) include: String,
+    pub(crate) lib: String,
+    pub(crate) doc: String,
+    pub(crate) man: String,
+    pub(crate) info: String,
+    pub(crate) dev: String,
 }
 
 impl Roles {
-    fn new(outputs: &[String]) -> Roles {
-        let has = |name: &str| outputs.iter().any(|o| o == name);
+    pub(crate) fn new(outputs: &[String]) -> Roles {
         let first = |candidates: &[&str]| -> String {
             candidates
                 .iter()
-                .find(|c| has(c))
+                .find(|c| outputs.iter().any(|o| o == *c))
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "out".to_owned())
         };
@@ -1495,20 +1715,8 @@ impl Roles {
         let bin = first(&["bin", "out"]);
         let lib = first(&["lib", "out"]);
         let doc = first(&["doc", "out"]);
-        let man = if has("man") {
-            "man".to_owned()
-        } else if has("doc") {
-            "doc".to_owned()
-        } else {
-            bin.clone()
-        };
-        let info = if has("info") {
-            "info".to_owned()
-        } else if has("doc") {
-            "doc".to_owned()
-        } else {
-            man.clone()
-        };
+        let man = first(&["man", &bin]);
+        let info = first(&["info", &bin]);
         Roles {
             include: dev.clone(),
             bin,
@@ -1551,27 +1759,24 @@ impl Roles {
         ]
     }
 
-    /// nixpkgs' cmake hook's directory flags.
-    fn cmake_flags(&self, share_doc: &str) -> Vec<String> {
+    /// nixpkgs' cmake hook's directory flags (always passed: the hook ignores
+    /// `setOutputFlags`), in the hook's order; `CMAKE_INSTALL_DOCDIR` comes later.
+    fn cmake_flags(&self) -> Vec<String> {
         let o = Roles::out;
         vec![
+            format!("-DCMAKE_INSTALL_NAME_DIR={}/lib", o(&self.lib)),
             format!("-DCMAKE_INSTALL_BINDIR={}/bin", o(&self.bin)),
             format!("-DCMAKE_INSTALL_SBINDIR={}/sbin", o(&self.bin)),
             format!("-DCMAKE_INSTALL_INCLUDEDIR={}/include", o(&self.include)),
-            format!("-DCMAKE_INSTALL_OLDINCLUDEDIR={}/include", o(&self.include)),
             format!("-DCMAKE_INSTALL_MANDIR={}/share/man", o(&self.man)),
             format!("-DCMAKE_INSTALL_INFODIR={}/share/info", o(&self.info)),
-            format!(
-                "-DCMAKE_INSTALL_DOCDIR={}/share/doc/{share_doc}",
-                o(&self.doc)
-            ),
             format!("-DCMAKE_INSTALL_LIBDIR={}/lib", o(&self.lib)),
             format!("-DCMAKE_INSTALL_LIBEXECDIR={}/libexec", o(&self.lib)),
             format!("-DCMAKE_INSTALL_LOCALEDIR={}/share/locale", o(&self.lib)),
         ]
     }
 
-    /// nixpkgs' meson hook's directory flags.
+    /// nixpkgs' meson hook's directory flags (always passed: the hook ignores `setOutputFlags`).
     fn meson_flags(&self) -> Vec<String> {
         let o = Roles::out;
         vec![

@@ -183,6 +183,63 @@ fn stdenv_corpus_builds_and_a_follow_up_links_and_runs_every_package() {
     ] {
         assert!(log.contains(expected), "no `{expected}` in:\n{log}");
     }
+    // Inside the follow-up, each program is the corpus package's, not the host's /usr/bin one
+    // (which has its own bzip2, lz4 and patch): `command -v` in its check phase.
+    for (program, package, output) in [
+        ("hello", "hello", "out"),
+        ("bzip2", "bzip2", "out"),
+        ("lz4", "lz4", "out"),
+        ("cmark", "cmark", "out"),
+        ("fribidi", "fribidi", "bin"),
+        ("patch", "patch", "out"),
+    ] {
+        let expected = path_of(&output_paths(package, &nonce, &cache), output).join("bin");
+        let prefix = format!("resolved {program} -> ");
+        let resolved = log
+            .lines()
+            .find_map(|line| line.trim_end().strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in:\n{log}"));
+        assert_eq!(
+            Path::new(resolved),
+            expected.join(program),
+            "{program} inside the follow-up is not the corpus package's"
+        );
+    }
+    // ldd inside the sandbox: zlib and bzip2 (and every other library) from the store.
+    let inner_ldd: Vec<&str> = log
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("ldd: "))
+        .collect();
+    assert!(
+        inner_ldd.iter().any(|line| line.contains("libz.so")),
+        "no ldd output in:\n{log}"
+    );
+    for line in &inner_ldd {
+        let host = line.contains("=> /lib") || line.contains("=> /usr/lib");
+        for library in [
+            "libz.so",
+            "libbz2.so",
+            "liblz4.so",
+            "libcjson",
+            "libcmark",
+            "libfribidi",
+        ] {
+            assert!(
+                !(line.contains(library) && host),
+                "the follow-up links the host's {library}: {line}"
+            );
+        }
+    }
+    let lz4_out = path_of(&output_paths("lz4", &nonce, &cache), "out");
+    assert!(
+        inner_ldd
+            .iter()
+            .any(|line| line.contains("liblz4.so") && line.contains(lz4_out.to_str().unwrap())),
+        "liblz4 is not the lz4 package's ({}):\n{}",
+        lz4_out.display(),
+        inner_ldd.join("\n")
+    );
+
     // Each library comes from the store, not from the host's copy.
     let ldd = Command::new("ldd")
         .arg(user.join("bin/corpus-user"))
@@ -201,6 +258,12 @@ fn stdenv_corpus_builds_and_a_follow_up_links_and_runs_every_package() {
             .find(|line| line.trim_start().starts_with(library))
             .unwrap_or_else(|| panic!("no {library} in:\n{ldd}"));
         assert!(line.contains("=> /nix/store/"), "{line}");
+    }
+    for line in ldd
+        .lines()
+        .filter(|line| line.contains("libbz2") || line.contains("libz.so"))
+    {
+        assert!(line.contains("/nix/store/"), "a host library: {line}");
     }
 
     // Multiple outputs, as stdenv splits them.
@@ -301,7 +364,7 @@ fn stdenv_plan_shows_the_translation_with_its_provenance() {
     let phases = shown["plan"]["phases"].as_array().unwrap();
     assert_eq!(
         phases[2]["origin"],
-        "stdenv configurePhase (autotools preset)"
+        "stdenv configurePhase (autotools build)"
     );
     let stdenv = &shown["stdenv"];
     assert_eq!(stdenv["buildSystem"], "autotools");
