@@ -272,6 +272,7 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
         patch_shebangs: step.patch_shebangs,
         prune_libtool_files: step.prune_libtool_files,
         strip: step.strip,
+        strip_options: strip_options(step),
         check_broken_symlinks: step.check_broken_symlinks,
         make_symlinks_relative: step.make_symlinks_relative,
         ..kiln_fixup::FixupOptions::default()
@@ -326,8 +327,37 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
     Ok(messages)
 }
 
+/// What the fixup strips and how: stdenv's defaults, with the step's lists and flags on top.
+fn strip_options(step: &kiln_schema::FixupStep) -> kiln_fixup::StripOptions {
+    let defaults = kiln_fixup::StripOptions::default();
+    kiln_fixup::StripOptions {
+        debug_list: step.strip_debug_list.clone().unwrap_or(defaults.debug_list),
+        debug_flags: step
+            .strip_debug_flags
+            .clone()
+            .unwrap_or(defaults.debug_flags),
+        all_list: step.strip_all_list.clone().unwrap_or(defaults.all_list),
+        all_flags: step.strip_all_flags.clone().unwrap_or(defaults.all_flags),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn strip_lists_default_to_stdenvs_and_take_the_steps() {
+        let defaults = super::strip_options(&kiln_schema::FixupStep::default());
+        assert_eq!(defaults, kiln_fixup::StripOptions::default());
+        let step = kiln_schema::FixupStep {
+            strip_debug_list: Some(vec!["bin".to_owned()]),
+            strip_all_list: Some(vec!["libexec".to_owned()]),
+            ..kiln_schema::FixupStep::default()
+        };
+        let options = super::strip_options(&step);
+        assert_eq!(options.debug_list, ["bin"]);
+        assert_eq!(options.all_list, ["libexec"]);
+        assert_eq!(options.debug_flags, defaults.debug_flags);
+    }
+
     use super::*;
 
     #[test]

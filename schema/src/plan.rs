@@ -586,6 +586,19 @@ pub struct FixupStep {
     /// Per output: allowed / disallowed references and a maximum size (Nix's `outputChecks`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub output_checks: BTreeMap<String, OutputCheck>,
+    /// Directories, relative to each output, whose ELF files lose their debug symbols
+    /// (stdenv's `stripDebugList`). Default: `lib lib32 lib64 libexec bin sbin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_debug_list: Option<Vec<String>>,
+    /// `strip` flags for them (`stripDebugFlags`). Default: `-S -p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_debug_flags: Option<Vec<String>>,
+    /// Directories whose ELF files lose all symbols (`stripAllList`). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_all_list: Option<Vec<String>>,
+    /// `strip` flags for them (`stripAllFlags`). Default: `-s -p`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_all_flags: Option<Vec<String>>,
 }
 
 impl Default for FixupStep {
@@ -604,6 +617,10 @@ impl Default for FixupStep {
             check_broken_symlinks: true,
             audit_tmpdir: true,
             output_checks: BTreeMap::new(),
+            strip_debug_list: None,
+            strip_debug_flags: None,
+            strip_all_list: None,
+            strip_all_flags: None,
         }
     }
 }

@@ -875,6 +875,28 @@ fn phase_lists_and_custom_phases() {
 }
 
 #[test]
+fn strip_lists_and_flags_reach_the_fixup_step() {
+    let t = ok(json!({
+        "stripDebugList": ["bin", "libexec"], "stripDebugFlags": "-S",
+        "stripAllList": "share/bin", "stripAllFlags": ["-s"],
+    }));
+    let Step::Fixup(fixup) = &phase(&t, "fixup").steps[0] else {
+        panic!()
+    };
+    let words = |list: &[&str]| Some(list.iter().map(|w| w.to_string()).collect::<Vec<_>>());
+    assert_eq!(fixup.strip_debug_list, words(&["bin", "libexec"]));
+    assert_eq!(fixup.strip_debug_flags, words(&["-S"]));
+    assert_eq!(fixup.strip_all_list, words(&["share/bin"]));
+    assert_eq!(fixup.strip_all_flags, words(&["-s"]));
+    // Unset: the fixup's (stdenv's) defaults.
+    let t = ok(json!({}));
+    let Step::Fixup(fixup) = &phase(&t, "fixup").steps[0] else {
+        panic!()
+    };
+    assert_eq!(fixup.strip_debug_list, None);
+}
+
+#[test]
 fn unknown_attributes_are_ignored_and_stdenv_looking_ones_warned_about() {
     let t = ok(json!({ "nonce": "1", "dontStripp": true, "myFlags": ["x"] }));
     assert_eq!(t.report.warnings.len(), 2, "{:?}", t.report.warnings);

@@ -1286,7 +1286,13 @@ impl<'r, 'a> Translator<'r, 'a> {
             let knobs: Vec<&str> = FIXUP_KNOBS
                 .iter()
                 .map(|(attr, _)| *attr)
-                .chain(["outputChecks"])
+                .chain([
+                    "outputChecks",
+                    "stripDebugList",
+                    "stripDebugFlags",
+                    "stripAllList",
+                    "stripAllFlags",
+                ])
                 .filter(|attr| r.all().get(*attr).is_some_and(|v| !is_empty(v)))
                 .collect();
             if knobs.is_empty() {
@@ -1531,6 +1537,11 @@ impl<'r, 'a> Translator<'r, 'a> {
                 knob(&mut fixup);
             }
         }
+        // stdenv's strip hook reads these as words; an empty list strips nothing there.
+        fixup.strip_debug_list = self.r.list("stripDebugList");
+        fixup.strip_debug_flags = self.r.list("stripDebugFlags");
+        fixup.strip_all_list = self.r.list("stripAllList");
+        fixup.strip_all_flags = self.r.list("stripAllFlags");
         if let Some(checks) = self.r.raw("outputChecks") {
             match checks {
                 Value::Object(outputs) => {
