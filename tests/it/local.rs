@@ -717,6 +717,53 @@ fn kiln_shell_opens_where_the_phase_starts_and_leaves_nothing_behind() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// `kiln build` on a pseudo-terminal (script(1)), with `NO_COLOR` set to `no_color`.
+fn build_on_a_terminal(scratch: &Scratch, plan: &Path, no_color: &str) -> String {
+    let command = format!(
+        "{} build {} --out-dir out-{} --no-cache",
+        kiln_bin().display(),
+        plan.display(),
+        no_color.len()
+    );
+    let output = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .current_dir(scratch.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TMPDIR", scratch.path())
+        .env("TERM", "xterm")
+        .env("NO_COLOR", no_color)
+        .env("KILN_LEND", TOOLCHAIN)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_terminal_gets_the_progress_display_and_no_color_is_honoured() {
+    let scratch = Scratch::new();
+    let plan = shell_plan(&scratch);
+    let plain = build_on_a_terminal(&scratch, &plan, "1");
+    for phase in ["unpack", "build", "install"] {
+        assert!(
+            plain
+                .lines()
+                .any(|line| line.contains(&format!("✓ {phase}"))),
+            "no finished line for {phase}: {plain:?}"
+        );
+    }
+    assert!(plain.contains("build shell-test succeeded"), "{plain:?}");
+    assert!(
+        !plain.contains("\x1b[32m"),
+        "colour despite NO_COLOR: {plain:?}"
+    );
+    // Without NO_COLOR the same lines are coloured.
+    let coloured = build_on_a_terminal(&scratch, &plan, "");
+    assert!(coloured.contains("\x1b[32m✓"), "{coloured:?}");
+}
+
 #[test]
 fn kiln_env_prints_the_phase_environment_from_the_cached_state() {
     let scratch = Scratch::new();
