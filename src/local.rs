@@ -14,7 +14,8 @@ use kiln_builder::env::{find_program, BuildPaths};
 use kiln_builder::executor::Resume;
 use kiln_builder::load::LoadedPlan;
 use kiln_builder::local::{
-    HostDirs, LocalBuild, LocalError, LocalOptions, LocalReporter, StateCache, SANDBOX_BUILD_TOP,
+    HostDirs, Interrupts, LocalBuild, LocalError, LocalOptions, LocalReporter, StateCache,
+    SANDBOX_BUILD_TOP,
 };
 use kiln_builder::report::Reporter;
 use kiln_schema::events::{Level, LogEvent};
@@ -531,6 +532,11 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
         check_empty_build_dir(&session)?;
     }
     session.check_isolation(sink)?;
+    let mut interrupts = Interrupts::install().map_err(|error| CliError::Local {
+        name: name.clone(),
+        error,
+        notes: Vec::new(),
+    })?;
     let dirs = session.create_dirs()?;
     let local = session.build(&dirs);
     sink.report(&LogEvent::BuildStarted {
@@ -564,7 +570,10 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
         }
         local.restore_cached(start, sink)
     })();
-    let result = result.and_then(|resume| local.run(start, end, resume, sink));
+    let result = result.and_then(|resume| {
+        stop_if_interrupted(&mut interrupts, &session.prepared.plan.phases[start].name)?;
+        local.run(start, end, resume, sink, &mut interrupts)
+    });
     let finished = match &result {
         Ok(_) if end == last => local.check_outputs().map_err(CliError::from_run(&name)),
         Ok(_) => Ok(()),
@@ -647,6 +656,7 @@ fn reach_phase(
     session: &Session,
     at: usize,
     sink: &mut Sink,
+    interrupts: &mut Interrupts,
 ) -> Result<Option<Resume>, LocalError> {
     if let Some(state) = &session.state {
         // `shell` checked that `at` comes after the state's phase.
@@ -655,7 +665,11 @@ fn reach_phase(
         if start >= at {
             return Ok(Some(resume));
         }
-        return Ok(Some(local.run(start, at - 1, Some(resume), sink)?.resume));
+        return Ok(Some(
+            local
+                .run(start, at - 1, Some(resume), sink, interrupts)?
+                .resume,
+        ));
     }
     for start in (0..=at).rev() {
         let cached = match local.previous_enabled(start) {
@@ -672,6 +686,7 @@ fn reach_phase(
             continue;
         }
         let resume = local.restore_cached(start, sink)?;
+        stop_if_interrupted(interrupts, &local.prepared.plan.phases[start].name)?;
         if start == at {
             return Ok(resume);
         }
@@ -683,7 +698,9 @@ fn reach_phase(
                 local.prepared.plan.phases[at - 1].name
             ),
         });
-        return Ok(Some(local.run(start, at - 1, resume, sink)?.resume));
+        return Ok(Some(
+            local.run(start, at - 1, resume, sink, interrupts)?.resume,
+        ));
     }
     Ok(None)
 }
@@ -708,10 +725,15 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
     }
     check_empty_build_dir(&session)?;
     session.check_isolation(sink)?;
+    let name = session.prepared.plan.name.clone();
+    let mut interrupts = Interrupts::install().map_err(|error| CliError::Local {
+        name: name.clone(),
+        error,
+        notes: Vec::new(),
+    })?;
     let dirs = session.create_dirs()?;
     let local = session.build(&dirs);
-    let name = session.prepared.plan.name.clone();
-    let resume = match reach_phase(&local, &session, at, sink) {
+    let resume = match reach_phase(&local, &session, at, sink, &mut interrupts) {
         Ok(resume) => resume,
         Err(error) => {
             dirs.remove_staging();
@@ -765,11 +787,11 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
         )
         .map_err(CliError::Sandbox)?;
         command.envs(&env);
-        wait_interactive(command)
+        interrupts.wait_interactive(command)
     } else {
         let mut command = std::process::Command::new(&shell);
         command.env_clear().envs(&env).current_dir(&cwd);
-        wait_interactive(command)
+        interrupts.wait_interactive(command)
     };
     dirs.remove_staging();
     if dirs.temporary && !args.keep_build_dir {
@@ -785,29 +807,36 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
         path: shell.clone(),
         source,
     })?;
+    if let Some(signal) = interrupts.first() {
+        if signal != nix::sys::signal::Signal::SIGINT {
+            // kiln was told to stop and stopped the shell.
+            return Err(CliError::Exit(
+                kiln_schema::exit_codes::SIGNAL_BASE + signal as i32,
+            ));
+        }
+    }
     match status.code() {
         Some(0) | None => Ok(()),
         Some(code) => Err(CliError::Exit(code)),
     }
 }
 
-/// Runs an interactive command on kiln's terminal; kiln ignores the terminal's SIGINT and
-/// SIGQUIT meanwhile (like `system(3)`), so only the command gets them.
-fn wait_interactive(
-    mut command: std::process::Command,
-) -> std::io::Result<std::process::ExitStatus> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    // Registered handlers only queue the signals; they live until the command has ended.
-    let _handlers = runtime.block_on(async {
-        Ok::<_, std::io::Error>((
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::quit())?,
-        ))
-    })?;
-    command.status()
+/// Stops before `phase` when kiln received a signal (during a restore, say).
+fn stop_if_interrupted(interrupts: &mut Interrupts, phase: &str) -> Result<(), LocalError> {
+    match interrupts.pending() {
+        Some(signal) => Err(LocalError::Phase {
+            failure: kiln_builder::inner::PhaseFailure {
+                phase: phase.to_owned(),
+                message: vec![format!(
+                    "stopped by {} before phase `{phase}`",
+                    signal.as_str()
+                )],
+                hint: None,
+                signal: Some(signal as i32),
+            },
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `kiln env --at PHASE`: from the cached state before the phase, without running anything.

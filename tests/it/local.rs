@@ -765,6 +765,84 @@ fn a_terminal_gets_the_progress_display_and_no_color_is_honoured() {
 }
 
 #[test]
+fn sigterm_to_kiln_shell_ends_the_shell_and_everything_in_it() {
+    let scratch = Scratch::new();
+    let plan = shell_plan(&scratch);
+    let marker = unique_marker();
+    let command = format!(
+        "{} shell {} --at build --out-dir out",
+        kiln_bin().display(),
+        plan.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .current_dir(scratch.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TMPDIR", scratch.path())
+        .env("TERM", "dumb")
+        .env("KILN_LEND", TOOLCHAIN)
+        .env("KILN_CACHE_DIR", scratch.path().join("cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "sleep {marker} & sleep {marker}").unwrap();
+    let mut started = false;
+    for _ in 0..400 {
+        if !running(&marker).is_empty() {
+            started = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let shell = Command::new("pgrep")
+        .args([
+            "-f",
+            &format!("{} shell {}", kiln_bin().display(), plan.display()),
+        ])
+        .output()
+        .unwrap();
+    let pid: i32 = String::from_utf8_lossy(&shell.stdout)
+        .lines()
+        .next()
+        .and_then(|line| line.trim().parse().ok())
+        .unwrap_or(0);
+    if pid > 0 {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+    }
+    let left = gone(&marker);
+    drop(stdin);
+    if !left.is_empty() {
+        // Do not wait for a shell that survived: end it, then fail.
+        for pid in left.lines() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        started,
+        "the shell never ran the command: {}",
+        describe(&output)
+    );
+    assert!(pid > 0, "no kiln shell process");
+    assert_eq!(left, "", "processes survived kiln shell");
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.path().join("out"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
 fn kiln_env_prints_the_phase_environment_from_the_cached_state() {
     let scratch = Scratch::new();
     let plan = shell_plan(&scratch);
