@@ -1,6 +1,7 @@
 //! The dependency environment: what nixpkgs' setup hooks do in bash, as data.
 //!
-//! Each dependency contributes by convention: build dependencies' `bin` to `PATH`; host
+//! Each dependency contributes by convention: build dependencies' `bin` to `PATH` (and host
+//! dependencies' after them, unless `deps.strict`, nixpkgs' `strictDeps`); host
 //! dependencies' `include` to `CPATH` (and `NIX_CFLAGS_COMPILE` for nixpkgs' cc-wrapper), `lib`
 //! to `LIBRARY_PATH`, `LD_RUN_PATH` (an rpath, with `$out/lib` first, like stdenv's self-rpath)
 //! and `NIX_LDFLAGS`, `lib/pkgconfig` and `share/pkgconfig` to `PKG_CONFIG_PATH`, the root to
@@ -190,8 +191,12 @@ pub fn dependency_env(plan: &Plan, out_lib: Option<&Path>) -> Result<DependencyE
     );
     set("XDG_DATA_DIRS", existing(&both, "share"), ":", names(&both));
     let mut path = existing(&env.build, "bin");
-    path.extend(existing(&env.host, "bin"));
-    set("PATH", path, ":", names(&both));
+    if plan.deps.strict {
+        set("PATH", path, ":", names(&env.build));
+    } else {
+        path.extend(existing(&env.host, "bin"));
+        set("PATH", path, ":", names(&both));
+    }
 
     // A dependency in both roles contributes its hook once.
     let mut hooked = BTreeSet::new();
@@ -341,6 +346,32 @@ pub fn write_propagated(plan: &Plan, output: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn strict_deps_keep_host_tools_off_path() {
+        let dir = tempfile::tempdir().unwrap();
+        for dep in ["tool", "lib"] {
+            std::fs::create_dir_all(dir.path().join(dep).join("bin")).unwrap();
+        }
+        let plan_text = |strict: bool| {
+            format!(
+                r#"{{"version":1,"name":"x","inputs":{{"tool":"{0}/tool","lib":"{0}/lib"}},
+                "deps":{{"build":["tool"],"host":["lib"],"strict":{strict}}},
+                "phases":[{{"name":"a","steps":[]}}]}}"#,
+                dir.path().display()
+            )
+        };
+        let path_of = |strict: bool| {
+            let plan = kiln_schema::plan_from_str(&plan_text(strict)).unwrap();
+            dependency_env(&plan, None).unwrap().vars["PATH"]
+                .value
+                .clone()
+        };
+        let tool = dir.path().join("tool/bin").display().to_string();
+        let lib = dir.path().join("lib/bin").display().to_string();
+        assert_eq!(path_of(false), format!("{tool}:{lib}"));
+        assert_eq!(path_of(true), tool);
+    }
+
     use super::*;
 
     fn dir_with(root: &Path, name: &str, subdirs: &[&str]) -> PathBuf {

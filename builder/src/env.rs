@@ -123,10 +123,13 @@ pub fn base_env(
     env
 }
 
-/// Each input path's `bin` directory that exists, in plan order.
+/// Each input path's `bin` directory that exists, in plan order; with `deps.strict`, not the
+/// host dependencies'.
 fn input_bin_dirs(plan: &Plan) -> Vec<String> {
     plan.inputs
-        .values()
+        .iter()
+        .filter(|(name, _)| !(plan.deps.strict && plan.deps.host.contains(*name)))
+        .map(|(_, input)| input)
         .flat_map(|input| input.paths())
         .map(|path| Path::new(path).join("bin"))
         .filter(|bin| bin.is_dir())

@@ -93,6 +93,10 @@ pub struct Deps {
     /// Libraries for the machine the result runs on (nixpkgs' `buildInputs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host: Vec<String>,
+    /// Only build dependencies put their `bin` on `PATH` (nixpkgs' `strictDeps`); by default
+    /// host dependencies' `bin` follow, as in stdenv's non-strict mode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 impl Deps {

@@ -182,7 +182,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row("outputHashMode", C::Derivation, K::Any, S::Ignored("read by Nix")),
     row("exportReferencesGraph", C::Derivation, K::Any, S::Ignored("read by Nix, which writes the files into the build directory")),
     row("__ignoreNulls", C::Derivation, K::Any, S::Ignored("read by Nix")),
-    row("strictDeps", C::Derivation, K::Bool, S::Differently("accepted; kiln always puts `buildInputs`' `bin` on `PATH` after `nativeBuildInputs`' (stdenv's non-strict order), so `strictDeps = true` does not take host tools off `PATH`")),
+    row("strictDeps", C::Derivation, K::Bool, S::Supported("`deps.strict`: only `nativeBuildInputs` put their `bin` on `PATH`")),
     row("passAsFile", C::Derivation, K::List, S::Unsupported("with `__structuredAttrs` Nix writes no such files; read the value from `env` or an input")),
     row("NIX_DEBUG", C::Derivation, K::Any, S::Differently("ignored: use `nix-build -vv` (kiln's steps at level 5) or `kiln plan`")),
     // --- Sources and patches ------------------------------------------------------------------

@@ -757,7 +757,7 @@ fn every_supported_attribute_changes_the_translation() {
     for row in ATTRIBUTES.iter().filter(|row| row.status.is_translated()) {
         let text = row.status.text();
         if text.starts_with("accepted") || text.starts_with("ignored") {
-            // Stated no-ops (strictDeps, dontMakeSourcesWritable, dontFixLibtool, NIX_DEBUG).
+            // Stated no-ops (dontMakeSourcesWritable, dontFixLibtool, NIX_DEBUG).
             continue;
         }
         let (context, value) = context_and_value(row.name, row.kind);
@@ -818,6 +818,8 @@ fn dependencies_become_inputs_roles_and_propagation() {
     assert_eq!(t.plan.deps.host, ["buildInputs", "propagatedBuildInputs"]);
     assert_eq!(t.plan.propagate.host, ["propagatedBuildInputs"]);
     assert_eq!(t.plan.propagate.build, ["propagatedNativeBuildInputs"]);
+    assert!(t.plan.deps.strict);
+    assert!(!ok(json!({ "buildInputs": [b] })).plan.deps.strict);
     let found = errors(json!({ "buildInputs": ["relative/path"] }));
     assert_eq!(found[0].path.to_string(), "buildInputs[0]");
 }

@@ -488,6 +488,7 @@ impl<'r, 'a> Translator<'r, 'a> {
                 role(&mut propagate);
             }
         }
+        deps.strict = self.r.flag("strictDeps");
         (deps, propagate)
     }
 
@@ -981,7 +982,6 @@ impl<'r, 'a> Translator<'r, 'a> {
             dont_fixup,
         };
         r.flag("dontFixLibtool");
-        r.flag("strictDeps");
         r.raw("NIX_DEBUG");
         let mut phases = preset_phases(&preset, true);
         // CMake and Meson: nixpkgs' hooks, step by step (the native presets are kiln's own).
