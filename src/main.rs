@@ -260,6 +260,15 @@ fn nix_builder(global: &GlobalArgs) -> Result<(), CliError> {
     let attrs_var = std::env::var("NIX_ATTRS_JSON_FILE").ok();
     let attrs = attrs_json_path(attrs_var.as_deref(), &build_top);
     let loaded = load_attrs_file(&attrs).map_err(CliError::Load)?;
+    if let Some(outputs) = &loaded.outputs {
+        if outputs.values().any(|path| path.as_os_str().is_empty()) {
+            return Err(CliError::Usage(format!(
+                "`{}` lists output names without their paths; under Nix, `.attrs.json` maps each \
+                 output to its store path",
+                attrs.display()
+            )));
+        }
+    }
     let cores = std::env::var("NIX_BUILD_CORES")
         .ok()
         .and_then(|value| value.parse::<u32>().ok())

@@ -94,6 +94,31 @@ pub fn load_attrs_file(path: &Path) -> Result<LoadedPlan, LoadError> {
         kiln_schema::parse::from_str(&text).map_err(|error| LoadError::invalid(path, error))?;
     let prefix = JsonPath::root().key(PLAN_ATTRIBUTE);
     let outputs = match attrs.get("outputs") {
+        // A derivation's own attributes (`nix show-derivation`'s `__json`) list the names only;
+        // outside Nix kiln chooses the paths, so that is enough for `kiln build --attrs`.
+        Some(serde_json::Value::Array(names)) if names.iter().all(|n| n.is_string()) => {
+            let outputs: BTreeMap<String, PathBuf> = names
+                .iter()
+                .filter_map(|name| name.as_str())
+                .map(|name| (name.to_owned(), PathBuf::new()))
+                .collect();
+            if let Some(name) = outputs
+                .keys()
+                .find(|name| !kiln_schema::validate::is_valid_reference_name(name))
+            {
+                return Err(LoadError::invalid(
+                    path,
+                    PlanError::new(
+                        JsonPath::root().key("outputs"),
+                        PlanErrorKind::InvalidName {
+                            what: "output name",
+                            name: name.clone(),
+                        },
+                    ),
+                ));
+            }
+            Some(outputs)
+        }
         Some(outputs) => {
             let outputs: BTreeMap<String, PathBuf> =
                 kiln_schema::parse::from_value(outputs.clone(), &JsonPath::root().key("outputs"))
@@ -213,6 +238,21 @@ fn read(path: &Path) -> Result<String, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attrs_may_list_output_names_as_a_derivation_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("attrs.json");
+        std::fs::write(
+            &path,
+            r#"{"name":"h","outputs":["out","dev"],"kiln":{"version":1,"outputs":["out","dev"],"phases":[]}}"#,
+        )
+        .unwrap();
+        let loaded = load_attrs_file(&path).unwrap();
+        let outputs = loaded.outputs.unwrap();
+        assert_eq!(outputs.keys().collect::<Vec<_>>(), ["dev", "out"]);
+        assert!(outputs.values().all(|path| path.as_os_str().is_empty()));
+    }
 
     #[test]
     fn attrs_give_plan_outputs_and_default_name() {
