@@ -387,15 +387,29 @@ fn state_outputs(
     Ok(outputs)
 }
 
+/// How [`resume_command`] treats the range of this command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resuming {
+    /// After a failure: the same range, from the failed phase (`--only X` becomes `--until X`).
+    Failed,
+    /// After `--until`/`--only`: from the next phase to the end.
+    Continue,
+}
+
 /// The command that resumes at `phase`, from `args` (this command line): `--from` is replaced
-/// by `--from PHASE`, `--only X` becomes `--until X`, `--state` stays. In the sandbox a
-/// `--build-dir` is dropped (the state is restored into a fresh one; inside it is `/build`
-/// anyway); without the sandbox the build directory is part of the state, so the command
-/// empties it first.
-fn resume_command(args: &[String], phase: &str, sandbox: bool) -> String {
+/// by `--from PHASE` and `--state` stays. In the sandbox a `--build-dir` is dropped (the state
+/// is restored into a fresh one; inside it is `/build` anyway); without the sandbox the build
+/// directory (`build_dir`, absolute, one kiln checked was empty when the build started) is part
+/// of the state, so the command empties it first.
+fn resume_command(
+    args: &[String],
+    phase: &str,
+    sandbox: bool,
+    resuming: Resuming,
+    build_dir: Option<&Path>,
+) -> String {
     let mut kept: Vec<String> = Vec::new();
-    let mut build_dir = None;
-    let mut iter = args.iter().enumerate().peekable();
+    let mut iter = args.iter().enumerate();
     while let Some((index, arg)) = iter.next() {
         if index == 0 {
             kept.push(arg.clone());
@@ -405,7 +419,7 @@ fn resume_command(args: &[String], phase: &str, sandbox: bool) -> String {
             Some((option, value)) if option.starts_with("--") => (option, Some(value.to_owned())),
             _ => (arg.as_str(), None),
         };
-        let takes_value = ["--from", "--only", "--build-dir"].contains(&option);
+        let takes_value = ["--from", "--only", "--until", "--build-dir"].contains(&option);
         if !takes_value {
             kept.push(arg.clone());
             continue;
@@ -417,23 +431,20 @@ fn resume_command(args: &[String], phase: &str, sandbox: bool) -> String {
                 .map(|(_, value)| value.clone())
                 .unwrap_or_default(),
         };
-        match option {
-            "--only" => {
-                kept.push("--until".to_owned());
-                kept.push(value);
-            }
-            "--build-dir" => build_dir = Some(value),
-            _ => {}
+        if let ("--only" | "--until", Resuming::Failed) = (option, resuming) {
+            kept.push("--until".to_owned());
+            kept.push(value);
         }
     }
-    if let (Some(dir), false) = (&build_dir, sandbox) {
+    let dir = build_dir.map(|dir| dir.display().to_string());
+    if let (Some(dir), false) = (&dir, sandbox) {
         kept.push("--build-dir".to_owned());
         kept.push(dir.clone());
     }
     kept.push("--from".to_owned());
     kept.push(phase.to_owned());
     let command = kiln_builder::executor::display_argv(&kept);
-    match (&build_dir, sandbox) {
+    match (&dir, sandbox) {
         (Some(dir), false) => format!(
             "rm -rf {} && {command}",
             kiln_builder::executor::display_argv(std::slice::from_ref(dir))
@@ -508,10 +519,21 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
         None => last,
     };
     if end < start {
+        let starts = match from {
+            Some(from) => format!("`--from {from}`"),
+            None => format!(
+                "where the build starts (phase `{}`, after the state's)",
+                session
+                    .prepared
+                    .plan
+                    .phases
+                    .get(start)
+                    .map_or("?", |p| p.name.as_str())
+            ),
+        };
         return Err(CliError::Usage(format!(
-            "`--until {}` comes before `--from {}` in the plan",
-            until.unwrap_or_default(),
-            from.unwrap_or_default()
+            "`--until {}` comes before {starts} in the plan",
+            until.unwrap_or_default()
         )));
     }
     let name = session.prepared.plan.name.clone();
@@ -529,6 +551,10 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
             check_empty_build_dir(&session)?;
         }
     } else {
+        check_empty_build_dir(&session)?;
+    }
+    if !session.options.sandbox && session.cache.is_some() && start == 0 {
+        // Its states hold this directory, and a resume empties it: only kiln's own.
         check_empty_build_dir(&session)?;
     }
     session.check_isolation(sink)?;
@@ -575,7 +601,16 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
         local.run(start, end, resume, sink, &mut interrupts)
     });
     let finished = match &result {
-        Ok(_) if end == last => local.check_outputs().map_err(CliError::from_run(&name)),
+        Ok(_) if end == last => local
+            .check_outputs()
+            .map_err(CliError::from_run(&name))
+            .and_then(|()| match interrupts.pending() {
+                // Told to stop before the outputs are installed: they are not.
+                Some(signal) => Err(CliError::Exit(
+                    kiln_schema::exit_codes::SIGNAL_BASE + signal as i32,
+                )),
+                None => install_outputs(&session, &dirs),
+            }),
         Ok(_) => Ok(()),
         Err(_) => Ok(()),
     };
@@ -599,14 +634,7 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
     match (result, finished) {
         (Ok(_), Ok(())) if end == last => {
             if dirs.host.staging.is_some() {
-                for (output, host) in &dirs.host.outputs {
-                    let target = &session.final_outputs[output];
-                    std::fs::rename(host, target).map_err(|source| CliError::Io {
-                        what: "move the finished output to",
-                        path: target.clone(),
-                        source,
-                    })?;
-                }
+                // Only mount points are left in it: the outputs moved out.
                 dirs.remove_staging();
             }
             if dirs.temporary && !args.keep_build_dir {
@@ -624,7 +652,13 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
             if session.cache.is_some() {
                 eprintln!(
                     "kiln: continue with: {}",
-                    resume_command(&args_now, &next, session.options.sandbox)
+                    resume_command(
+                        &args_now,
+                        &next,
+                        session.options.sandbox,
+                        Resuming::Continue,
+                        session.build_dir.as_deref(),
+                    )
                 );
             }
             Ok(())
@@ -636,7 +670,13 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
                 if failure.signal.is_none() && session.cache.is_some() {
                     notes.push(format!(
                         "after fixing it, resume at the failed phase with: {}",
-                        resume_command(&args_now, &failure.phase, session.options.sandbox)
+                        resume_command(
+                            &args_now,
+                            &failure.phase,
+                            session.options.sandbox,
+                            Resuming::Failed,
+                            session.build_dir.as_deref(),
+                        )
                     ));
                 }
             }
@@ -644,9 +684,45 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
         }
         (Ok(_), Err(error)) => {
             dirs.remove_staging();
+            if let CliError::Exit(code) = &error {
+                eprintln!(
+                    "kiln: stopped (exit {code}) before the outputs were installed; {keep_note}"
+                );
+            }
             Err(error)
         }
     }
+}
+
+/// Moves each finished output from the staging directory to `OUT_DIR/NAME`, never replacing
+/// what may have appeared there meanwhile; on a failure, the outputs moved so far go back.
+fn install_outputs(session: &Session, dirs: &CreatedDirs) -> Result<(), CliError> {
+    if dirs.host.staging.is_none() {
+        return Ok(());
+    }
+    let mut moved: Vec<(&PathBuf, &PathBuf)> = Vec::new();
+    for (output, host) in &dirs.host.outputs {
+        let target = &session.final_outputs[output];
+        let renamed = nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            host.as_path(),
+            nix::fcntl::AT_FDCWD,
+            target.as_path(),
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        );
+        if let Err(errno) = renamed {
+            for (back_host, back_target) in moved.into_iter().rev() {
+                let _ = std::fs::rename(back_target, back_host);
+            }
+            return Err(CliError::Io {
+                what: "move the finished output to",
+                path: target.clone(),
+                source: std::io::Error::from(errno),
+            });
+        }
+        moved.push((host, target));
+    }
+    Ok(())
 }
 
 /// Restores or builds what phase `at` needs, for `shell`: the nearest cached state before it,
@@ -807,17 +883,20 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
         path: shell.clone(),
         source,
     })?;
-    if let Some(signal) = interrupts.first() {
-        if signal != nix::sys::signal::Signal::SIGINT {
-            // kiln was told to stop and stopped the shell.
-            return Err(CliError::Exit(
-                kiln_schema::exit_codes::SIGNAL_BASE + signal as i32,
-            ));
-        }
+    let (status, stopped_by) = status;
+    if let Some(signal) = stopped_by {
+        // kiln was told to stop and stopped the shell.
+        return Err(CliError::Exit(
+            kiln_schema::exit_codes::SIGNAL_BASE + signal as i32,
+        ));
     }
-    match status.code() {
-        Some(0) | None => Ok(()),
-        Some(code) => Err(CliError::Exit(code)),
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) | (None, None) => Ok(()),
+        (Some(code), _) => Err(CliError::Exit(code)),
+        (None, Some(signal)) => Err(CliError::Exit(
+            kiln_schema::exit_codes::SIGNAL_BASE + signal,
+        )),
     }
 }
 
@@ -863,10 +942,12 @@ pub fn env(args: &EnvArgs) -> Result<(), CliError> {
                         args.at
                     )));
                 }
-                (at == after).then(|| state.clone())
+                // The state is where `at` starts when no enabled phase lies between them.
+                (*name == phase).then(|| state.clone())
             }
             None => None,
         };
+        let from_state_used = from_state.is_some();
         let found = from_state.or_else(|| {
             session
                 .cache
@@ -875,7 +956,7 @@ pub fn env(args: &EnvArgs) -> Result<(), CliError> {
         });
         match found.map(|entry| kiln_state::read_manifest(&entry)) {
             Some(Ok(manifest)) => {
-                state_note = if session.state.is_some() && manifest.phase != *name {
+                state_note = if from_state_used {
                     "the state given with --state"
                 } else {
                     "the cached state"
@@ -915,7 +996,12 @@ pub fn env(args: &EnvArgs) -> Result<(), CliError> {
                 sh_quote(&cwd.display().to_string())
             );
             for (name, value) in &env {
-                text.push_str(&format!("export {name}={}\n", sh_quote(value)));
+                if kiln_schema::validate::is_valid_env_name(name) {
+                    text.push_str(&format!("export {name}={}\n", sh_quote(value)));
+                } else {
+                    // A state's manifest could carry anything; `eval` must only set variables.
+                    eprintln!("kiln: warning: `{name}` is not a shell variable name; left out");
+                }
             }
             text
         }
@@ -945,43 +1031,65 @@ mod tests {
 
     #[test]
     fn the_resume_command_starts_at_the_failed_phase() {
+        let failed = |line: &str, phase: &str| {
+            resume_command(&args(line), phase, true, Resuming::Failed, None)
+        };
         assert_eq!(
-            resume_command(
-                &args("kiln build p.json --from configure --lend /usr"),
-                "check",
-                true
-            ),
+            failed("kiln build p.json --from configure --lend /usr", "check"),
             "kiln build p.json --lend /usr --from check"
         );
         assert_eq!(
-            resume_command(&args("kiln build p.json --from=configure"), "check", true),
+            failed("kiln build p.json --from=configure", "check"),
             "kiln build p.json --from check"
         );
         // --only X keeps its end; --state stays (the outputs live at its placeholders).
         assert_eq!(
-            resume_command(
-                &args("kiln build p.json --state /nix/store/s --only check"),
-                "check",
-                true
+            failed(
+                "kiln build p.json --state /nix/store/s --only check",
+                "check"
             ),
             "kiln build p.json --state /nix/store/s --until check --from check"
         );
         assert_eq!(
-            resume_command(&args("kiln build p.json --until build"), "build", true),
+            failed("kiln build p.json --until=build", "build"),
             "kiln build p.json --until build --from build"
         );
-        // In the sandbox the build directory is fresh; without it, it is emptied first.
+        // In the sandbox the build directory is fresh.
         assert_eq!(
-            resume_command(&args("kiln build --build-dir /tmp/b p.json"), "check", true),
+            resume_command(
+                &args("kiln build --build-dir b p.json"),
+                "check",
+                true,
+                Resuming::Failed,
+                Some(Path::new("/tmp/b"))
+            ),
+            "kiln build p.json --from check"
+        );
+        // Without it, the (absolute) build directory is emptied first.
+        assert_eq!(
+            resume_command(
+                &args("kiln build --no-sandbox --build-dir=b p.json"),
+                "check",
+                false,
+                Resuming::Failed,
+                Some(Path::new("/tmp/b"))
+            ),
+            "rm -rf /tmp/b && kiln build --no-sandbox p.json --build-dir /tmp/b --from check"
+        );
+    }
+
+    #[test]
+    fn after_until_the_command_continues_to_the_end() {
+        let continuing = |line: &str, phase: &str| {
+            resume_command(&args(line), phase, true, Resuming::Continue, None)
+        };
+        assert_eq!(
+            continuing("kiln build p.json --until build", "check"),
             "kiln build p.json --from check"
         );
         assert_eq!(
-            resume_command(
-                &args("kiln build --no-sandbox --build-dir /tmp/b p.json"),
-                "check",
-                false
-            ),
-            "rm -rf /tmp/b && kiln build --no-sandbox p.json --build-dir /tmp/b --from check"
+            continuing("kiln build p.json --only=build --out-dir o", "check"),
+            "kiln build p.json --out-dir o --from check"
         );
     }
 

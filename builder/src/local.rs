@@ -97,10 +97,12 @@ impl Interrupts {
     /// Waits for `child` (an interactive command on kiln's terminal). SIGINT is left to the
     /// command, which shares the terminal; SIGTERM or SIGHUP to kiln kills the child (for a
     /// sandbox: its init, and with it everything inside).
+    ///
+    /// Returns the command's status and the signal (not SIGINT) that made kiln stop it, if any.
     pub fn wait_interactive(
         &mut self,
         command: std::process::Command,
-    ) -> std::io::Result<std::process::ExitStatus> {
+    ) -> std::io::Result<(std::process::ExitStatus, Option<nix::sys::signal::Signal>)> {
         let Interrupts { runtime, signals } = self;
         runtime.block_on(async {
             use tokio::signal::unix::{signal, SignalKind};
@@ -109,11 +111,13 @@ impl Interrupts {
             let mut child = tokio::process::Command::from(command)
                 .kill_on_drop(true)
                 .spawn()?;
+            let mut stopped_by = None;
             loop {
                 tokio::select! {
-                    status = child.wait() => return status,
+                    status = child.wait() => return Ok((status?, stopped_by)),
                     signal = signals.recv() => {
                         if signal != nix::sys::signal::Signal::SIGINT {
+                            stopped_by.get_or_insert(signal);
                             let _ = child.start_kill();
                         }
                     }
@@ -786,7 +790,14 @@ impl LocalBuild<'_> {
             }),
             (None, outcome) => Err(LocalError::Sandbox {
                 phase: phase.to_owned(),
-                setup: outcome == ChildOutcome::Exited(kiln_sandbox::EXIT_SETUP_FAILED),
+                // The sandbox, or kiln's own binary inside it, could not start.
+                setup: [
+                    kiln_sandbox::EXIT_SETUP_FAILED,
+                    kiln_sandbox::EXIT_NOT_EXECUTABLE,
+                    kiln_sandbox::EXIT_NOT_FOUND,
+                ]
+                .into_iter()
+                .any(|code| outcome == ChildOutcome::Exited(code)),
                 outcome: match outcome {
                     ChildOutcome::Exited(code) => format!("exit code {code}"),
                     ChildOutcome::Signaled(signal) => format!("killed by signal {signal}"),
@@ -972,6 +983,51 @@ fn is_dynamic(exe: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exchange_files_are_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // A symlink at the name: replaced, the target untouched.
+        let request = dir.path().join("request");
+        std::os::unix::fs::symlink(&victim, &request).unwrap();
+        write_new_file(&request, b"{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read(&request).unwrap(), b"{}");
+        assert!(!std::fs::symlink_metadata(&request).unwrap().is_symlink());
+        // A FIFO: replaced without blocking.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        write_new_file(&fifo, b"x").unwrap();
+        assert_eq!(std::fs::read(&fifo).unwrap(), b"x");
+        // A directory is an error, not something to delete.
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert!(write_new_file(&sub, b"x").is_err());
+        assert!(sub.is_dir());
+    }
+
+    #[test]
+    fn responses_are_read_only_from_bounded_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "{}").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(read_regular_file(&link, 100).is_err());
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        assert!(
+            read_regular_file(&fifo, 100).is_err(),
+            "a FIFO must neither block nor pass"
+        );
+        assert!(read_regular_file(dir.path(), 100).is_err());
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 101]).unwrap();
+        assert!(read_regular_file(&big, 100).is_err());
+        assert_eq!(read_regular_file(&victim, 100).unwrap(), b"{}");
+    }
 
     #[test]
     fn cache_names_are_single_components() {

@@ -790,10 +790,11 @@ fn sigterm_to_kiln_shell_ends_the_shell_and_everything_in_it() {
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
+    // kiln itself, not script(1), whose command line holds the same words.
     let shell = Command::new("pgrep")
         .args([
             "-f",
-            &format!("{} shell {}", kiln_bin().display(), plan.display()),
+            &format!("^{} shell {}", kiln_bin().display(), plan.display()),
         ])
         .output()
         .unwrap();
@@ -826,6 +827,13 @@ fn sigterm_to_kiln_shell_ends_the_shell_and_everything_in_it() {
     );
     assert!(pid > 0, "no kiln shell process");
     assert_eq!(left, "", "processes survived kiln shell");
+    // script -e passes kiln's status on: stopped by SIGTERM.
+    assert_eq!(
+        output.status.code(),
+        Some(128 + 15),
+        "{}",
+        describe(&output)
+    );
     let leftovers: Vec<_> = std::fs::read_dir(scratch.path().join("out"))
         .unwrap()
         .filter_map(|e| e.ok())
