@@ -197,6 +197,47 @@ fn a_step_cannot_write_to_the_store() {
 }
 
 #[test]
+fn an_unprivileged_user_builds_in_the_sandbox() {
+    // As root, become `nobody` (setpriv, util-linux); otherwise the tests already are not root.
+    let scratch = Scratch::new();
+    let plan = probe_plan(&scratch, "echo \"$(id -u) $(pwd)\" > \"$out\"");
+    let root = nix::unistd::geteuid().is_root();
+    if root {
+        let chown = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(scratch.path())
+            .status()
+            .unwrap();
+        assert!(chown.success());
+    }
+    let mut command = if root {
+        let mut setpriv = Command::new("setpriv");
+        setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        setpriv.arg(kiln_bin());
+        setpriv
+    } else {
+        Command::new(kiln_bin())
+    };
+    let output = command
+        .current_dir(scratch.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", scratch.path())
+        .env("KILN_LEND", TOOLCHAIN)
+        .arg("build")
+        .arg(&plan)
+        .args(["--out-dir", "out"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    // The build user inside, whoever ran kiln outside.
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("out/out")).unwrap(),
+        "1000 /build\n"
+    );
+}
+
+#[test]
 fn a_step_runs_as_the_build_user_in_build() {
     let scratch = Scratch::new();
     let output = run_probe(
