@@ -264,12 +264,12 @@ impl Session {
 
     /// The local build over `dirs`.
     pub fn build<'a>(&'a self, dirs: &CreatedDirs) -> LocalBuild<'a> {
-        LocalBuild {
-            prepared: &self.prepared,
-            options: &self.options,
-            host: dirs.host.clone(),
-            cache: self.cache.clone(),
-        }
+        LocalBuild::new(
+            &self.prepared,
+            &self.options,
+            dirs.host.clone(),
+            self.cache.clone(),
+        )
     }
 
     /// Says loudly that there is no sandbox, or checks that sandboxes work here.
@@ -854,14 +854,9 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
     let argv = vec![shell.display().to_string()];
     let status = if session.options.sandbox {
         let config = local.sandbox_config();
-        let mut command = kiln_sandbox::sandboxed_command(
-            &session.options.self_exe,
-            &config,
-            &shell,
-            &argv,
-            &cwd,
-        )
-        .map_err(CliError::Sandbox)?;
+        let mut command =
+            kiln_sandbox::sandboxed_command(&session.options.self_exe, config, &shell, &argv, &cwd)
+                .map_err(CliError::Sandbox)?;
         command.envs(&env);
         interrupts.wait_interactive(command)
     } else {

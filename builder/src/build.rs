@@ -164,7 +164,7 @@ pub enum RunError {
 
 /// Where propagated dependencies are recorded: `dev` when it exists, else `out` (stdenv's
 /// `propagatedBuildOutputs` default).
-fn propagation_output(outputs: &BTreeMap<String, PathBuf>) -> Option<&Path> {
+pub(crate) fn propagation_output(outputs: &BTreeMap<String, PathBuf>) -> Option<&Path> {
     outputs
         .get("dev")
         .or_else(|| outputs.get("out"))

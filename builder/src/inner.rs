@@ -78,15 +78,9 @@ pub struct PhaseFailure {
 impl PhaseFailure {
     /// The failure of a build error.
     pub fn from_build_error(error: &BuildError) -> PhaseFailure {
-        let mut message = vec![error.to_string()];
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push(cause.to_string());
-            source = cause.source();
-        }
         PhaseFailure {
             phase: error.location().phase.clone(),
-            message,
+            message: causes(error),
             hint: error.hint(),
             signal: match error {
                 BuildError::Interrupted { signal, .. } => Some(*signal as i32),
@@ -100,19 +94,24 @@ impl PhaseFailure {
         if let RunError::Build(build) = error {
             return PhaseFailure::from_build_error(build);
         }
-        let mut message = vec![error.to_string()];
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            message.push(cause.to_string());
-            source = cause.source();
-        }
         PhaseFailure {
             phase: phase.to_owned(),
-            message,
+            message: causes(error),
             hint: None,
             signal: None,
         }
     }
+}
+
+/// An error and each of its causes, outermost first.
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut message = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push(cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// Runs `kiln __run-phases BUILD_TOP`; returns the process's exit code.
@@ -152,12 +151,11 @@ pub fn inner_main(build_top: &Path) -> i32 {
         .err()
         .map(|error| PhaseFailure::from_run_error(&last, error));
     if failure.is_none() && request.finish {
-        let outputs = &request.outputs;
-        if let Some(target) = outputs.get("dev").or_else(|| outputs.get("out")) {
+        if let Some(target) = crate::build::propagation_output(&request.outputs) {
             if std::fs::symlink_metadata(target).is_ok() {
                 if let Err(source) = crate::deps::write_propagated(&request.plan, target) {
                     let error = RunError::Propagate {
-                        path: target.clone(),
+                        path: target.to_owned(),
                         source,
                     };
                     failure = Some(PhaseFailure::from_run_error(&last, &error));

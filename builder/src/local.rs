@@ -371,6 +371,8 @@ pub struct LocalBuild<'a> {
     pub host: HostDirs,
     /// The phase state cache, if any.
     pub cache: Option<StateCache>,
+    /// The sandbox, worked out once (it asks `nix-store` and reads kiln's ELF header).
+    sandbox: std::cell::OnceCell<SandboxConfig>,
 }
 
 /// Where a run of phases ended.
@@ -382,7 +384,23 @@ pub struct RunOutcome {
     pub ran: Vec<String>,
 }
 
-impl LocalBuild<'_> {
+impl<'a> LocalBuild<'a> {
+    /// A local build of `prepared` on the host directories `host`.
+    pub fn new(
+        prepared: &'a PreparedBuild,
+        options: &'a LocalOptions,
+        host: HostDirs,
+        cache: Option<StateCache>,
+    ) -> LocalBuild<'a> {
+        LocalBuild {
+            prepared,
+            options,
+            host,
+            cache,
+            sandbox: std::cell::OnceCell::new(),
+        }
+    }
+
     /// The plan's phase names in order.
     pub fn phase_names(&self) -> Vec<String> {
         self.prepared
@@ -632,7 +650,11 @@ impl LocalBuild<'_> {
     }
 
     /// The sandbox every phase (and the shell) runs in.
-    pub fn sandbox_config(&self) -> SandboxConfig {
+    pub fn sandbox_config(&self) -> &SandboxConfig {
+        self.sandbox.get_or_init(|| self.make_sandbox_config())
+    }
+
+    fn make_sandbox_config(&self) -> SandboxConfig {
         let mut config = SandboxConfig::new(&self.host.build_top);
         config.sandbox_build_dir = self.prepared.paths.build_top.clone();
         let store = Path::new("/nix/store");
@@ -716,7 +738,7 @@ impl LocalBuild<'_> {
             self.prepared.paths.build_top.display().to_string(),
         ];
         let command =
-            kiln_sandbox::sandboxed_command(exe, &config, exe, &inner_argv, Path::new("/"))?;
+            kiln_sandbox::sandboxed_command(exe, config, exe, &inner_argv, Path::new("/"))?;
         let mut argv = vec![exe.display().to_string()];
         for arg in command.get_args() {
             argv.push(arg.to_string_lossy().into_owned());
@@ -813,12 +835,12 @@ impl LocalBuild<'_> {
         let outputs = &self.host.outputs;
         // In the sandbox the runner wrote them after the last phase, inside: here, on the host,
         // a symlink the build made could point anywhere.
-        let target = outputs.get("dev").or_else(|| outputs.get("out"));
+        let target = crate::build::propagation_output(outputs);
         if let (Some(target), false) = (target, self.options.sandbox) {
             if std::fs::symlink_metadata(target).is_ok() {
                 crate::deps::write_propagated(&self.prepared.plan, target).map_err(|source| {
                     RunError::Propagate {
-                        path: target.clone(),
+                        path: target.to_owned(),
                         source,
                     }
                 })?;
@@ -900,14 +922,7 @@ fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 
 /// An error and its causes on one line.
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::inner::causes(error).join(": ")
 }
 
 /// The inputs' store paths and, when `nix-store` can tell, their closure.

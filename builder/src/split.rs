@@ -308,7 +308,7 @@ fn finish(
             })?;
         }
         Role::Final => {
-            if let Some(target) = placeholders.get("dev").or_else(|| placeholders.get("out")) {
+            if let Some(target) = crate::build::propagation_output(placeholders) {
                 crate::deps::write_propagated(&prepared.plan, target)
                     .map_err(write_error(target))?;
             }

@@ -683,6 +683,22 @@ fn shell_plan(scratch: &Scratch) -> PathBuf {
     scratch.write("shell.json", &plan.to_string())
 }
 
+/// `command` (a shell command line running kiln) on a pseudo-terminal made by script(1), whose
+/// stdin is typed into it, in `scratch` with the toolchain lent and the cache there.
+fn on_a_terminal(scratch: &Scratch, command: &str, term: &str) -> Command {
+    let mut script = Command::new("script");
+    script
+        .args(["-qfec", command, "/dev/null"])
+        .current_dir(scratch.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("TMPDIR", scratch.path())
+        .env("TERM", term)
+        .env("KILN_LEND", TOOLCHAIN)
+        .env("KILN_CACHE_DIR", scratch.path().join("cache"));
+    script
+}
+
 #[test]
 fn kiln_shell_opens_where_the_phase_starts_and_leaves_nothing_behind() {
     let scratch = Scratch::new();
@@ -694,15 +710,7 @@ fn kiln_shell_opens_where_the_phase_starts_and_leaves_nothing_behind() {
         plan.display()
     );
     // script(1) gives kiln a pseudo-terminal; its stdin is typed into it.
-    let mut child = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .current_dir(scratch.path())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("TMPDIR", scratch.path())
-        .env("TERM", "dumb")
-        .env("KILN_LEND", TOOLCHAIN)
-        .env("KILN_CACHE_DIR", scratch.path().join("cache"))
+    let mut child = on_a_terminal(&scratch, &command, "dumb")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -758,15 +766,8 @@ fn build_on_a_terminal(scratch: &Scratch, plan: &Path, no_color: &str) -> String
         plan.display(),
         no_color.len()
     );
-    let output = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .current_dir(scratch.path())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("TMPDIR", scratch.path())
-        .env("TERM", "xterm")
+    let output = on_a_terminal(scratch, &command, "xterm")
         .env("NO_COLOR", no_color)
-        .env("KILN_LEND", TOOLCHAIN)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -807,15 +808,7 @@ fn sigterm_to_kiln_shell_ends_the_shell_and_everything_in_it() {
         kiln_bin().display(),
         plan.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .current_dir(scratch.path())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("TMPDIR", scratch.path())
-        .env("TERM", "dumb")
-        .env("KILN_LEND", TOOLCHAIN)
-        .env("KILN_CACHE_DIR", scratch.path().join("cache"))
+    let mut child = on_a_terminal(&scratch, &command, "dumb")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
