@@ -720,7 +720,7 @@ fn kiln_shell_opens_where_the_phase_starts_and_leaves_nothing_behind() {
     write!(
         stdin,
         "echo \"PWD=$(pwd)\"; echo \"G=$GREETING\"; cat marker; echo \"UID=$(id -u)\"\n\
-         sleep {marker} & echo \"BG=$(pgrep -f {marker})\"\n\
+         sleep {marker} & n=0; until BG=$(pgrep -f {marker}) || [ $n -ge 2000 ]; do n=$((n+1)); done; echo \"BG=$BG\"\n\
          exit\n"
     )
     .unwrap();
@@ -732,7 +732,8 @@ fn kiln_shell_opens_where_the_phase_starts_and_leaves_nothing_behind() {
     assert!(text.contains("G=hello from the plan"), "{text}");
     assert!(text.contains("unpacked"), "{text}");
     assert!(text.contains("UID=1000"), "{text}");
-    // The background process really ran (inside, it has a pid of the sandbox's own).
+    // The background process really ran (inside, it has a pid of the sandbox's own). The shell
+    // polls because a job forked with `&` takes a moment to exec `sleep` and show its argv.
     assert!(
         text.lines()
             .any(|line| line.starts_with("BG=") && line.len() > 3),
