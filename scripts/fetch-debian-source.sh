@@ -8,6 +8,11 @@
 # once (a copy of /etc/apt/sources.list.d/debian.sources with `Types: deb-src`). The download is
 # checked: the .dsc must be there together with every file it lists; a partial download (the
 # mirror lacks some files) fails loudly instead of leaving a half source package.
+#
+# The mirror does not always carry the newest version: a fresh security update (bookworm-security)
+# can be listed by `apt-get update` and still be a 404. So every version the sources list is tried,
+# newest first, and the first that downloads whole is kept; the versions skipped are named on
+# stderr. KILN_DEBIAN_VERSION=V asks for exactly one version.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -17,17 +22,39 @@ package="$1"
 cache="${KILN_SOURCE_CACHE:-$HOME/.cache/kiln/debian-src}"
 dir="$cache/$package"
 
+# complete DIR: DIR holds a .dsc and every file it lists.
 complete() {
     local dsc
-    dsc="$(find "$dir" -maxdepth 1 -name '*.dsc' 2>/dev/null | head -n 1)"
+    dsc="$(find "$1" -maxdepth 1 -name '*.dsc' 2>/dev/null | head -n 1)"
     [ -n "$dsc" ] || return 1
     # The Files: section of the .dsc lists "md5 size name" for every part.
     awk '/^Files:/{f=1;next} /^[^ ]/{f=0} f&&NF==3{print $3}' "$dsc" | while read -r part; do
-        [ -s "$dir/$part" ] || exit 1
+        [ -s "$1/$part" ] || exit 1
     done
 }
 
-if ! complete; then
+# Every version of the source package the apt sources list (one per line, any order).
+source_versions() {
+    apt-cache showsrc "$package" 2>/dev/null |
+        awk -v want="$package" '/^Package: /{p=$2} /^Version: /&&p==want{print $2}' | sort -u
+}
+
+# The versions in $1 (whitespace-separated), newest first by Debian's own ordering (dpkg --compare-versions).
+newest_first() {
+    local sorted=() version i
+    for version in $1; do
+        i=${#sorted[@]}
+        sorted+=("$version")
+        while [ "$i" -gt 0 ] && dpkg --compare-versions "${sorted[i - 1]}" lt "$version"; do
+            sorted[i]="${sorted[i - 1]}"
+            i=$((i - 1))
+        done
+        sorted[i]="$version"
+    done
+    printf '%s\n' "${sorted[@]}"
+}
+
+if ! complete "$dir"; then
     deb_src=/etc/apt/sources.list.d/kiln-deb-src.sources
     if [ ! -e "$deb_src" ]; then
         [ -e /etc/apt/sources.list.d/debian.sources ] ||
@@ -37,12 +64,29 @@ if ! complete; then
     fi
     command -v dpkg-source >/dev/null 2>&1 ||
         kiln_quietly "apt-get install dpkg-dev" apt-get install -y --no-install-recommends dpkg-dev
-    rm -rf "$dir.partial"
-    mkdir -p "$dir.partial"
-    (cd "$dir.partial" && kiln_quietly "apt-get source --download-only $package" \
-        apt-get source --download-only "$package")
+    versions="${KILN_DEBIAN_VERSION:-$(newest_first "$(source_versions)")}"
+    [ -n "$versions" ] || kiln_die "apt knows no source package '$package' (is the deb-src entry there? see $deb_src)"
+    fetched="" last_log=""
+    for version in $versions; do
+        rm -rf "$dir.partial"
+        mkdir -p "$dir.partial"
+        log="$dir.partial.log"
+        if (cd "$dir.partial" && apt-get source --download-only "$package=$version") >"$log" 2>&1 &&
+            complete "$dir.partial"; then
+            fetched="$version"
+            rm -f "$log"
+            break
+        fi
+        kiln_info "fetch-debian-source: $package $version did not download whole from the mirror; trying an older version"
+        last_log="$(cat "$log")"
+        rm -f "$log"
+    done
+    if [ -z "$fetched" ]; then
+        rm -rf "$dir.partial"
+        printf '%s\n' "----- output of the last try -----" "$last_log" "-----" >&2
+        kiln_die "no version of the source package '$package' downloaded whole (tried: $(echo $versions)); pick another package"
+    fi
     rm -rf "$dir"
     mv "$dir.partial" "$dir"
-    complete || kiln_die "the source package '$package' did not download whole (see $dir); pick another package"
 fi
 printf '%s\n' "$dir"
