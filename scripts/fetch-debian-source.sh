@@ -22,6 +22,12 @@ package="$1"
 cache="${KILN_SOURCE_CACHE:-$HOME/.cache/kiln/debian-src}"
 dir="$cache/$package"
 
+# One fetch at a time, whoever calls: the first one adds the deb-src entry and runs apt-get
+# update, and parallel apt-get runs fight over apt's locks (tests fetch from several threads).
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+
 # complete DIR: DIR holds a .dsc and every file it lists.
 complete() {
     local dsc

@@ -238,11 +238,29 @@ mod tests {
         let bytes = fs::read(&program).unwrap();
         assert!(memchr::memmem::find(&bytes, b"/some/useless").is_none());
         // And the program still finds its library.
-        let output = std::process::Command::new(&program).output().unwrap();
+        let output = run_until_not_busy(&program);
         assert_eq!(output.stdout, b"hello from greet\n");
         // Shrinking again changes nothing.
         assert_eq!(shrink_rpath(&program).unwrap(), ShrinkResult::default());
     }
+
+    /// Runs `program`, retrying while exec says "text file busy": a test running in parallel may
+    /// fork just as this one holds `program` open for writing, and its child keeps that
+    /// descriptor until it execs (see execve(2), ETXTBSY).
+    fn run_until_not_busy(program: &Path) -> std::process::Output {
+        for _ in 0..100 {
+            match std::process::Command::new(program).output() {
+                Err(error) if error.raw_os_error() == Some(ETXTBSY) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                result => return result.unwrap(),
+            }
+        }
+        panic!("{} stayed busy", program.display())
+    }
+
+    /// "Text file busy" on Linux.
+    const ETXTBSY: i32 = 26;
 
     #[test]
     fn shrinks_old_style_rpath_and_empties_useless_ones() {

@@ -263,14 +263,42 @@ fn json_log_format_is_one_event_per_line() {
         .all(|e| e["data"]["seconds"].as_f64().unwrap() >= 0.0));
 }
 
+/// A host process a step started: its pid and its start time, so that a pid the kernel hands to
+/// a new process later (pids wrap at 32768 on many machines) is not taken for a survivor.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Process {
+    pid: i32,
+    start: Option<u64>,
+}
+
+/// The start time (field 22 of `/proc/PID/stat`, in clock ticks since boot) of a live process;
+/// `None` when it is gone or a zombie, which runs nothing.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is
+    // field 3, start time field 22.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(22 - 3)?.parse().ok()
+}
+
 /// Reads the pids a step wrote, polling until `count` are there (the step writes them first).
-fn wait_for_pids(path: &std::path::Path, count: usize) -> Vec<i32> {
+fn wait_for_pids(path: &std::path::Path, count: usize) -> Vec<Process> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(text) = std::fs::read_to_string(path) {
             let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
             if pids.len() >= count {
-                return pids;
+                return pids
+                    .into_iter()
+                    .map(|pid| Process {
+                        pid,
+                        start: start_time(pid),
+                    })
+                    .collect();
             }
         }
         assert!(Instant::now() < deadline, "the step never wrote its pids");
@@ -278,26 +306,20 @@ fn wait_for_pids(path: &std::path::Path, count: usize) -> Vec<i32> {
     }
 }
 
-/// Whether `pid` is gone (or a zombie, which runs nothing).
-fn is_dead(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-    }
+/// Whether the process is gone: no live process has its pid and start time.
+fn is_dead(process: &Process) -> bool {
+    process.start.is_none() || start_time(process.pid) != process.start
 }
 
-fn wait_until_dead(pids: &[i32]) -> Vec<i32> {
+fn wait_until_dead(processes: &[Process]) -> Vec<Process> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if pids.iter().all(|&pid| is_dead(pid)) {
+        if processes.iter().all(is_dead) {
             return Vec::new();
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    pids.iter().copied().filter(|&pid| !is_dead(pid)).collect()
+    processes.iter().copied().filter(|p| !is_dead(p)).collect()
 }
 
 fn spawn_long_step(scratch: &Scratch, script: &str, grace: &str) -> Child {
@@ -338,7 +360,7 @@ fn sigterm_during_a_long_step_leaves_no_process_alive() {
     );
     assert_eq!(
         wait_until_dead(&pids),
-        Vec::<i32>::new(),
+        Vec::<Process>::new(),
         "processes survived kiln"
     );
 }
@@ -357,7 +379,7 @@ fn a_step_that_ignores_sigterm_is_killed_after_the_grace_period() {
     assert_eq!(status.code(), Some(128 + 2));
     assert_eq!(
         wait_until_dead(&pids),
-        Vec::<i32>::new(),
+        Vec::<Process>::new(),
         "processes survived kiln"
     );
 }

@@ -253,7 +253,7 @@ fn a_step_runs_as_the_build_user_in_build() {
 }
 
 /// Starts `kiln build` of a plan whose step runs `script` (with `$1` a unique marker), and waits
-/// until a process with the marker in its command line is visible on the host.
+/// until the script's `sleep "$1"` is visible on the host.
 fn spawn_sandboxed_long_step(
     scratch: &Scratch,
     script: &str,
@@ -276,15 +276,30 @@ fn spawn_sandboxed_long_step(
         .spawn()
         .unwrap();
     let mut child = child;
-    for _ in 0..200 {
-        if !running(&marker).is_empty() {
-            return (child, marker);
+    // `sleep` is what the scripts start last (after any `trap`), so seeing it means they are set.
+    if !wait_for_process(&mut child, &format!("^sleep {marker}")) {
+        child.kill().unwrap();
+        let output = child.wait_with_output().unwrap();
+        panic!("the step never started: {}", describe(&output));
+    }
+    (child, marker)
+}
+
+/// Waits until a host process's command line matches `pattern` (true), or `child` has exited
+/// or two minutes have passed (false). The bound is generous: on a loaded two-core machine the
+/// sandbox and the first phases can take many seconds to come up.
+fn wait_for_process(child: &mut std::process::Child, pattern: &str) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if !running(pattern).is_empty() {
+            return true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            return false;
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    panic!("the step never started");
+    false
 }
 
 /// A number for `sleep` that no other process of this machine has in its command line.
@@ -720,7 +735,7 @@ fn kiln_shell_opens_where_the_phase_starts_and_leaves_nothing_behind() {
     write!(
         stdin,
         "echo \"PWD=$(pwd)\"; echo \"G=$GREETING\"; cat marker; echo \"UID=$(id -u)\"\n\
-         sleep {marker} & n=0; until BG=$(pgrep -f {marker}) || [ $n -ge 2000 ]; do n=$((n+1)); done; echo \"BG=$BG\"\n\
+         sleep {marker} & n=0; until BG=$(pgrep -f {marker}) || [ $n -ge 1200 ]; do n=$((n+1)); sleep 0.05; done; echo \"BG=$BG\"\n\
          exit\n"
     )
     .unwrap();
@@ -817,14 +832,7 @@ fn sigterm_to_kiln_shell_ends_the_shell_and_everything_in_it() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "sleep {marker} & sleep {marker}").unwrap();
-    let mut started = false;
-    for _ in 0..400 {
-        if !running(&marker).is_empty() {
-            started = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    let started = wait_for_process(&mut child, &format!("^sleep {marker}"));
     // kiln itself, not script(1), whose command line holds the same words.
     let shell = Command::new("pgrep")
         .args([
