@@ -382,6 +382,7 @@ let
   # attribute, so kiln translates stdenv's attributes into a plan itself (crate kiln-stdenv;
   # docs/stdenv-attributes.md lists every attribute and what kiln does with it). Here:
   #   - `name` defaults to "${pname}-${version}";
+  #   - `separateDebugInfo = true` adds the `debug` output, as nixpkgs does;
   #   - `builder` is kiln and `__structuredAttrs = true` (so Nix writes .attrs.json);
   #   - `meta` and `passthru` stay out of the derivation; `passthru` is added to the result;
   #   - a multi-output dependency in `nativeBuildInputs`, `buildInputs`,
@@ -395,6 +396,10 @@ let
       ...
     }@args:
     let
+      # nixpkgs' make-derivation.nix: separateDebugInfo adds the `debug` output.
+      allOutputs =
+        outputs
+        ++ (if (args.separateDebugInfo or false) && !(builtins.elem "debug" outputs) then [ "debug" ] else [ ]);
       name =
         args.name or (
           if args ? pname && args ? version then
@@ -425,7 +430,8 @@ let
         ]
         // deps
         // {
-          inherit name outputs system builder;
+          inherit name system builder;
+          outputs = allOutputs;
           __structuredAttrs = true;
         }
       );
@@ -436,7 +442,7 @@ let
           value = drv.${output} // {
             outputSpecified = true;
           };
-        }) outputs
+        }) allOutputs
       );
     in
     if clashes != [ ] then

@@ -249,6 +249,17 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
             }
         }
     }
+    // separate-debug-info.sh makes its destination even when there is nothing to separate
+    // ("in case there is nothing to strip, don't fail the build"): it stays, empty or not.
+    if step.separate_debug_info {
+        if let Some(path) = inputs.outputs.get("debug") {
+            std::fs::create_dir_all(path).map_err(|source| BuiltinError::CreateOutput {
+                path: path.clone(),
+                source,
+            })?;
+            created.retain(|made| made != path);
+        }
+    }
     let outputs: BTreeMap<String, PathBuf> = inputs
         .outputs
         .iter()
@@ -262,8 +273,10 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
         store_dir,
         jobs,
     };
+    let defaults = kiln_fixup::FixupOptions::default();
     let options = kiln_fixup::FixupOptions {
         move_docs: step.move_docs,
+        force_share: step.force_share.clone().unwrap_or(defaults.force_share),
         shrink_rpath: step.shrink_rpath,
         audit_tmpdir: step.audit_tmpdir,
         compress_man: step.compress_man,
@@ -271,11 +284,12 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
         move_sbin: step.move_sbin,
         patch_shebangs: step.patch_shebangs,
         prune_libtool_files: step.prune_libtool_files,
+        separate_debug_info: step.separate_debug_info,
         strip: step.strip,
         strip_options: strip_options(step),
         check_broken_symlinks: step.check_broken_symlinks,
         make_symlinks_relative: step.make_symlinks_relative,
-        ..kiln_fixup::FixupOptions::default()
+        ..defaults
     };
     let multiple = if splitting {
         let names = context.outputs.keys().map(String::as_str);
@@ -338,6 +352,7 @@ fn strip_options(step: &kiln_schema::FixupStep) -> kiln_fixup::StripOptions {
             .unwrap_or(defaults.debug_flags),
         all_list: step.strip_all_list.clone().unwrap_or(defaults.all_list),
         all_flags: step.strip_all_flags.clone().unwrap_or(defaults.all_flags),
+        exclude: step.strip_exclude.clone(),
     }
 }
 

@@ -14,7 +14,8 @@
 //! 1. `chmod -R u+w` of every output ([`moves::make_writable`])
 //! 2. `preFixupHooks`: `_moveToShare` on `out` ([`moves::move_docs`]), `_multioutDocs` and
 //!    `_multioutDevs` ([`outputs::split_outputs`], [`fixup`] only)
-//! 3. `fixupOutputHooks`, per output: `patchELF` ([`rpath::shrink_rpaths`]), `auditTmpdir`
+//! 3. `fixupOutputHooks`, per output: `_separateDebugInfo` when asked
+//!    ([`debuginfo::separate_debug_info`]), `patchELF` ([`rpath::shrink_rpaths`]), `auditTmpdir`
 //!    ([`audit::audit_tmpdir`]), `compressManPages` ([`man::compress_man_pages`]), `_moveLib64`
 //!    ([`moves::move_lib64`]), `_moveSbin` ([`moves::move_sbin`]), `patchShebangsAuto`
 //!    ([`shebangs::patch_shebangs`]), `_pruneLibtoolFiles` ([`libtool::prune_la_files`]),
@@ -65,6 +66,7 @@ use std::time::{Duration, Instant};
 
 pub mod audit;
 pub mod checks;
+pub mod debuginfo;
 mod elf;
 mod error;
 mod fsx;
@@ -110,6 +112,9 @@ pub struct FixupOptions {
     pub patch_shebangs: bool,
     /// Clear `dependency_libs` of libtool files (not `dontPruneLibtoolFiles`).
     pub prune_libtool_files: bool,
+    /// Copy the debug info of ELF files into the `debug` output (`out` when there is none)
+    /// before stripping (`separateDebugInfo`; default off).
+    pub separate_debug_info: bool,
     /// Strip binaries (not `dontStrip`).
     pub strip: bool,
     /// What to strip and how (`stripDebugList`, `stripDebugFlags`, `stripAllList`,
@@ -135,6 +140,7 @@ impl Default for FixupOptions {
             move_sbin: true,
             patch_shebangs: true,
             prune_libtool_files: true,
+            separate_debug_info: false,
             strip: true,
             strip_options: StripOptions::default(),
             check_broken_symlinks: true,
@@ -169,6 +175,8 @@ pub enum Step {
     MoveDocs,
     /// [`outputs::split_outputs`].
     SplitOutputs,
+    /// [`debuginfo::separate_debug_info`].
+    SeparateDebugInfo,
     /// [`rpath::shrink_rpaths`].
     ShrinkRpath,
     /// [`audit::audit_tmpdir`].
@@ -199,6 +207,7 @@ impl std::fmt::Display for Step {
             Step::MakeWritable => "make-writable",
             Step::MoveDocs => "move-docs",
             Step::SplitOutputs => "split-outputs",
+            Step::SeparateDebugInfo => "separate-debug-info",
             Step::ShrinkRpath => "shrink-rpath",
             Step::AuditTmpdir => "audit-tmpdir",
             Step::CompressManPages => "compress-man-pages",
@@ -363,6 +372,17 @@ fn fixup_output_hooks(
 ) -> Result<(), FixupError> {
     if !dir.exists() {
         return Ok(()); // stdenv's hooks check `-e "$prefix"`
+    }
+    // separate-debug-info.sh comes from the derivation's nativeBuildInputs, whose hooks stdenv
+    // registers before those of its default inputs (setup.sh: "Default inputs must be
+    // processed last").
+    if options.separate_debug_info {
+        let dest = ctx.outputs.get("debug").or_else(|| ctx.outputs.get("out"));
+        if let Some(dest) = dest {
+            run.run(true, Step::SeparateDebugInfo, || {
+                debuginfo::separate_debug_info(dir, dest, &ctx.path_dirs)
+            })?;
+        }
     }
     run.run(options.shrink_rpath, Step::ShrinkRpath, || {
         rpath::shrink_rpaths(dir)

@@ -5,7 +5,9 @@
 //! `stripDebugFlags` (default `-S -p`: debug symbols only, keep timestamps), then over the
 //! `stripAllList` directories (default none) with `stripAllFlags` (default `-s -p`). Static
 //! archives get `ranlib` afterwards, since `strip` drops their symbol index. `lib/debug/` is
-//! skipped (separate debug info lives there).
+//! skipped (separate debug info lives there), and so are the files `stripExclude` names: a
+//! pattern matches a file's base name, or its whole path when put after the output's path
+//! (stdenv's `find -name P -o -wholename "$prefix/P"`; `*` matches `/` there too).
 //!
 //! Differences from stdenv: only ELF files and `ar` archives are handed to `strip` (stdenv hands
 //! it everything and ignores the errors); each inode is stripped once even when hard-linked
@@ -33,6 +35,8 @@ pub struct StripOptions {
     pub all_list: Vec<String>,
     /// Flags for them (`stripAllFlags`).
     pub all_flags: Vec<String>,
+    /// Shell patterns of files never stripped (`stripExclude`).
+    pub exclude: Vec<String>,
 }
 
 impl Default for StripOptions {
@@ -43,6 +47,7 @@ impl Default for StripOptions {
             debug_flags: words("-S -p"),
             all_list: Vec::new(),
             all_flags: words("-s -p"),
+            exclude: Vec::new(),
         }
     }
 }
@@ -80,26 +85,73 @@ pub fn strip_dir(
         return Ok(outcome);
     };
     let ranlib = find_program("ranlib", path_dirs);
+    let exclude = Exclude::new(prefix, &options.exclude)?;
     for (dirs, flags) in [
         (&options.debug_list, &options.debug_flags),
         (&options.all_list, &options.all_flags),
     ] {
         let dirs: Vec<PathBuf> = dirs.iter().map(|dir| prefix.join(dir)).collect();
-        let one = strip_dirs(prefix, &dirs, flags, &strip, ranlib.as_deref())?;
+        let one = strip_dirs(prefix, &dirs, flags, &strip, ranlib.as_deref(), &exclude)?;
         outcome.changed.extend(one.changed);
         outcome.warnings.extend(one.warnings);
     }
     Ok(outcome)
 }
 
+/// The files `stripExclude` keeps from `strip`, for one output.
+#[derive(Debug, Default)]
+pub struct Exclude {
+    /// Each pattern twice: for the base name, and after the output's path for the whole path.
+    patterns: Vec<(glob::Pattern, glob::Pattern)>,
+}
+
+impl Exclude {
+    /// Compiles `patterns` (shell patterns: `*`, `?`, `[...]`) for the output at `prefix`.
+    pub fn new(prefix: &Path, patterns: &[String]) -> Result<Exclude, StepError> {
+        let compile = |text: &str, pattern: &str| {
+            glob::Pattern::new(text).map_err(|source| StepError::StripExclude {
+                pattern: pattern.to_owned(),
+                reason: source.msg.to_owned(),
+            })
+        };
+        let escaped_prefix = glob::Pattern::escape(&prefix.to_string_lossy());
+        let patterns = patterns
+            .iter()
+            .map(|pattern| {
+                Ok((
+                    compile(pattern, pattern)?,
+                    compile(&format!("{escaped_prefix}/{pattern}"), pattern)?,
+                ))
+            })
+            .collect::<Result<_, StepError>>()?;
+        Ok(Exclude { patterns })
+    }
+
+    /// `true` if `path` (under the output) is excluded.
+    pub fn matches(&self, path: &Path) -> bool {
+        // find(1)'s -name and -wholename: no special `/` or leading `.`.
+        let options = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: false,
+            require_literal_leading_dot: false,
+        };
+        let name = path.file_name().map(Path::new).unwrap_or(path);
+        self.patterns.iter().any(|(base, whole)| {
+            base.matches_path_with(name, options) || whole.matches_path_with(path, options)
+        })
+    }
+}
+
 /// Strips the ELF files and `ar` archives under `dirs` (stdenv's `stripDirs`) with `strip`
-/// and `flags`, then runs `ranlib` on the archives. `prefix/lib/debug` is skipped.
+/// and `flags`, then runs `ranlib` on the archives. `prefix/lib/debug` and the files `exclude`
+/// matches are skipped.
 pub fn strip_dirs(
     prefix: &Path,
     dirs: &[PathBuf],
     flags: &[String],
     strip: &Path,
     ranlib: Option<&Path>,
+    exclude: &Exclude,
 ) -> Result<Outcome, StepError> {
     let mut entries = Vec::new();
     for dir in dirs {
@@ -108,7 +160,7 @@ pub fn strip_dirs(
     let debug_dir = prefix.join("lib/debug");
     let candidates: Vec<_> = fsx::unique_files(&entries)
         .into_iter()
-        .filter(|entry| !entry.path.starts_with(&debug_dir))
+        .filter(|entry| !entry.path.starts_with(&debug_dir) && !exclude.matches(&entry.path))
         .collect();
     let kinds = fsx::par_map(&candidates, |entry| {
         let mut head = [0u8; 8];
@@ -232,6 +284,37 @@ mod tests {
             .into_iter()
             .filter(|name| name.starts_with(".debug_"))
             .collect()
+    }
+
+    #[test]
+    fn strip_exclude_matches_base_names_and_whole_paths_like_find() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let by_name = greet_library(&out.join("lib/a"));
+        let by_path = greet_library(&out.join("lib/plugins/deep"));
+        let stripped = greet_library(&out.join("lib/b"));
+        let options = StripOptions {
+            // `*` crosses `/` in the whole-path form, as in find's -wholename.
+            exclude: vec!["lib/plugins*".to_owned(), "libgreet.so".to_owned()],
+            ..StripOptions::default()
+        };
+        // The name pattern excludes every libgreet.so; rename one so the path form is needed.
+        let renamed = by_path.with_file_name("libother.so");
+        fs::rename(&by_path, &renamed).unwrap();
+        let kept_name = stripped.with_file_name("libkept.so");
+        fs::rename(&stripped, &kept_name).unwrap();
+        let outcome = strip_dir(&out, &options, &host_path()).unwrap();
+        assert_eq!(outcome.changed, vec![kept_name.clone()]);
+        assert!(debug_sections(&kept_name).is_empty());
+        assert!(!debug_sections(&by_name).is_empty());
+        assert!(!debug_sections(&renamed).is_empty());
+
+        let bad = StripOptions {
+            exclude: vec!["[a-".to_owned()],
+            ..StripOptions::default()
+        };
+        let error = strip_dir(&out, &bad, &host_path()).unwrap_err();
+        assert!(error.to_string().contains("`[a-`"), "{error}");
     }
 
     #[test]

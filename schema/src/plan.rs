@@ -550,7 +550,8 @@ pub struct MakeStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FixupStep {
-    /// Move `man`, `doc`, `info` under `share` (stdenv's move-docs.sh).
+    /// Move `man`, `doc`, `info` (or the `forceShare` list) of `out` under `share` (stdenv's
+    /// move-docs.sh).
     #[serde(default = "enabled_by_default")]
     pub move_docs: bool,
     /// Move `lib64` into `lib` (`dontMoveLib64` turns it off).
@@ -603,6 +604,23 @@ pub struct FixupStep {
     /// `strip` flags for them (`stripAllFlags`). Default: `-s -p`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_all_flags: Option<Vec<String>>,
+    /// Shell patterns (`*`, `?`, `[...]`) of files never stripped, matched against a file's base
+    /// name or, after the output's path, its whole path (`stripExclude`). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strip_exclude: Vec<String>,
+    /// Before stripping, copy the debug info of every ELF file with a build ID to
+    /// `lib/debug/.build-id/XX/YYYY.debug` of the `debug` output (`out` when there is none),
+    /// as nixpkgs' `separateDebugInfo`. Default: off.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub separate_debug_info: bool,
+    /// The directories of `out` moved under `share` (`forceShare`). Default: `man doc info`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_share: Option<Vec<String>>,
+}
+
+/// For `skip_serializing_if`: leave a switch that is off by default out of printed plans.
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl Default for FixupStep {
@@ -625,6 +643,9 @@ impl Default for FixupStep {
             strip_debug_flags: None,
             strip_all_list: None,
             strip_all_flags: None,
+            strip_exclude: Vec::new(),
+            separate_debug_info: false,
+            force_share: None,
         }
     }
 }

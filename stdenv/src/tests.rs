@@ -896,6 +896,34 @@ fn strip_lists_and_flags_reach_the_fixup_step() {
         panic!()
     };
     assert_eq!(fixup.strip_debug_list, None);
+    assert!(fixup.strip_exclude.is_empty());
+    assert!(!fixup.separate_debug_info);
+    assert_eq!(fixup.force_share, None);
+}
+
+#[test]
+fn strip_exclude_separate_debug_info_and_force_share_reach_the_fixup_step() {
+    let t = ok(json!({
+        "stripExclude": ["*.rlib", "lib/firmware/*"],
+        "separateDebugInfo": true,
+        "forceShare": "man doc info locale",
+        "outputs": { "out": "/o", "debug": "/d" },
+    }));
+    let Step::Fixup(fixup) = &phase(&t, "fixup").steps[0] else {
+        panic!()
+    };
+    assert_eq!(fixup.strip_exclude, ["*.rlib", "lib/firmware/*"]);
+    assert!(fixup.separate_debug_info);
+    assert_eq!(
+        fixup.force_share.as_deref(),
+        Some(&["man", "doc", "info", "locale"].map(str::to_owned)[..])
+    );
+    // An empty forceShare is move-docs.sh's default, as `${forceShare:=man doc info}` makes it.
+    let t = ok(json!({ "forceShare": [] }));
+    let Step::Fixup(fixup) = &phase(&t, "fixup").steps[0] else {
+        panic!()
+    };
+    assert_eq!(fixup.force_share, None);
 }
 
 #[test]

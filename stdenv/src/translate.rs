@@ -1292,6 +1292,9 @@ impl<'r, 'a> Translator<'r, 'a> {
                     "stripDebugFlags",
                     "stripAllList",
                     "stripAllFlags",
+                    "stripExclude",
+                    "separateDebugInfo",
+                    "forceShare",
                 ])
                 .filter(|attr| r.all().get(*attr).is_some_and(|v| !is_empty(v)))
                 .collect();
@@ -1542,6 +1545,10 @@ impl<'r, 'a> Translator<'r, 'a> {
         fixup.strip_debug_flags = self.r.list("stripDebugFlags");
         fixup.strip_all_list = self.r.list("stripAllList");
         fixup.strip_all_flags = self.r.list("stripAllFlags");
+        fixup.strip_exclude = self.r.list("stripExclude").unwrap_or_default();
+        fixup.separate_debug_info = self.r.flag("separateDebugInfo");
+        // move-docs.sh: `forceShare=${forceShare:=man doc info}`, so empty means the default.
+        fixup.force_share = self.r.list("forceShare").filter(|dirs| !dirs.is_empty());
         if let Some(checks) = self.r.raw("outputChecks") {
             match checks {
                 Value::Object(outputs) => {

@@ -87,9 +87,21 @@ fn step_line(step: &Step) -> String {
         }
         Step::Mkdir(mkdir) => format!("mkdir -p {}", mkdir.path),
         Step::Fixup(fixup) => {
-            let defaults = kiln_schema::FixupStep::default();
-            if *fixup == defaults {
-                "fixup".to_owned()
+            // The hooks the attributes add on top of stdenv's defaults, in the notation's
+            // words; anything else is printed whole so that a difference shows.
+            let mut hooks = Vec::new();
+            let mut rest = fixup.clone();
+            if rest.separate_debug_info {
+                hooks.push("+separate-debug-info($debug)");
+                rest.separate_debug_info = false;
+            }
+            if rest == kiln_schema::FixupStep::default() {
+                ["fixup"]
+                    .iter()
+                    .chain(&hooks)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" ")
             } else {
                 format!("fixup {fixup:?}")
             }

@@ -276,6 +276,27 @@ fn stdenv_corpus_builds_and_a_follow_up_links_and_runs_every_package() {
         .join("share/info/hello.info")
         .is_file());
     assert!(!path_of(&hello, "out").join("share/man").exists());
+    // separateDebugInfo: bin/hello's debug info is in `debug` under its build ID (where gdb
+    // looks it up), and bin/hello itself was stripped afterwards.
+    let program = path_of(&hello, "out").join("bin/hello");
+    let notes = readelf(&["-n"], &program);
+    let id = notes
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Build ID: "))
+        .unwrap_or_else(|| panic!("no build ID in:\n{notes}"))
+        .to_owned();
+    let debug_dir = path_of(&hello, "debug").join("lib/debug");
+    let debug_file = debug_dir.join(format!(".build-id/{}/{}.debug", &id[..2], &id[2..]));
+    assert!(
+        readelf(&["-S", "-W"], &debug_file).contains(".debug_info"),
+        "{}",
+        debug_file.display()
+    );
+    assert!(!readelf(&["-S", "-W"], &program).contains(".debug_info"));
+    assert_eq!(
+        std::fs::canonicalize(debug_dir.join("hello")).unwrap(),
+        debug_file
+    );
     let zlib = output_paths("zlib", &nonce, &cache);
     let zlib_out = path_of(&zlib, "out");
     let zlib_dev = path_of(&zlib, "dev");
@@ -370,4 +391,19 @@ fn stdenv_plan_shows_the_translation_with_its_provenance() {
     assert_eq!(stdenv["buildSystem"], "autotools");
     assert_eq!(stdenv["provenance"][4]["switch"][0], "doCheck");
     assert_eq!(stdenv["shellHooks"].as_array().unwrap().len(), 0);
+}
+
+/// What `readelf ARGS FILE` prints (the host's binutils).
+fn readelf(args: &[&str], file: &Path) -> String {
+    let output = Command::new("readelf")
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "readelf {args:?} {}",
+        file.display()
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
