@@ -153,15 +153,6 @@ pub enum StepError {
         source: goblin::error::Error,
     },
 
-    /// A `stripExclude` pattern is not a valid shell pattern.
-    #[error("the strip exclude pattern `{pattern}` is not a valid shell pattern: {reason}")]
-    StripExclude {
-        /// The pattern as given.
-        pattern: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-
     /// An external program (`strip`, `ranlib`) could not be started.
     #[error("cannot run `{program}`")]
     Spawn {

@@ -133,14 +133,7 @@ pub enum PlanErrorKind {
     /// A substitute step with nothing to replace.
     #[error("substitute step has nothing to do: give `replace` or `vars`")]
     EmptySubstitute,
-    /// A shell pattern (`stripExclude`) that does not parse.
-    #[error("invalid shell pattern `{pattern}`: {reason}")]
-    InvalidPattern {
-        /// The pattern as written.
-        pattern: String,
-        /// What is wrong with it.
-        reason: String,
-    },
+
     /// A `${...}` reference that cannot be parsed.
     #[error("malformed reference in `{text}`: {problem}")]
     MalformedReference {
@@ -229,11 +222,6 @@ impl PlanError {
                 Some(suggest(name, existing, "phases"))
             }
             PlanErrorKind::UnknownInput { name, known } => Some(suggest(name, known, "inputs")),
-            PlanErrorKind::InvalidPattern { .. } => Some(
-                "patterns use `*`, `?` and `[...]` as in find's -name; write `[*]`, `[?]` or \
-                 `[[]` for the character itself"
-                    .to_owned(),
-            ),
             PlanErrorKind::UnsupportedVersion { .. } => Some(format!(
                 "this kiln reads plan version {}",
                 crate::PLAN_VERSION

@@ -276,19 +276,6 @@ fn check_step(step: &Step, path: &JsonPath, errors: &mut Vec<PlanError>) {
         }
         Step::Remove(remove) if remove.path.is_empty() => errors.push(empty("path", "the path")),
         Step::Chmod(chmod) if chmod.path.is_empty() => errors.push(empty("path", "the path")),
-        Step::Fixup(fixup) => {
-            for (index, pattern) in fixup.strip_exclude.iter().enumerate() {
-                if let Err(error) = glob::Pattern::new(pattern) {
-                    errors.push(PlanError::new(
-                        path.key("stripExclude").index(index),
-                        PlanErrorKind::InvalidPattern {
-                            pattern: pattern.clone(),
-                            reason: error.msg.to_owned(),
-                        },
-                    ));
-                }
-            }
-        }
         Step::Substitute(substitute) => {
             if substitute.file.is_empty() {
                 errors.push(empty("file", "the file path"));

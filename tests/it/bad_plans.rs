@@ -60,11 +60,6 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "invalid environment variable name",
     ),
     (
-        "invalid-strip-exclude-pattern.json",
-        "phases[1].steps[0].fixup.stripExclude[1]",
-        "invalid shell pattern `lib/[a-`",
-    ),
-    (
         "malformed-json.json",
         "phases[0]",
         "not valid JSON: EOF while parsing",
