@@ -162,13 +162,16 @@ pub enum RunError {
     },
 }
 
-/// Where propagated dependencies are recorded: `dev` when it exists, else `out` (stdenv's
-/// `propagatedBuildOutputs` default).
-pub(crate) fn propagation_output(outputs: &BTreeMap<String, PathBuf>) -> Option<&Path> {
-    outputs
-        .get("dev")
-        .or_else(|| outputs.get("out"))
-        .map(PathBuf::as_path)
+/// Where propagated dependencies are recorded: the plan's `propagate.output`, else `dev` when it
+/// exists, else `out` (stdenv's `outputDev`).
+pub(crate) fn propagation_output<'a>(
+    plan: &Plan,
+    outputs: &'a BTreeMap<String, PathBuf>,
+) -> Option<&'a Path> {
+    let name = plan
+        .propagate
+        .output_in(|name| outputs.contains_key(name))?;
+    outputs.get(name).map(PathBuf::as_path)
 }
 
 /// A problem before any phase ran.
@@ -215,7 +218,7 @@ pub fn run_build(
     if let Err(error) = result {
         return (summary, Err(error));
     }
-    if let Some(target) = propagation_output(&prepared.paths.outputs) {
+    if let Some(target) = propagation_output(&prepared.plan, &prepared.paths.outputs) {
         if let Err(source) = write_propagated(&prepared.plan, target) {
             let error = RunError::Propagate {
                 path: target.to_owned(),

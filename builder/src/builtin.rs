@@ -293,15 +293,31 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
     };
     let multiple = if splitting {
         let names = context.outputs.keys().map(String::as_str);
-        Some(
-            kiln_fixup::MultipleOutputs::stdenv_defaults(names).map_err(|source| {
+        let roles = &step.output_roles;
+        let overrides = kiln_fixup::RoleOverrides {
+            dev: roles.dev.clone(),
+            bin: roles.bin.clone(),
+            include: roles.include.clone(),
+            lib: roles.lib.clone(),
+            doc: roles.doc.clone(),
+            devdoc: roles.devdoc.clone(),
+            man: roles.man.clone(),
+            devman: roles.devman.clone(),
+            info: roles.info.clone(),
+        };
+        let mut multiple =
+            kiln_fixup::MultipleOutputs::stdenv_with(names, &overrides).map_err(|source| {
                 BuiltinError::Fixup(kiln_fixup::FixupError::Step {
                     output: String::new(),
                     step: kiln_fixup::Step::SplitOutputs,
                     source,
                 })
-            })?,
-        )
+            })?;
+        multiple.move_to_dev = step.move_to_dev;
+        multiple
+            .propagated_build_outputs
+            .clone_from(&step.propagated_build_outputs);
+        Some(multiple)
     } else {
         None
     };

@@ -835,7 +835,7 @@ impl<'a> LocalBuild<'a> {
         let outputs = &self.host.outputs;
         // In the sandbox the runner wrote them after the last phase, inside: here, on the host,
         // a symlink the build made could point anywhere.
-        let target = crate::build::propagation_output(outputs);
+        let target = crate::build::propagation_output(&self.prepared.plan, outputs);
         if let (Some(target), false) = (target, self.options.sandbox) {
             if std::fs::symlink_metadata(target).is_ok() {
                 crate::deps::write_propagated(&self.prepared.plan, target).map_err(|source| {

@@ -308,7 +308,7 @@ fn finish(
             })?;
         }
         Role::Final => {
-            if let Some(target) = crate::build::propagation_output(placeholders) {
+            if let Some(target) = crate::build::propagation_output(&prepared.plan, placeholders) {
                 crate::deps::write_propagated(&prepared.plan, target)
                     .map_err(write_error(target))?;
             }

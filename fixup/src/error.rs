@@ -251,6 +251,17 @@ pub enum StepError {
         /// The outputs tried, in order.
         candidates: Vec<String>,
     },
+
+    /// A role set by the derivation names an output it does not have.
+    #[error("`{role}` is `{name}`, which is not an output (outputs: {})", known.join(", "))]
+    UnknownRoleOutput {
+        /// The role (`outputDev`, `outputBin`, ...).
+        role: &'static str,
+        /// The output it names.
+        name: String,
+        /// The derivation's outputs.
+        known: Vec<String>,
+    },
 }
 
 /// A symlink found by [`crate::symlinks::check_broken`].

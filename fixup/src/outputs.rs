@@ -4,7 +4,10 @@
 //!
 //! [`MultipleOutputs::stdenv_defaults`] picks, for each role, the first output that exists,
 //! exactly as stdenv's `_overrideFirst` chains do (`outputDev` = `dev` or `out`, `outputMan` =
-//! `man` or `outputBin`, `outputDevdoc` = `devdoc` or remove, ...). [`split_outputs`] then
+//! `man` or `outputBin`, `outputDevdoc` = `devdoc` or remove, ...);
+//! [`MultipleOutputs::stdenv_with`] does the same after the roles a derivation sets itself
+//! ([`RoleOverrides`]), which later defaults build on as in stdenv (`outputBin = "dev"` makes
+//! `outputMan` default to `dev` when there is no `man` output). [`split_outputs`] then
 //! moves, in stdenv's order, from every other output into the role's output:
 //!
 //! | path                                  | to          | stdenv          |
@@ -77,13 +80,62 @@ pub struct MultipleOutputs {
     pub propagated_build_outputs: Option<Vec<String>>,
 }
 
+/// The output roles a derivation sets itself (`outputDev = "lib"`, ...); `None` leaves a role to
+/// stdenv's default chain. A set role MUST name one of the derivation's outputs, except that
+/// `devdoc` may be `REMOVE` (stdenv's word for deleting what it would receive).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleOverrides {
+    /// `outputDev`.
+    pub dev: Option<String>,
+    /// `outputBin`.
+    pub bin: Option<String>,
+    /// `outputInclude`.
+    pub include: Option<String>,
+    /// `outputLib`.
+    pub lib: Option<String>,
+    /// `outputDoc`.
+    pub doc: Option<String>,
+    /// `outputDevdoc`.
+    pub devdoc: Option<String>,
+    /// `outputMan`.
+    pub man: Option<String>,
+    /// `outputDevman`.
+    pub devman: Option<String>,
+    /// `outputInfo`.
+    pub info: Option<String>,
+}
+
+/// stdenv's word for "delete it" as an `outputDevdoc`.
+pub const REMOVE: &str = "REMOVE";
+
 impl MultipleOutputs {
     /// stdenv's defaults for a derivation with these outputs.
     pub fn stdenv_defaults<'a>(
         outputs: impl IntoIterator<Item = &'a str>,
     ) -> Result<MultipleOutputs, StepError> {
+        MultipleOutputs::stdenv_with(outputs, &RoleOverrides::default())
+    }
+
+    /// stdenv's roles for a derivation with these outputs that sets `overrides` itself:
+    /// multiple-outputs.sh's `_overrideFirst` chains, in its order, each skipped when the role
+    /// is set.
+    pub fn stdenv_with<'a>(
+        outputs: impl IntoIterator<Item = &'a str>,
+        overrides: &RoleOverrides,
+    ) -> Result<MultipleOutputs, StepError> {
         let outputs: Vec<&str> = outputs.into_iter().collect();
-        let first = |role: &'static str, candidates: &[&str]| {
+        let first = |role: &'static str, set: &Option<String>, candidates: &[&str]| {
+            if let Some(name) = set {
+                return if outputs.contains(&name.as_str()) {
+                    Ok(name.clone())
+                } else {
+                    Err(StepError::UnknownRoleOutput {
+                        role,
+                        name: name.clone(),
+                        known: outputs.iter().map(|o| (*o).to_owned()).collect(),
+                    })
+                };
+            }
             candidates
                 .iter()
                 .find(|candidate| outputs.contains(candidate))
@@ -93,18 +145,23 @@ impl MultipleOutputs {
                     candidates: candidates.iter().map(|c| (*c).to_owned()).collect(),
                 })
         };
-        let dev = first("outputDev", &["dev", "out"])?;
-        let bin = first("outputBin", &["bin", "out"])?;
-        let include = dev.clone();
-        let lib = first("outputLib", &["lib", "out"])?;
-        let doc = first("outputDoc", &["doc", "out"])?;
-        let devdoc = match first("outputDevdoc", &["devdoc"]) {
-            Ok(name) => Destination::Output(name),
-            Err(_) => Destination::Remove,
+        let o = overrides;
+        let dev = first("outputDev", &o.dev, &["dev", "out"])?;
+        let bin = first("outputBin", &o.bin, &["bin", "out"])?;
+        let include = first("outputInclude", &o.include, &[&dev])?;
+        let lib = first("outputLib", &o.lib, &["lib", "out"])?;
+        let doc = first("outputDoc", &o.doc, &["doc", "out"])?;
+        let devdoc = match &o.devdoc {
+            Some(remove) if remove == REMOVE => Destination::Remove,
+            set => match first("outputDevdoc", set, &["devdoc"]) {
+                Ok(name) => Destination::Output(name),
+                Err(StepError::NoOutputForRole { .. }) => Destination::Remove,
+                Err(other) => return Err(other),
+            },
         };
-        let man = first("outputMan", &["man", &bin])?;
-        let devman = first("outputDevman", &["devman", "devdoc", &man])?;
-        let info = first("outputInfo", &["info", &bin])?;
+        let man = first("outputMan", &o.man, &["man", &bin])?;
+        let devman = first("outputDevman", &o.devman, &["devman", "devdoc", &man])?;
+        let info = first("outputInfo", &o.info, &["info", &bin])?;
         Ok(MultipleOutputs {
             dev,
             bin,
@@ -538,6 +595,30 @@ mod tests {
         assert_eq!(many.info, "out");
         let with_bin = MultipleOutputs::stdenv_defaults(["out", "bin", "dev"]).unwrap();
         assert_eq!((&with_bin.man[..], &with_bin.info[..]), ("bin", "bin"));
+        // A role the derivation sets moves the defaults that build on it.
+        let overrides = RoleOverrides {
+            bin: Some("dev".into()),
+            include: Some("out".into()),
+            devdoc: Some(REMOVE.into()),
+            ..RoleOverrides::default()
+        };
+        let set = MultipleOutputs::stdenv_with(["out", "dev", "devdoc"], &overrides).unwrap();
+        assert_eq!(set.bin, "dev");
+        assert_eq!((&set.man[..], &set.info[..]), ("dev", "dev"));
+        assert_eq!(set.devman, "devdoc");
+        assert_eq!(set.include, "out");
+        assert_eq!(set.dev, "dev");
+        assert_eq!(set.devdoc, Destination::Remove);
+        let unknown = RoleOverrides {
+            lib: Some("lib".into()),
+            ..RoleOverrides::default()
+        };
+        assert_eq!(
+            MultipleOutputs::stdenv_with(["out", "dev"], &unknown)
+                .unwrap_err()
+                .to_string(),
+            "`outputLib` is `lib`, which is not an output (outputs: out, dev)"
+        );
         assert_eq!(
             MultipleOutputs::stdenv_defaults(["lib"])
                 .unwrap_err()

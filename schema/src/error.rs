@@ -127,6 +127,14 @@ pub enum PlanErrorKind {
         /// The inputs that exist.
         known: Vec<String>,
     },
+    /// A name that should be one of the plan's outputs but is not.
+    #[error("`{name}` is not an output of the plan")]
+    UnknownOutput {
+        /// The name.
+        name: String,
+        /// The plan's outputs.
+        known: Vec<String>,
+    },
     /// A timeout of zero seconds.
     #[error("timeout must be at least 1 second")]
     ZeroTimeout,
@@ -222,6 +230,7 @@ impl PlanError {
                 Some(suggest(name, existing, "phases"))
             }
             PlanErrorKind::UnknownInput { name, known } => Some(suggest(name, known, "inputs")),
+            PlanErrorKind::UnknownOutput { name, known } => Some(suggest(name, known, "outputs")),
             PlanErrorKind::UnsupportedVersion { .. } => Some(format!(
                 "this kiln reads plan version {}",
                 crate::PLAN_VERSION

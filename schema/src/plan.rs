@@ -63,8 +63,8 @@ pub struct Plan {
     pub deps: Deps,
     /// Inputs to record in this package's `nix-support/propagated-build-inputs` (host) and
     /// `propagated-native-build-inputs` (build), so that packages depending on it get them too.
-    #[serde(default, skip_serializing_if = "Deps::is_empty")]
-    pub propagate: Deps,
+    #[serde(default, skip_serializing_if = "Propagate::is_empty")]
+    pub propagate: Propagate,
     /// A build-system preset that yields named phases (see [`crate::preset`]). With a preset,
     /// `phases` MUST be empty; change the preset's phases with `edits`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +103,39 @@ impl Deps {
     /// Whether both lists are empty.
     pub fn is_empty(&self) -> bool {
         self.build.is_empty() && self.host.is_empty()
+    }
+}
+
+/// Dependencies a package passes on to the packages that depend on it, as names of the plan's
+/// `inputs`, and the output that records them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Propagate {
+    /// Recorded in `nix-support/propagated-native-build-inputs`
+    /// (`propagatedNativeBuildInputs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build: Vec<String>,
+    /// Recorded in `nix-support/propagated-build-inputs` (`propagatedBuildInputs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host: Vec<String>,
+    /// The output whose `nix-support/` holds the files (stdenv's `outputDev`). MUST be one of
+    /// the plan's outputs. Default: `dev` when the plan has it, else `out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+impl Propagate {
+    /// Whether nothing is propagated and no output is named.
+    pub fn is_empty(&self) -> bool {
+        self.build.is_empty() && self.host.is_empty() && self.output.is_none()
+    }
+
+    /// The output that records the propagated inputs, among `outputs` (names).
+    pub fn output_in(&self, mut outputs: impl FnMut(&str) -> bool) -> Option<&str> {
+        match &self.output {
+            Some(name) => outputs(name).then_some(name.as_str()),
+            None => ["dev", "out"].into_iter().find(|name| outputs(name)),
+        }
     }
 }
 
@@ -311,7 +344,7 @@ pub enum Step {
     Make(MakeStep),
     /// stdenv's fixup of every output: move docs, patch shebangs, strip, shrink RPATHs, compress
     /// man pages, prune libtool files, check symlinks and references.
-    Fixup(FixupStep),
+    Fixup(Box<FixupStep>),
 }
 
 impl Step {
@@ -611,16 +644,84 @@ pub struct FixupStep {
     /// Before stripping, copy the debug info of every ELF file with a build ID to
     /// `lib/debug/.build-id/XX/YYYY.debug` of the `debug` output (`out` when there is none),
     /// as nixpkgs' `separateDebugInfo`. Default: off.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub separate_debug_info: bool,
     /// The directories of `out` moved under `share` (`forceShare`). Default: `man doc info`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_share: Option<Vec<String>>,
+    /// With several outputs, the output each kind of file goes to, where the plan sets it
+    /// (stdenv's `outputDev`, `outputBin`, …). Unset roles follow stdenv's defaults, which build
+    /// on the roles set here (`man` falls back to `bin`).
+    #[serde(default, skip_serializing_if = "OutputRoles::is_empty")]
+    pub output_roles: OutputRoles,
+    /// With several outputs, move `include`, pkg-config, CMake and aclocal files to the `dev`
+    /// role's output (stdenv's `moveToDev`). Default: on.
+    #[serde(default = "enabled_by_default")]
+    pub move_to_dev: bool,
+    /// With several outputs, the outputs the `dev` role's output propagates through
+    /// `nix-support/propagated-build-inputs` (`propagatedBuildOutputs`). Default: the `bin`,
+    /// `include` and `lib` roles' outputs other than `dev`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagated_build_outputs: Option<Vec<String>>,
 }
 
-/// For `skip_serializing_if`: leave a switch that is off by default out of printed plans.
-fn is_false(value: &bool) -> bool {
-    !*value
+/// Output roles a plan sets (see [`FixupStep::output_roles`]). Each value MUST name one of the
+/// plan's outputs; `devdoc` may also be `REMOVE` (delete what it would receive).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutputRoles {
+    /// pkg-config, CMake and aclocal files, and the propagation files (`outputDev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// Programs (`outputBin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bin: Option<String>,
+    /// Headers (`outputInclude`; default: the `dev` role's output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<String>,
+    /// Libraries (`outputLib`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lib: Option<String>,
+    /// `share/doc` (`outputDoc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc: Option<String>,
+    /// `share/gtk-doc`, `share/devhelp/books` (`outputDevdoc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devdoc: Option<String>,
+    /// `share/man` (`outputMan`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub man: Option<String>,
+    /// `share/man/man3` (`outputDevman`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devman: Option<String>,
+    /// `share/info` (`outputInfo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<String>,
+}
+
+impl OutputRoles {
+    /// Whether no role is set.
+    pub fn is_empty(&self) -> bool {
+        *self == OutputRoles::default()
+    }
+
+    /// The roles that are set: (field name, output name), in declaration order.
+    pub fn set(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("dev", &self.dev),
+            ("bin", &self.bin),
+            ("include", &self.include),
+            ("lib", &self.lib),
+            ("doc", &self.doc),
+            ("devdoc", &self.devdoc),
+            ("man", &self.man),
+            ("devman", &self.devman),
+            ("info", &self.info),
+        ]
+        .into_iter()
+        .filter_map(|(role, name)| name.as_deref().map(|name| (role, name)))
+        .collect()
+    }
 }
 
 impl Default for FixupStep {
@@ -646,6 +747,9 @@ impl Default for FixupStep {
             strip_exclude: Vec::new(),
             separate_debug_info: false,
             force_share: None,
+            output_roles: OutputRoles::default(),
+            move_to_dev: true,
+            propagated_build_outputs: None,
         }
     }
 }
@@ -758,6 +862,22 @@ impl JsonSchema for Mode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn propagation_goes_to_the_named_output_else_dev_else_out() {
+        let has = |names: &'static [&'static str]| move |name: &str| names.contains(&name);
+        let default = Propagate::default();
+        assert_eq!(default.output_in(has(&["out", "dev"])), Some("dev"));
+        assert_eq!(default.output_in(has(&["out", "lib"])), Some("out"));
+        assert_eq!(default.output_in(has(&["bin"])), None);
+        let named = Propagate {
+            output: Some("lib".to_owned()),
+            ..Propagate::default()
+        };
+        assert_eq!(named.output_in(has(&["out", "dev", "lib"])), Some("lib"));
+        assert_eq!(named.output_in(has(&["out", "dev"])), None);
+        assert!(!named.is_empty());
+    }
 
     #[test]
     fn mode_parses_octal_strings_only() {

@@ -378,7 +378,9 @@ pub fn preset_phases(preset: &Preset, plan_sets_ldflags: bool) -> Vec<Phase> {
 
     let mut fixup = phase(
         "fixup",
-        vec![Step::Fixup(preset.fixup.clone().unwrap_or_default())],
+        vec![Step::Fixup(Box::new(
+            preset.fixup.clone().unwrap_or_default(),
+        ))],
     );
     fixup.enabled = !preset.dont_fixup;
     phases.push(fixup);

@@ -83,8 +83,14 @@ pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
         }
     }
     check_env_names(&plan.env, &root.key("env"), &mut errors);
-    for (role, deps) in [("deps", &plan.deps), ("propagate", &plan.propagate)] {
-        for (list, names) in [("build", &deps.build), ("host", &deps.host)] {
+    let lists = [
+        ("deps", "build", &plan.deps.build),
+        ("deps", "host", &plan.deps.host),
+        ("propagate", "build", &plan.propagate.build),
+        ("propagate", "host", &plan.propagate.host),
+    ];
+    for (role, list, names) in lists {
+        {
             for (index, name) in names.iter().enumerate() {
                 if !plan.inputs.contains_key(name) {
                     errors.push(PlanError::new(
@@ -148,6 +154,7 @@ pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
             crate::plan::Edit::Delete(_) => {}
         }
     }
+    check_output_names(plan, &mut errors);
     errors.extend(check_syntax(plan));
     errors.sort_by_key(|error| document_order(plan, &error.path));
     PlanErrors::check(errors)
@@ -183,6 +190,53 @@ fn check_phase(phase: &crate::plan::Phase, path: &JsonPath, errors: &mut Vec<Pla
         check_step(step, &step_path, errors);
         for error in &mut errors[before..] {
             error.context = Some(context.clone());
+        }
+    }
+}
+
+/// Names that must be outputs of the plan: `propagate.output`, and the fixup steps' output roles
+/// and `propagatedBuildOutputs`.
+fn check_output_names(plan: &Plan, errors: &mut Vec<PlanError>) {
+    let outputs = declared_outputs(plan);
+    let mut check = |name: &str, path: JsonPath, context: Option<String>| {
+        if !outputs.iter().any(|output| output == name) {
+            let mut error = PlanError::new(
+                path,
+                PlanErrorKind::UnknownOutput {
+                    name: name.to_owned(),
+                    known: outputs.clone(),
+                },
+            );
+            error.context = context;
+            errors.push(error);
+        }
+    };
+    let root = JsonPath::root();
+    if let Some(name) = &plan.propagate.output {
+        check(name, root.key("propagate").key("output"), None);
+    }
+    for (phase_index, phase) in plan.phases.iter().enumerate() {
+        for (step_index, step) in phase.steps.iter().enumerate() {
+            let Step::Fixup(fixup) = step else { continue };
+            let path = root
+                .key("phases")
+                .index(phase_index)
+                .key("steps")
+                .index(step_index)
+                .key("fixup");
+            let context = || Some(format!("phase `{}`, step {}", phase.name, step_index + 1));
+            for (role, name) in fixup.output_roles.set() {
+                if !(role == "devdoc" && name == "REMOVE") {
+                    check(name, path.key("outputRoles").key(role), context());
+                }
+            }
+            for (index, name) in fixup.propagated_build_outputs.iter().flatten().enumerate() {
+                check(
+                    name,
+                    path.key("propagatedBuildOutputs").index(index),
+                    context(),
+                );
+            }
         }
     }
 }

@@ -61,6 +61,12 @@ pub enum TranslateErrorKind {
         /// The flag.
         flag: String,
     },
+    /// An output role (`outputDev`, …) that names no output, or no output for a role's default.
+    #[error("{message}")]
+    OutputRole {
+        /// What is wrong, naming the role and the outputs.
+        message: String,
+    },
     /// A path that is not absolute.
     #[error("`{path}` is not an absolute path")]
     RelativePath {
@@ -119,6 +125,9 @@ impl TranslateErrorKind {
                     format!(" (did you mean `{name}Phase`?)")
                 }
             )),
+            TranslateErrorKind::OutputRole { .. } => Some(
+                "set the role to one of the outputs, or add the output to `outputs`".to_owned(),
+            ),
             TranslateErrorKind::NoSource => Some(
                 "set `src` (or `srcs`), or `dontUnpack = true;` when there is nothing to unpack; \
                  or give the derivation a kiln plan in its `kiln` attribute"

@@ -122,6 +122,10 @@ fn context_and_value(name: &str, kind: Kind) -> (Value, Value) {
         "version" | "kilnShell" => (shell, sample(name, kind)),
         "kilnAllowShell" => (json!({ "postInstall": "true" }), json!(true)),
         "setOutputFlags" => (multi, json!(false)),
+        "moveToDev" => (multi, json!(false)),
+        "propagatedBuildOutputs" => (multi, json!(["out"])),
+        "outputDev" | "outputBin" | "outputInclude" | "outputLib" | "outputDoc"
+        | "outputDevdoc" | "outputMan" | "outputDevman" | "outputInfo" => (multi, json!("doc")),
         "shareDocName" => (multi, json!("x")),
         "patchFlags" => (
             json!({ "patches": ["/nix/store/66666666666666666666666666666666-a.patch"] }),
@@ -695,42 +699,75 @@ fn install_dir_flags_need_the_configure_phase() {
 }
 
 #[test]
-fn output_roles_are_the_fixups() {
-    for outputs in [
-        vec!["out"],
-        vec!["out", "man"],
-        vec!["out", "doc"],
-        vec!["out", "bin", "doc"],
-        vec!["out", "info", "doc"],
-        vec!["out", "bin", "dev", "lib", "man", "info", "doc"],
-        vec!["out", "dev", "bin"],
+fn output_roles_set_by_the_derivation_reach_the_flags_the_fixup_and_propagation() {
+    let t = ok(json!({
+        "outputs": { "out": "/o", "dev": "/d", "bin": "/b", "man": "/m" },
+        "outputBin": "dev",
+        "outputMan": "out",
+        "outputDevdoc": "REMOVE",
+        "moveToDev": false,
+        "propagatedBuildOutputs": [],
+        "propagatedBuildInputs": ["/nix/store/55555555555555555555555555555555-z"],
+    }));
+    let flags = configure(&t).flags;
+    for expected in [
+        "--bindir=${outputs.dev}/bin",
+        "--mandir=${outputs.out}/share/man",
+        // outputInfo defaults to outputBin, which the derivation set.
+        "--infodir=${outputs.dev}/share/info",
     ] {
-        let names: Vec<String> = outputs.iter().map(|o| o.to_string()).collect();
-        let ours = crate::translate::Roles::new(&names);
-        let fixup =
-            kiln_fixup::outputs::MultipleOutputs::stdenv_defaults(outputs.iter().copied()).unwrap();
-        assert_eq!(
-            [
-                &ours.bin,
-                &ours.include,
-                &ours.lib,
-                &ours.doc,
-                &ours.man,
-                &ours.info,
-                &ours.dev
-            ],
-            [
-                &fixup.bin,
-                &fixup.include,
-                &fixup.lib,
-                &fixup.doc,
-                &fixup.man,
-                &fixup.info,
-                &fixup.dev
-            ],
-            "{outputs:?}"
+        assert!(
+            flags.contains(&expected.to_owned()),
+            "{expected}: {flags:?}"
         );
     }
+    let Step::Fixup(fixup) = &phase(&t, "fixup").steps[0] else {
+        panic!()
+    };
+    assert_eq!(fixup.output_roles.bin.as_deref(), Some("dev"));
+    assert_eq!(fixup.output_roles.man.as_deref(), Some("out"));
+    assert_eq!(fixup.output_roles.devdoc.as_deref(), Some("REMOVE"));
+    assert_eq!(fixup.output_roles.dev, None);
+    assert!(!fixup.move_to_dev);
+    assert_eq!(fixup.propagated_build_outputs, Some(Vec::new()));
+    assert_eq!(t.plan.propagate.output, None);
+    // outputDev decides where the propagation files go.
+    let t = ok(json!({
+        "outputs": { "out": "/o", "lib": "/l" },
+        "outputDev": "lib",
+        "propagatedBuildInputs": ["/nix/store/55555555555555555555555555555555-z"],
+    }));
+    assert_eq!(t.plan.propagate.output.as_deref(), Some("lib"));
+    // Defaults stay out of the plan.
+    let t = ok(json!({ "outputs": { "out": "/o", "dev": "/d" } }));
+    let Step::Fixup(fixup) = &phase(&t, "fixup").steps[0] else {
+        panic!()
+    };
+    assert!(fixup.output_roles.is_empty() && fixup.move_to_dev);
+    assert_eq!(fixup.propagated_build_outputs, None);
+}
+
+#[test]
+fn an_output_role_naming_no_output_is_refused_at_its_attribute() {
+    let found = errors(json!({
+        "outputs": { "out": "/o", "dev": "/d" },
+        "outputLib": "lib",
+        "outputDevdoc": "REMOVE",
+    }));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].path.to_string(), "outputLib");
+    assert_eq!(
+        found[0].kind.to_string(),
+        "`outputLib` is `lib`, which is not an output (outputs: dev, out)"
+    );
+    // Without `out`, a role with no candidate is refused too (stdenv's _assignFirst fails).
+    let found = errors(json!({ "outputs": { "bin": "/b", "dev": "/d" } }));
+    assert_eq!(found[0].path.to_string(), "outputs", "{found:?}");
+    assert!(found[0].kind.to_string().contains("outputLib"), "{found:?}");
+}
+
+#[test]
+fn mandir_and_infodir_follow_outputbin_not_doc() {
     let t = ok(json!({ "outputs": { "out": "/o", "doc": "/d" } }));
     let flags = configure(&t).flags;
     assert!(

@@ -12,11 +12,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use kiln_fixup::outputs::{MultipleOutputs, RoleOverrides};
 use kiln_schema::events::Level;
 use kiln_schema::preset::{preset_phases, BuildSystem, Preset};
 use kiln_schema::{
-    CopyStep, Deps, FixupStep, Input, JsonPath, MakeStep, MkdirStep, OutputCheck, Phase, Plan,
-    RunStep, Step, PLAN_VERSION,
+    CopyStep, Deps, FixupStep, Input, JsonPath, MakeStep, MkdirStep, OutputCheck, OutputRoles,
+    Phase, Plan, Propagate, RunStep, Step, PLAN_VERSION,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -287,6 +288,8 @@ struct Translator<'r, 'a> {
     options: &'r TranslateOptions<'r>,
     system: BuildSystem,
     outputs: Vec<String>,
+    /// The output roles the derivation sets itself (`outputDev`, …), checked against `outputs`.
+    role_overrides: RoleOverrides,
     inputs: BTreeMap<String, Input>,
     report: Report,
     shell_env: BTreeMap<String, String>,
@@ -299,6 +302,7 @@ impl<'r, 'a> Translator<'r, 'a> {
             options,
             system: BuildSystem::Autotools,
             outputs: Vec::new(),
+            role_overrides: RoleOverrides::default(),
             inputs: BTreeMap::new(),
             report: Report::default(),
             shell_env: BTreeMap::new(),
@@ -311,6 +315,7 @@ impl<'r, 'a> Translator<'r, 'a> {
         r.string("pname");
         r.string("version");
         self.outputs = self.outputs();
+        self.role_overrides = self.role_overrides();
         let custom = self.custom_phase_names();
         let shell_attributes = self.classify(&custom);
         let allow_shell = r.flag("kilnAllowShell");
@@ -369,7 +374,12 @@ impl<'r, 'a> Translator<'r, 'a> {
             inputs: std::mem::take(&mut self.inputs),
             env,
             deps: deps.0,
-            propagate: deps.1,
+            propagate: Propagate {
+                build: deps.1.build,
+                host: deps.1.host,
+                // setup.sh writes the propagation files into `${!outputDev}`.
+                output: self.role_overrides.dev.clone(),
+            },
             preset: None,
             edits: Vec::new(),
             phases,
@@ -404,6 +414,43 @@ impl<'r, 'a> Translator<'r, 'a> {
         names.sort();
         names.dedup();
         names
+    }
+
+    /// The roles multiple-outputs.sh lets a derivation set (`outputDev = "lib"`, …); each must
+    /// name an output (`outputDevdoc` may be `REMOVE`).
+    fn role_overrides(&self) -> RoleOverrides {
+        let mut overrides = RoleOverrides::default();
+        let roles: [(&'static str, &mut Option<String>); 9] = [
+            ("outputDev", &mut overrides.dev),
+            ("outputBin", &mut overrides.bin),
+            ("outputInclude", &mut overrides.include),
+            ("outputLib", &mut overrides.lib),
+            ("outputDoc", &mut overrides.doc),
+            ("outputDevdoc", &mut overrides.devdoc),
+            ("outputMan", &mut overrides.man),
+            ("outputDevman", &mut overrides.devman),
+            ("outputInfo", &mut overrides.info),
+        ];
+        for (attribute, slot) in roles {
+            let Some(name) = self.r.string(attribute).filter(|name| !name.is_empty()) else {
+                continue;
+            };
+            let remove = attribute == "outputDevdoc" && name == kiln_fixup::outputs::REMOVE;
+            if !remove && !self.outputs.contains(&name) {
+                self.r.error(
+                    JsonPath::root().key(attribute),
+                    TranslateErrorKind::OutputRole {
+                        message: format!(
+                            "`{attribute}` is `{name}`, which is not an output (outputs: {})",
+                            self.outputs.join(", ")
+                        ),
+                    },
+                );
+                continue;
+            }
+            *slot = Some(name);
+        }
+        overrides
     }
 
     /// Names in `phases` and the `pre…Phases` lists that are not stdenv's own: attributes of
@@ -903,7 +950,18 @@ impl<'r, 'a> Translator<'r, 'a> {
         // Configure.
         let set_output_flags = r.flag_or("setOutputFlags", true);
         let multi = self.outputs.len() > 1 && set_output_flags;
-        let roles = Roles::new(&self.outputs);
+        let roles = match Roles::new(&self.outputs, &self.role_overrides) {
+            Ok(roles) => roles,
+            Err(error) => {
+                r.error(
+                    JsonPath::root().key("outputs"),
+                    TranslateErrorKind::OutputRole {
+                        message: error.to_string(),
+                    },
+                );
+                Roles::all_out()
+            }
+        };
         let prefix = r.string("prefix").map(|p| literal(&p));
         let prefix_value = prefix.clone().unwrap_or_else(|| out.clone());
         let add_prefix = !r.flag("dontAddPrefix");
@@ -1549,6 +1607,21 @@ impl<'r, 'a> Translator<'r, 'a> {
         fixup.separate_debug_info = self.r.flag("separateDebugInfo");
         // move-docs.sh: `forceShare=${forceShare:=man doc info}`, so empty means the default.
         fixup.force_share = self.r.list("forceShare").filter(|dirs| !dirs.is_empty());
+        let o = &self.role_overrides;
+        fixup.output_roles = OutputRoles {
+            dev: o.dev.clone(),
+            bin: o.bin.clone(),
+            include: o.include.clone(),
+            lib: o.lib.clone(),
+            doc: o.doc.clone(),
+            devdoc: o.devdoc.clone(),
+            man: o.man.clone(),
+            devman: o.devman.clone(),
+            info: o.info.clone(),
+        };
+        fixup.move_to_dev = self.r.flag_or("moveToDev", true);
+        // Set (even to `[]`, which propagates nothing) it replaces stdenv's default list.
+        fixup.propagated_build_outputs = self.r.list("propagatedBuildOutputs");
         if let Some(checks) = self.r.raw("outputChecks") {
             match checks {
                 Value::Object(outputs) => {
@@ -1707,9 +1780,10 @@ fn unknown_attribute_warning(name: &str) -> Option<String> {
     ))
 }
 
-/// stdenv's output roles (`_overrideFirst` chains of multiple-outputs.sh), the same as
-/// `kiln_fixup::outputs::MultipleOutputs::stdenv_defaults` (a unit test holds them together):
-/// `outputMan` and `outputInfo` fall back to `outputBin`, never to `doc`.
+/// stdenv's output roles (`_overrideFirst` chains of multiple-outputs.sh, after the roles the
+/// derivation sets), taken from `kiln_fixup::outputs::MultipleOutputs::stdenv_with` so that the
+/// configure flags and the fixup's moves agree: `outputMan` and `outputInfo` fall back to
+/// `outputBin`, never to `doc`.
 pub(crate) struct Roles {
     pub(crate) bin: String,
     pub(crate) include: String,
@@ -1721,28 +1795,33 @@ pub(crate) struct Roles {
 }
 
 impl Roles {
-    pub(crate) fn new(outputs: &[String]) -> Roles {
-        let first = |candidates: &[&str]| -> String {
-            candidates
-                .iter()
-                .find(|c| outputs.iter().any(|o| o == *c))
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "out".to_owned())
-        };
-        let dev = first(&["dev", "out"]);
-        let bin = first(&["bin", "out"]);
-        let lib = first(&["lib", "out"]);
-        let doc = first(&["doc", "out"]);
-        let man = first(&["man", &bin]);
-        let info = first(&["info", &bin]);
+    pub(crate) fn new(
+        outputs: &[String],
+        overrides: &RoleOverrides,
+    ) -> Result<Roles, kiln_fixup::StepError> {
+        let roles = MultipleOutputs::stdenv_with(outputs.iter().map(String::as_str), overrides)?;
+        Ok(Roles {
+            bin: roles.bin,
+            include: roles.include,
+            lib: roles.lib,
+            doc: roles.doc,
+            man: roles.man,
+            info: roles.info,
+            dev: roles.dev,
+        })
+    }
+
+    /// Every role in `out`: what the translation goes on with after reporting a role error.
+    fn all_out() -> Roles {
+        let out = || "out".to_owned();
         Roles {
-            include: dev.clone(),
-            bin,
-            lib,
-            doc,
-            man,
-            info,
-            dev,
+            bin: out(),
+            include: out(),
+            lib: out(),
+            doc: out(),
+            man: out(),
+            info: out(),
+            dev: out(),
         }
     }
 

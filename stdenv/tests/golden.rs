@@ -92,14 +92,18 @@ fn step_line(step: &Step) -> String {
             let mut hooks = Vec::new();
             let mut rest = fixup.clone();
             if rest.separate_debug_info {
-                hooks.push("+separate-debug-info($debug)");
+                hooks.push("+separate-debug-info($debug)".to_owned());
                 rest.separate_debug_info = false;
             }
-            if rest == kiln_schema::FixupStep::default() {
-                ["fixup"]
-                    .iter()
-                    .chain(&hooks)
-                    .copied()
+            for (role, output) in rest.output_roles.set() {
+                let mut chars = role.chars();
+                let first = chars.next().unwrap_or_default().to_ascii_uppercase();
+                hooks.push(format!("output{first}{}={output}", chars.as_str()));
+            }
+            rest.output_roles = Default::default();
+            if *rest == kiln_schema::FixupStep::default() {
+                std::iter::once("fixup".to_owned())
+                    .chain(hooks)
                     .collect::<Vec<_>>()
                     .join(" ")
             } else {

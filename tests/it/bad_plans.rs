@@ -138,6 +138,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "the plan has no output `dev`",
     ),
     (
+        "unknown-output-role.json",
+        "phases[1].steps[0].fixup.outputRoles.man",
+        "`mna` is not an output of the plan",
+    ),
+    (
         "unknown-reference-namespace.json",
         "phases[0].steps[1].write.path",
         "unknown namespace `output`",

@@ -304,6 +304,9 @@ fn stdenv_corpus_builds_and_a_follow_up_links_and_runs_every_package() {
     assert!(zlib_dev.join("lib/pkgconfig/zlib.pc").is_file());
     assert!(zlib_out.join("lib/libz.so.1.2.13").is_file());
     assert!(!zlib_out.join("include").exists());
+    // outputMan = "dev": the man3 page went with the headers, not to `out`.
+    assert!(zlib_dev.join("share/man/man3/zlib.3.gz").is_file());
+    assert!(!zlib_out.join("share/man").exists());
     let propagated =
         std::fs::read_to_string(zlib_dev.join("nix-support/propagated-build-inputs")).unwrap();
     assert!(
