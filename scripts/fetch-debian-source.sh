@@ -9,10 +9,12 @@
 # checked: the .dsc must be there together with every file it lists; a partial download (the
 # mirror lacks some files) fails loudly instead of leaving a half source package.
 #
-# The mirror does not always carry the newest version: a fresh security update (bookworm-security)
-# can be listed by `apt-get update` and still be a 404. So every version the sources list is tried,
+# Which version: the one scripts/debian-sources.txt pins for PACKAGE (the fixtures name its
+# files), else KILN_DEBIAN_VERSION=V, else the newest the mirror serves whole. The mirror does not
+# always carry the newest version: a fresh security update (bookworm-security) can be listed by
+# `apt-get update` and still be a 404. So unpinned, every version the sources list is tried,
 # newest first, and the first that downloads whole is kept; the versions skipped are named on
-# stderr. KILN_DEBIAN_VERSION=V asks for exactly one version.
+# stderr. A cached download of another version than the pinned one is replaced.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -28,10 +30,18 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
 
-# complete DIR: DIR holds a .dsc and every file it lists.
+# The pinned version (without epoch), if any.
+pinned="$(awk -v want="$package" '$1 == want { print $2 }' "$KILN_ROOT/scripts/debian-sources.txt")"
+
+# complete DIR: DIR holds the pinned .dsc (any .dsc when unpinned) and every file it lists.
 complete() {
     local dsc
-    dsc="$(find "$1" -maxdepth 1 -name '*.dsc' 2>/dev/null | head -n 1)"
+    if [ -n "$pinned" ]; then
+        dsc="$1/${package}_${pinned}.dsc"
+        [ -e "$dsc" ] || return 1
+    else
+        dsc="$(find "$1" -maxdepth 1 -name '*.dsc' 2>/dev/null | head -n 1)"
+    fi
     [ -n "$dsc" ] || return 1
     # The Files: section of the .dsc lists "md5 size name" for every part.
     awk '/^Files:/{f=1;next} /^[^ ]/{f=0} f&&NF==3{print $3}' "$dsc" | while read -r part; do
@@ -70,7 +80,14 @@ if ! complete "$dir"; then
     fi
     command -v dpkg-source >/dev/null 2>&1 ||
         kiln_quietly "apt-get install dpkg-dev" apt-get install -y --no-install-recommends dpkg-dev
-    versions="${KILN_DEBIAN_VERSION:-$(newest_first "$(source_versions)")}"
+    if [ -n "$pinned" ]; then
+        # apt wants the epoch the .dsc's file name leaves out.
+        versions="$(source_versions | awk -v pin="$pinned" '{ v = $0; sub(/^[0-9]+:/, "", v) } v == pin')"
+        [ -n "$versions" ] ||
+            kiln_die "apt knows no version $pinned of '$package' (pinned in scripts/debian-sources.txt; is the deb-src entry there?)"
+    else
+        versions="${KILN_DEBIAN_VERSION:-$(newest_first "$(source_versions)")}"
+    fi
     [ -n "$versions" ] || kiln_die "apt knows no source package '$package' (is the deb-src entry there? see $deb_src)"
     fetched="" last_log=""
     for version in $versions; do

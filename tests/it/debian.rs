@@ -205,3 +205,45 @@ fn debian_fribidi_builds_with_meson_and_reorders_text() {
     assert!(has_line(&log, &["Ok:", "8"]), "{log}");
     assert!(has_line(&log, &["Fail:", "0"]), "{log}");
 }
+
+/// Every `.dsc` a fixture names is the version `scripts/debian-sources.txt` pins, which is the one
+/// `fetch-debian-source.sh` downloads: a fixture and the fetch cannot drift apart when the
+/// mirror's newest version changes.
+#[test]
+fn every_dsc_a_fixture_names_is_pinned_for_the_fetch() {
+    let root = crate::nix::root();
+    let pins = std::fs::read_to_string(root.join("scripts/debian-sources.txt")).unwrap();
+    let pinned: Vec<String> = pins
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (package, version) = line.split_once(' ').expect("PACKAGE VERSION");
+            format!("{package}_{}.dsc", version.trim())
+        })
+        .collect();
+    let mut named = std::collections::BTreeSet::new();
+    let mut dirs = vec![root.join("tests/fixtures")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "nix") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for quoted in text.split('"').skip(1).step_by(2) {
+                    if quoted.ends_with(".dsc") && !quoted.contains(['$', '{', ' ']) {
+                        named.insert((quoted.to_owned(), path.clone()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(named.len() >= 8, "found only {named:?}");
+    for (dsc, file) in &named {
+        assert!(
+            pinned.contains(dsc),
+            "{} names `{dsc}`, which scripts/debian-sources.txt does not pin",
+            file.display()
+        );
+    }
+}
