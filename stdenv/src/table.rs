@@ -282,7 +282,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row("depsHostHostPropagated", C::Dependencies, K::Paths, S::Unsupported(CROSS)),
     row("depsTargetTarget", C::Dependencies, K::Paths, S::Unsupported(CROSS)),
     row("depsTargetTargetPropagated", C::Dependencies, K::Paths, S::Unsupported(CROSS)),
-    row("propagatedUserEnvPkgs", C::Dependencies, K::Paths, S::Unsupported("kiln does not write `nix-support/propagated-user-env-packages`: add a `write` step")),
+    row("propagatedUserEnvPkgs", C::Dependencies, K::Paths, S::Supported("a `write` step at the end of phase `fixup`: `nix-support/propagated-user-env-packages` of the `outputBin` output, each path followed by a space as stdenv's `printWords`")),
     // --- Fixup --------------------------------------------------------------------------------
     row("dontStrip", C::Fixup, K::Bool, S::Supported("fixup `strip: false`")),
     row("dontPatchShebangs", C::Fixup, K::Bool, S::Supported("fixup `patchShebangs: false`")),

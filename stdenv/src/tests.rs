@@ -748,6 +748,36 @@ fn output_roles_set_by_the_derivation_reach_the_flags_the_fixup_and_propagation(
 }
 
 #[test]
+fn propagated_user_env_packages_are_written_into_the_bin_output_as_stdenv_prints_them() {
+    let t = ok(json!({
+        "outputs": { "out": "/o", "bin": "/b" },
+        "propagatedUserEnvPkgs": [
+            "/nix/store/55555555555555555555555555555555-a",
+            "/nix/store/66666666666666666666666666666666-b",
+        ],
+    }));
+    let fixup = phase(&t, "fixup");
+    let Some(Step::Write(write)) = fixup.steps.last() else {
+        panic!("{:?}", fixup.steps)
+    };
+    assert_eq!(
+        write.path,
+        "${outputs.bin}/nix-support/propagated-user-env-packages"
+    );
+    assert_eq!(
+        write.content,
+        "/nix/store/55555555555555555555555555555555-a \
+         /nix/store/66666666666666666666666666666666-b "
+    );
+    // Nothing to write without the attribute.
+    let t = ok(json!({}));
+    assert!(!phase(&t, "fixup")
+        .steps
+        .iter()
+        .any(|step| matches!(step, Step::Write(_))));
+}
+
+#[test]
 fn an_output_role_naming_no_output_is_refused_at_its_attribute() {
     let found = errors(json!({
         "outputs": { "out": "/o", "dev": "/d" },

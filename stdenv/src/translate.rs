@@ -17,7 +17,7 @@ use kiln_schema::events::Level;
 use kiln_schema::preset::{preset_phases, BuildSystem, Preset};
 use kiln_schema::{
     CopyStep, Deps, FixupStep, Input, JsonPath, MakeStep, MkdirStep, OutputCheck, OutputRoles,
-    Phase, Plan, Propagate, RunStep, Step, PLAN_VERSION,
+    Phase, Plan, Propagate, RunStep, Step, WriteStep, PLAN_VERSION,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -1353,6 +1353,17 @@ impl<'r, 'a> Translator<'r, 'a> {
                     "stripExclude",
                     "separateDebugInfo",
                     "forceShare",
+                    "outputDev",
+                    "outputBin",
+                    "outputInclude",
+                    "outputLib",
+                    "outputDoc",
+                    "outputDevdoc",
+                    "outputMan",
+                    "outputDevman",
+                    "outputInfo",
+                    "moveToDev",
+                    "propagatedBuildOutputs",
                 ])
                 .filter(|attr| r.all().get(*attr).is_some_and(|v| !is_empty(v)))
                 .collect();
@@ -1368,18 +1379,16 @@ impl<'r, 'a> Translator<'r, 'a> {
                 ));
             }
             if r.is_set("propagatedBuildInputs") || r.is_set("propagatedNativeBuildInputs") {
-                from.push(
-                    "propagated*BuildInputs: written to nix-support/ of dev, else out".to_owned(),
-                );
+                from.push(format!(
+                    "propagated*BuildInputs: written to nix-support/ of {} (outputDev)",
+                    roles.dev
+                ));
             }
         }
         if self.report.shell.is_some() {
             if let Some(Value::String(hook)) = r.all().get("setupHook") {
-                let dev = if self.outputs.iter().any(|o| o == "dev") {
-                    "dev"
-                } else {
-                    "out"
-                };
+                // setup.sh: `substituteAll "$setupHook" "${!outputDev}/nix-support/setup-hook"`.
+                let dev = &roles.dev;
                 self.report.shell_hooks.push(ShellHook {
                     attribute: "setupHook".to_owned(),
                     phase: "fixup".to_owned(),
@@ -1402,6 +1411,27 @@ impl<'r, 'a> Translator<'r, 'a> {
                     vec!["setupHook (copied, no @var@ substitution)".to_owned()],
                 );
             }
+        }
+
+        // setup.sh's fixupPhase, after the hooks: `printWords $propagatedUserEnvPkgs >
+        // "${!outputBin}/nix-support/propagated-user-env-packages"` (each path and a space).
+        let user_env = r.paths("propagatedUserEnvPkgs");
+        if !user_env.is_empty() {
+            let content: String = user_env.iter().map(|path| format!("{path} ")).collect();
+            fixup_phase.push(
+                Step::Write(WriteStep {
+                    path: format!(
+                        "${{outputs.{}}}/nix-support/propagated-user-env-packages",
+                        roles.bin
+                    ),
+                    content: literal(&content),
+                    mode: None,
+                }),
+                vec![
+                    "propagatedUserEnvPkgs".to_owned(),
+                    default("written to nix-support/ of outputBin"),
+                ],
+            );
         }
 
         // installCheck

@@ -168,6 +168,11 @@ fn stdenv_corpus_builds_and_a_follow_up_links_and_runs_every_package() {
 
     // The follow-up linked six of the libraries and ran the programs in its check phase.
     let user = path_of(&output_paths("corpus-user", &nonce, &cache), "out");
+    let hello_out = path_of(&output_paths("hello", &nonce, &cache), "out");
+    assert_eq!(
+        std::fs::read_to_string(user.join("nix-support/propagated-user-env-packages")).unwrap(),
+        format!("{} ", hello_out.display())
+    );
     let versions = run(&user.join("bin/corpus-user"), &[]);
     assert_eq!(
         versions,
