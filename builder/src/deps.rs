@@ -321,6 +321,11 @@ pub fn short(path: &Path) -> String {
 
 /// Writes `nix-support/propagated-build-inputs` and `propagated-native-build-inputs` into
 /// `output` for the plan's `propagate` lists (nothing when both are empty).
+///
+/// This runs after the last phase, so a file may already be there: the fixup's
+/// `_multioutPropagateDev` appends the dev output's siblings (`out`, `lib`, …) to it. stdenv
+/// writes the plan's list first and that hook appends after it; to end with the same words,
+/// the plan's paths come first and every word already in the file follows, once.
 pub fn write_propagated(plan: &Plan, output: &Path) -> std::io::Result<()> {
     let paths_of = |names: &[String]| -> Vec<String> {
         names
@@ -333,11 +338,22 @@ pub fn write_propagated(plan: &Plan, output: &Path) -> std::io::Result<()> {
         (PROPAGATED_HOST, &plan.propagate.host),
         (PROPAGATED_BUILD, &plan.propagate.build),
     ] {
-        let paths = paths_of(names);
+        let mut paths = paths_of(names);
         if paths.is_empty() {
             continue;
         }
         let path = output.join(file);
+        match std::fs::read_to_string(&path) {
+            Ok(existing) => {
+                for word in existing.split_whitespace() {
+                    if !paths.iter().any(|path| path == word) {
+                        paths.push(word.to_owned());
+                    }
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
         std::fs::create_dir_all(path.parent().expect("the file is in nix-support"))?;
         std::fs::write(&path, format!("{}\n", paths.join(" ")))?;
     }
@@ -446,5 +462,15 @@ mod tests {
             "/nix/store/z\n"
         );
         assert!(!tmp.path().join(PROPAGATED_BUILD).exists());
+        // What the fixup's _multioutPropagateDev appended stays, after the plan's own list;
+        // writing again changes nothing.
+        std::fs::write(tmp.path().join(PROPAGATED_HOST), " /nix/store/out /nix/store/z").unwrap();
+        for _ in 0..2 {
+            write_propagated(&plan, tmp.path()).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(tmp.path().join(PROPAGATED_HOST)).unwrap(),
+                "/nix/store/z /nix/store/out\n"
+            );
+        }
     }
 }

@@ -310,7 +310,7 @@ fn fixup_splits_headers_into_the_dev_output() {
     std::fs::write(&makefile, text).unwrap();
     let text = plan(
         &scratch.path().join("src/fix-1.0"),
-        r#","outputs":["out","dev"]"#,
+        r#","outputs":["out","dev"],"propagate":{"host":["host"]}"#,
     )
     .replace(r#","dontFixup":true"#, "")
     .replace(r#""doCheck":true,"#, "");
@@ -328,4 +328,9 @@ fn fixup_splits_headers_into_the_dev_output() {
     assert!(dev.join("include/fix.h").is_file(), "{}", describe(&output));
     assert!(!out.join("include").exists());
     assert!(out.join("bin/prog").is_file());
+    // dev propagates the plan's own list and, from the fixup's _multioutPropagateDev, `out`.
+    assert_eq!(
+        std::fs::read_to_string(dev.join("nix-support/propagated-build-inputs")).unwrap(),
+        format!("/usr {}\n", out.display())
+    );
 }
