@@ -10,7 +10,8 @@
 # mirror lacks some files) fails loudly instead of leaving a half source package.
 #
 # Which version: the one scripts/debian-sources.txt pins for PACKAGE (the fixtures name its
-# files), else KILN_DEBIAN_VERSION=V, else the newest the mirror serves whole. The mirror does not
+# files), else KILN_DEBIAN_VERSION=V (with or without its epoch), else the newest the mirror
+# serves whole. The mirror does not
 # always carry the newest version: a fresh security update (bookworm-security) can be listed by
 # `apt-get update` and still be a 404. So unpinned, every version the sources list is tried,
 # newest first, and the first that downloads whole is kept; the versions skipped are named on
@@ -30,8 +31,11 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
 
-# The pinned version (without epoch), if any.
+# The pinned version (without epoch), if any; KILN_DEBIAN_VERSION pins an unlisted package.
 pinned="$(awk -v want="$package" '$1 == want { print $2 }' "$KILN_ROOT/scripts/debian-sources.txt")"
+if [ -z "$pinned" ] && [ -n "${KILN_DEBIAN_VERSION:-}" ]; then
+    pinned="${KILN_DEBIAN_VERSION#*:}"
+fi
 
 # complete DIR: DIR holds the pinned .dsc (any .dsc when unpinned) and every file it lists.
 complete() {
@@ -84,9 +88,9 @@ if ! complete "$dir"; then
         # apt wants the epoch the .dsc's file name leaves out.
         versions="$(source_versions | awk -v pin="$pinned" '{ v = $0; sub(/^[0-9]+:/, "", v) } v == pin')"
         [ -n "$versions" ] ||
-            kiln_die "apt knows no version $pinned of '$package' (pinned in scripts/debian-sources.txt; is the deb-src entry there?)"
+            kiln_die "apt knows no version $pinned of '$package' (pinned in scripts/debian-sources.txt or by KILN_DEBIAN_VERSION; is the deb-src entry there?)"
     else
-        versions="${KILN_DEBIAN_VERSION:-$(newest_first "$(source_versions)")}"
+        versions="$(newest_first "$(source_versions)")"
     fi
     [ -n "$versions" ] || kiln_die "apt knows no source package '$package' (is the deb-src entry there? see $deb_src)"
     fetched="" last_log=""

@@ -464,7 +464,11 @@ mod tests {
         assert!(!tmp.path().join(PROPAGATED_BUILD).exists());
         // What the fixup's _multioutPropagateDev appended stays, after the plan's own list;
         // writing again changes nothing.
-        std::fs::write(tmp.path().join(PROPAGATED_HOST), " /nix/store/out /nix/store/z").unwrap();
+        std::fs::write(
+            tmp.path().join(PROPAGATED_HOST),
+            " /nix/store/out /nix/store/z",
+        )
+        .unwrap();
         for _ in 0..2 {
             write_propagated(&plan, tmp.path()).unwrap();
             assert_eq!(

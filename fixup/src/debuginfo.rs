@@ -10,8 +10,11 @@
 //! from the original is left to the strip step that runs later in the same phase, as in stdenv,
 //! and that step never touches `lib/debug`.
 //!
+//! Which files: every regular ELF file, as current nixpkgs (`find -type f` and `isELF`; older
+//! versions looked only at executables and `*.so*`).
+//!
 //! Differences from stdenv: build IDs are read from the ELF notes with goblin instead of
-//! `readelf -n | sed`; `objcopy` runs for each build ID once, several at a time, and when two
+//! `readelf -n | sed`, reading only the headers and note segments; `objcopy` runs for each build ID once, several at a time, and when two
 //! different files share an ID the last in walk order wins with a warning (stdenv overwrites in
 //! the same order); a file `objcopy` rejects, an ELF file without a build ID and a missing
 //! `objcopy` are warnings, as they are messages in stdenv. kiln has no compiler wrapper, so the
@@ -22,8 +25,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use goblin::elf::note::NT_GNU_BUILD_ID;
-use goblin::elf::Elf;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use goblin::container::Ctx;
+use goblin::elf::note::{NoteDataIterator, NT_GNU_BUILD_ID};
+use goblin::elf::program_header::PT_NOTE;
+use goblin::elf::{Elf, ProgramHeader};
 
 use crate::error::StepError;
 use crate::fsx::{self, Kind};
@@ -132,29 +140,82 @@ fn debug_file(id: &str) -> PathBuf {
 
 /// `None` for a file that is not ELF; `Some(None)` for an ELF file without a usable build ID
 /// (stdenv wants 20 bytes, a SHA-1); `Some(Some(hex))` otherwise.
+///
+/// Only the ELF header, the program headers and the `PT_NOTE` segments are read, never the whole
+/// file: unstripped binaries can be very large, and this runs on several files at once. A build
+/// ID lives in a `PT_NOTE` segment of every linked file; a relocatable object (no program
+/// headers) has none, as `ld` adds it.
 fn build_id(path: &Path) -> Result<Option<Option<String>>, StepError> {
-    if !fsx::is_elf(path)? {
+    let mut head = [0u8; 64];
+    let read = fsx::read_head(path, &mut head)?;
+    if read < 4 || head[..4] != *b"\x7fELF" {
         return Ok(None);
     }
-    let bytes = fsx::read(path)?;
-    let Ok(elf) = Elf::parse(&bytes) else {
-        // Not an ELF file we can read (truncated, another class): nothing to separate, as
-        // stdenv's `readelf` would find no ID either.
+    // Not an ELF file we can read (truncated, an unknown class): no ID, as `readelf` finds none.
+    let Ok(header) = Elf::parse_header(&head[..read]) else {
         return Ok(Some(None));
     };
-    let notes = elf
-        .iter_note_headers(&bytes)
-        .into_iter()
-        .flatten()
-        .chain(elf.iter_note_sections(&bytes, None).into_iter().flatten());
-    for note in notes.flatten() {
-        if note.n_type == NT_GNU_BUILD_ID && note.name == "GNU" && note.desc.len() == 20 {
-            let hex = note.desc.iter().map(|byte| format!("{byte:02x}")).collect();
-            return Ok(Some(Some(hex)));
+    let (Ok(container), Ok(endianness)) = (header.container(), header.endianness()) else {
+        return Ok(Some(None));
+    };
+    let ctx = Ctx::new(container, endianness);
+    let file = File::open(path).map_err(|source| StepError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let size = file
+        .metadata()
+        .map_err(|source| StepError::Metadata {
+            path: path.to_owned(),
+            source,
+        })?
+        .len();
+    // The bytes at `offset`, or `None` when they are not all in the file (a corrupt header).
+    let at = |offset: u64, len: u64| -> Result<Option<Vec<u8>>, StepError> {
+        if len > MAX_HEADERS || offset.checked_add(len).is_none_or(|end| end > size) {
+            return Ok(None);
+        }
+        let mut bytes = vec![0; len as usize];
+        match file.read_exact_at(&mut bytes, offset) {
+            Ok(()) => Ok(Some(bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+            Err(source) => Err(StepError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    };
+    let table_len = u64::from(header.e_phentsize) * u64::from(header.e_phnum);
+    let Some(table) = at(header.e_phoff, table_len)? else {
+        return Ok(Some(None));
+    };
+    let Ok(program_headers) = ProgramHeader::parse(&table, 0, header.e_phnum as usize, ctx) else {
+        return Ok(Some(None));
+    };
+    for segment in program_headers.iter().filter(|ph| ph.p_type == PT_NOTE) {
+        let Some(notes) = at(segment.p_offset, segment.p_filesz)? else {
+            continue;
+        };
+        let iterator = NoteDataIterator {
+            data: &notes,
+            size: notes.len(),
+            offset: 0,
+            ctx: (segment.p_align as usize, ctx),
+        };
+        // The iterator ends at the first malformed note (goblin >= 0.10.7).
+        for note in iterator.map_while(Result::ok) {
+            if note.n_type == NT_GNU_BUILD_ID && note.name == "GNU" && note.desc.len() == 20 {
+                let hex = note.desc.iter().map(|byte| format!("{byte:02x}")).collect();
+                return Ok(Some(Some(hex)));
+            }
         }
     }
     Ok(Some(None))
 }
+
+/// Program header tables and note segments larger than this are not read (real ones are a few
+/// kilobytes; this only bounds what a corrupt header could make us allocate).
+const MAX_HEADERS: u64 = 16 << 20;
 
 /// Runs `objcopy --only-keep-debug source target`; `Ok(None)` on success, `Ok(Some(stderr))`
 /// on failure, with no partial `target` left.
@@ -180,6 +241,10 @@ fn keep_only_debug(
     }
     if fsx::lexists(target) {
         fsx::remove_file(target)?;
+    }
+    // stdenv: `rmdir -p` of the build ID's directory; kept when another ID's file is in it.
+    if let Some(dir) = target.parent() {
+        let _ = std::fs::remove_dir(dir);
     }
     let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
     Ok(Some(if stderr.is_empty() {
@@ -254,6 +319,25 @@ mod tests {
             1,
             "only `lib` in the debug output"
         );
+    }
+
+    #[test]
+    fn corrupt_elf_files_have_no_build_id_and_do_not_stop_the_step() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let library = greet_library(&out.join("lib"));
+        // A truncated copy, and a header whose program headers point far past the end.
+        let bytes = fs::read(&library).unwrap();
+        write(&out.join("lib/truncated.so"), &bytes[..200], 0o644);
+        let mut far = bytes[..64].to_vec();
+        far[32..40].copy_from_slice(&u64::MAX.to_le_bytes()); // e_phoff
+        write(&out.join("lib/far.so"), &far, 0o644);
+        assert_eq!(build_id(&out.join("lib/truncated.so")).unwrap(), Some(None));
+        assert_eq!(build_id(&out.join("lib/far.so")).unwrap(), Some(None));
+        let debug = tmp.path().join("debug");
+        let outcome = separate_debug_info(&out, &debug, &host_path()).unwrap();
+        assert_eq!(outcome.changed.len(), 2, "{outcome:?}");
+        assert_eq!(outcome.warnings.len(), 2, "{:?}", outcome.warnings);
     }
 
     #[test]

@@ -150,10 +150,10 @@ pub fn strip_dirs(
         entries.extend(fsx::walk(dir)?);
     }
     let debug_dir = prefix.join("lib/debug");
-    let candidates: Vec<_> = fsx::unique_files(&entries)
-        .into_iter()
-        .filter(|entry| !entry.path.starts_with(&debug_dir) && !exclude.matches(&entry.path))
-        .collect();
+    // Names are excluded before hard links are merged, as stdenv's `find` filters names and
+    // only then dedupes inodes: an excluded name does not hide the other names of its file.
+    entries.retain(|entry| !entry.path.starts_with(&debug_dir) && !exclude.matches(&entry.path));
+    let candidates = fsx::unique_files(&entries);
     let kinds = fsx::par_map(&candidates, |entry| {
         let mut head = [0u8; 8];
         let n = fsx::read_head(&entry.path, &mut head)?;
@@ -300,6 +300,14 @@ mod tests {
         assert!(debug_sections(&kept_name).is_empty());
         assert!(!debug_sections(&by_name).is_empty());
         assert!(!debug_sections(&renamed).is_empty());
+
+        // An excluded name does not protect another name of the same file (stdenv's `find`
+        // filters names before hard links are merged).
+        let other_name = out.join("lib/a/other.so");
+        fs::hard_link(&by_name, &other_name).unwrap();
+        let outcome = strip_dir(&out, &options, &host_path()).unwrap();
+        assert!(outcome.changed.contains(&other_name), "{outcome:?}");
+        assert!(debug_sections(&by_name).is_empty());
 
         // An unclosed `[` is a literal `[`, as in fnmatch(3): no error, no match here.
         let literal = StripOptions {

@@ -135,6 +135,17 @@ pub enum PlanErrorKind {
         /// The plan's outputs.
         known: Vec<String>,
     },
+    /// The fixup's `dev` role names one output and `propagate` records into another.
+    #[error(
+        "the `dev` role is `{dev}`, but the propagated inputs are recorded in `{output}`: \
+         set `propagate.output` to `{dev}`"
+    )]
+    PropagateElsewhere {
+        /// The fixup's `dev` role.
+        dev: String,
+        /// Where `propagate` records (its `output`, else `dev`, else `out`).
+        output: String,
+    },
     /// A timeout of zero seconds.
     #[error("timeout must be at least 1 second")]
     ZeroTimeout,

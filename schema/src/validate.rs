@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{PlanError, PlanErrorKind, PlanErrors};
 use crate::path::JsonPath;
-use crate::plan::{Plan, Step, PLAN_VERSION};
+use crate::plan::{Edit, FixupStep, Phase, Plan, Step, PLAN_VERSION};
 use crate::reference::check_syntax;
 
 /// The outputs a plan declares, or the default `["out"]`.
@@ -194,48 +194,98 @@ fn check_phase(phase: &crate::plan::Phase, path: &JsonPath, errors: &mut Vec<Pla
     }
 }
 
+/// A fixup step of the plan, where it is, and the phase and step it is in (for messages).
+type FixupAt<'a> = (&'a FixupStep, JsonPath, Option<String>);
+
+/// Every fixup step: in the phases, in the phases the edits insert, and the preset's.
+fn fixup_steps(plan: &Plan) -> Vec<FixupAt<'_>> {
+    fn in_phase<'a>(phase: &'a Phase, path: JsonPath, found: &mut Vec<FixupAt<'a>>) {
+        for (step_index, step) in phase.steps.iter().enumerate() {
+            if let Step::Fixup(fixup) = step {
+                let context = format!("phase `{}`, step {}", phase.name, step_index + 1);
+                let step_path = path.key("steps").index(step_index).key("fixup");
+                found.push((fixup.as_ref(), step_path, Some(context)));
+            }
+        }
+    }
+    let root = JsonPath::root();
+    let mut found = Vec::new();
+    for (index, phase) in plan.phases.iter().enumerate() {
+        in_phase(phase, root.key("phases").index(index), &mut found);
+    }
+    for (index, edit) in plan.edits.iter().enumerate() {
+        let path = root.key("edits").index(index).key(edit.kind());
+        match edit {
+            Edit::Before(insert) | Edit::After(insert) => {
+                in_phase(&insert.insert, path.key("insert"), &mut found)
+            }
+            Edit::Replace(replace) => in_phase(&replace.with, path.key("with"), &mut found),
+            Edit::Delete(_) => {}
+        }
+    }
+    if let Some(fixup) = plan
+        .preset
+        .as_ref()
+        .and_then(|preset| preset.fixup.as_ref())
+    {
+        found.push((fixup, root.key("preset").key("fixup"), None));
+    }
+    found
+}
+
 /// Names that must be outputs of the plan: `propagate.output`, and the fixup steps' output roles
-/// and `propagatedBuildOutputs`.
+/// and `propagatedBuildOutputs`; and the fixup's `dev` role, when set, must be where `propagate`
+/// records (setup.sh writes the propagated inputs and the dev output's siblings into one file of
+/// `${!outputDev}`).
 fn check_output_names(plan: &Plan, errors: &mut Vec<PlanError>) {
     let outputs = declared_outputs(plan);
-    let mut check = |name: &str, path: JsonPath, context: Option<String>| {
-        if !outputs.iter().any(|output| output == name) {
-            let mut error = PlanError::new(
-                path,
-                PlanErrorKind::UnknownOutput {
-                    name: name.to_owned(),
-                    known: outputs.clone(),
-                },
-            );
-            error.context = context;
-            errors.push(error);
-        }
+    let has = |name: &str| outputs.iter().any(|output| output == name);
+    let unknown = |name: &str, path: JsonPath, context: &Option<String>| {
+        let mut error = PlanError::new(
+            path,
+            PlanErrorKind::UnknownOutput {
+                name: name.to_owned(),
+                known: outputs.clone(),
+            },
+        );
+        error.context = context.clone();
+        error
     };
-    let root = JsonPath::root();
     if let Some(name) = &plan.propagate.output {
-        check(name, root.key("propagate").key("output"), None);
+        if !has(name) {
+            errors.push(unknown(
+                name,
+                JsonPath::root().key("propagate").key("output"),
+                &None,
+            ));
+        }
     }
-    for (phase_index, phase) in plan.phases.iter().enumerate() {
-        for (step_index, step) in phase.steps.iter().enumerate() {
-            let Step::Fixup(fixup) = step else { continue };
-            let path = root
-                .key("phases")
-                .index(phase_index)
-                .key("steps")
-                .index(step_index)
-                .key("fixup");
-            let context = || Some(format!("phase `{}`, step {}", phase.name, step_index + 1));
-            for (role, name) in fixup.output_roles.set() {
-                if !(role == "devdoc" && name == "REMOVE") {
-                    check(name, path.key("outputRoles").key(role), context());
-                }
+    let propagates = !plan.propagate.build.is_empty() || !plan.propagate.host.is_empty();
+    let propagated_to = plan.propagate.output_in(has);
+    for (fixup, path, context) in fixup_steps(plan) {
+        for (role, name) in fixup.output_roles.set() {
+            let remove = role == "devdoc" && name == "REMOVE";
+            if !remove && !has(name) {
+                errors.push(unknown(name, path.key("outputRoles").key(role), &context));
             }
-            for (index, name) in fixup.propagated_build_outputs.iter().flatten().enumerate() {
-                check(
-                    name,
-                    path.key("propagatedBuildOutputs").index(index),
-                    context(),
+        }
+        for (index, name) in fixup.propagated_build_outputs.iter().flatten().enumerate() {
+            if !has(name) {
+                let at = path.key("propagatedBuildOutputs").index(index);
+                errors.push(unknown(name, at, &context));
+            }
+        }
+        if let (Some(dev), true) = (&fixup.output_roles.dev, propagates) {
+            if has(dev) && propagated_to != Some(dev.as_str()) {
+                let mut error = PlanError::new(
+                    path.key("outputRoles").key("dev"),
+                    PlanErrorKind::PropagateElsewhere {
+                        dev: dev.clone(),
+                        output: propagated_to.unwrap_or_default().to_owned(),
+                    },
                 );
+                error.context = context;
+                errors.push(error);
             }
         }
     }
@@ -402,6 +452,58 @@ mod tests {
             Ok(()) => Vec::new(),
             Err(errors) => errors.0.iter().map(|e| e.to_string()).collect(),
         }
+    }
+
+    fn problems(text: &str) -> Vec<PlanError> {
+        let plan = plan_from_str(text).unwrap();
+        validate(&plan)
+            .err()
+            .map(|errors| errors.0)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn output_roles_are_checked_wherever_a_fixup_step_is() {
+        // In a phase, in an edit's inserted phase, and in the preset.
+        let text = r#"{"version":1,"name":"x","outputs":["out","dev"],
+            "preset":{"system":"make","srcs":["/s"],"fixup":{"outputRoles":{"lib":"lib"}}},
+            "edits":[{"after":{"phase":"install","insert":{"name":"more","steps":[
+                {"fixup":{"propagatedBuildOutputs":["out","bin"]}}]}}}]}"#;
+        let found = problems(text);
+        let paths: Vec<String> = found.iter().map(|e| e.path.to_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "preset.fixup.outputRoles.lib",
+                "edits[0].after.insert.steps[0].fixup.propagatedBuildOutputs[1]"
+            ],
+            "{found:?}"
+        );
+        // REMOVE is a devdoc destination, not an output.
+        let text = r#"{"version":1,"name":"x","phases":[{"name":"fixup","steps":[
+            {"fixup":{"outputRoles":{"devdoc":"REMOVE"}}}]}]}"#;
+        assert!(problems(text).is_empty());
+    }
+
+    #[test]
+    fn the_dev_role_and_the_propagation_output_must_agree() {
+        let plan = |propagate: &str| {
+            format!(
+                r#"{{"version":1,"name":"x","outputs":["out","dev","lib"],
+                "inputs":{{"z":"/nix/store/z"}},"propagate":{{"host":["z"]{propagate}}},
+                "phases":[{{"name":"fixup","steps":[{{"fixup":{{"outputRoles":{{"dev":"lib"}}}}}}]}}]}}"#
+            )
+        };
+        let found = problems(&plan(""));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].path.to_string(),
+            "phases[0].steps[0].fixup.outputRoles.dev"
+        );
+        assert!(found[0]
+            .to_string()
+            .contains("set `propagate.output` to `lib`"));
+        assert!(problems(&plan(r#","output":"lib""#)).is_empty());
     }
 
     #[test]

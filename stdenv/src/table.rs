@@ -272,7 +272,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     // --- Dependencies -------------------------------------------------------------------------
     row("nativeBuildInputs", C::Dependencies, K::Paths, S::Supported("input `nativeBuildInputs`, `deps.build` (their `bin` on `PATH`, `share/aclocal`, …; `nix-support/propagated-native-build-inputs` followed)")),
     row("buildInputs", C::Dependencies, K::Paths, S::Supported("input `buildInputs`, `deps.host` (include and library paths, rpath, pkg-config, CMake prefixes; `nix-support/propagated-build-inputs` followed)")),
-    row("propagatedBuildInputs", C::Dependencies, K::Paths, S::Supported("input `propagatedBuildInputs`: `deps.host` and `propagate.host` (written to `nix-support/propagated-build-inputs` of `dev`, else `out`)")),
+    row("propagatedBuildInputs", C::Dependencies, K::Paths, S::Supported("input `propagatedBuildInputs`: `deps.host` and `propagate.host` (written to `nix-support/propagated-build-inputs` of `outputDev`: `dev`, else `out`)")),
     row("propagatedNativeBuildInputs", C::Dependencies, K::Paths, S::Supported("input `propagatedNativeBuildInputs`: `deps.build` and `propagate.build` (`nix-support/propagated-native-build-inputs`)")),
     row("depsBuildBuild", C::Dependencies, K::Paths, S::Unsupported(CROSS)),
     row("depsBuildBuildPropagated", C::Dependencies, K::Paths, S::Unsupported(CROSS)),
@@ -338,7 +338,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row("distPhase", C::Shell, K::String, S::Shell("a phase of `make` and `copy` steps")),
     row("buildCommand", C::Shell, K::String, S::Shell("a kiln plan (`kiln` attribute) with `phases` of typed steps")),
     row("buildCommandPath", C::Shell, K::Path, S::Shell("a kiln plan (`kiln` attribute) with `phases` of typed steps")),
-    row("setupHook", C::Shell, K::Path, S::Shell("`nix-support/kiln-hook.json` (declared `env` and `edits`) written by a `write` step; with `kilnAllowShell` the file is copied to `nix-support/setup-hook` of `dev` (else `out`) without `@var@` substitution")),
+    row("setupHook", C::Shell, K::Path, S::Shell("`nix-support/kiln-hook.json` (declared `env` and `edits`) written by a `write` step; with `kilnAllowShell` the file is copied to `nix-support/setup-hook` of `outputDev` (`dev`, else `out`) without `@var@` substitution")),
 ];
 
 /// The row for `name`, if kiln knows it.
