@@ -237,6 +237,37 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
     // several outputs each missing one starts empty; one still empty afterwards is removed again
     // and reported missing later, as Nix would. With one output, a missing one is not fixed up.
     let splitting = step.split_outputs && inputs.outputs.len() > 1;
+    // The roles first: a plan whose roles name no output fails before any output is made.
+    let multiple = if splitting {
+        let names = inputs.outputs.keys().map(String::as_str);
+        let roles = &step.output_roles;
+        let overrides = kiln_fixup::RoleOverrides {
+            dev: roles.dev.clone(),
+            bin: roles.bin.clone(),
+            include: roles.include.clone(),
+            lib: roles.lib.clone(),
+            doc: roles.doc.clone(),
+            devdoc: roles.devdoc.clone(),
+            man: roles.man.clone(),
+            devman: roles.devman.clone(),
+            info: roles.info.clone(),
+        };
+        let mut multiple =
+            kiln_fixup::MultipleOutputs::stdenv_with(names, &overrides).map_err(|source| {
+                BuiltinError::Fixup(kiln_fixup::FixupError::Step {
+                    output: String::new(),
+                    step: kiln_fixup::Step::SplitOutputs,
+                    source,
+                })
+            })?;
+        multiple.move_to_dev = step.move_to_dev;
+        multiple
+            .propagated_build_outputs
+            .clone_from(&step.propagated_build_outputs);
+        Some(multiple)
+    } else {
+        None
+    };
     let mut created = Vec::new();
     if splitting {
         for path in inputs.outputs.values() {
@@ -290,36 +321,6 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
         check_broken_symlinks: step.check_broken_symlinks,
         make_symlinks_relative: step.make_symlinks_relative,
         ..defaults
-    };
-    let multiple = if splitting {
-        let names = context.outputs.keys().map(String::as_str);
-        let roles = &step.output_roles;
-        let overrides = kiln_fixup::RoleOverrides {
-            dev: roles.dev.clone(),
-            bin: roles.bin.clone(),
-            include: roles.include.clone(),
-            lib: roles.lib.clone(),
-            doc: roles.doc.clone(),
-            devdoc: roles.devdoc.clone(),
-            man: roles.man.clone(),
-            devman: roles.devman.clone(),
-            info: roles.info.clone(),
-        };
-        let mut multiple =
-            kiln_fixup::MultipleOutputs::stdenv_with(names, &overrides).map_err(|source| {
-                BuiltinError::Fixup(kiln_fixup::FixupError::Step {
-                    output: String::new(),
-                    step: kiln_fixup::Step::SplitOutputs,
-                    source,
-                })
-            })?;
-        multiple.move_to_dev = step.move_to_dev;
-        multiple
-            .propagated_build_outputs
-            .clone_from(&step.propagated_build_outputs);
-        Some(multiple)
-    } else {
-        None
     };
     let reports = kiln_fixup::fixup(&context, &options, multiple.as_ref());
     for path in &created {
