@@ -424,7 +424,8 @@ pub fn glob(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, StepError> {
     Ok(current)
 }
 
-/// Shell pattern matching of one path component: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`/`[^x]`.
+/// Shell pattern matching of one path component: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`/`[^x]`, and
+/// `\` making the next character literal (fnmatch(3) without flags; a trailing `\` is itself).
 pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
@@ -440,6 +441,13 @@ pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
                     p += 1;
                     n += 1;
                     continue;
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    if pattern[p + 1] == name[n] {
+                        p += 2;
+                        n += 1;
+                        continue;
+                    }
                 }
                 b'[' => {
                     if let Some((matched, len)) = class_match(&pattern[p..], name[n]) {
@@ -730,6 +738,11 @@ mod tests {
         assert!(glob_match(b"*", b""));
         assert!(glob_match(b"a*b*c", b"aXXbYYc"));
         assert!(!glob_match(b"a*b*c", b"aXXbYY"));
+        // A backslash makes the next character literal.
+        assert!(glob_match(b"a\\*", b"a*"));
+        assert!(!glob_match(b"a\\*", b"ab"));
+        assert!(glob_match(b"\\[x]", b"[x]"));
+        assert!(glob_match(b"a\\", b"a\\"));
         let tmp = tempfile::tempdir().unwrap();
         write(&tmp.path().join("bin/a-config"), "", 0o644);
         write(&tmp.path().join("bin/.b-config"), "", 0o644);
