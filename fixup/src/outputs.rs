@@ -442,13 +442,13 @@ pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
                     n += 1;
                     continue;
                 }
-                b'\\' if p + 1 < pattern.len() => {
-                    if pattern[p + 1] == name[n] {
-                        p += 2;
-                        n += 1;
-                        continue;
-                    }
+                b'\\' if p + 1 < pattern.len() && pattern[p + 1] == name[n] => {
+                    p += 2;
+                    n += 1;
+                    continue;
                 }
+                // An escaped character that differs: no match here (never the `\` itself).
+                b'\\' if p + 1 < pattern.len() => {}
                 b'[' => {
                     if let Some((matched, len)) = class_match(&pattern[p..], name[n]) {
                         if matched {
@@ -743,6 +743,7 @@ mod tests {
         assert!(!glob_match(b"a\\*", b"ab"));
         assert!(glob_match(b"\\[x]", b"[x]"));
         assert!(glob_match(b"a\\", b"a\\"));
+        assert!(!glob_match(b"\\a", b"\\a"));
         let tmp = tempfile::tempdir().unwrap();
         write(&tmp.path().join("bin/a-config"), "", 0o644);
         write(&tmp.path().join("bin/.b-config"), "", 0o644);
