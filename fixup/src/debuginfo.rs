@@ -23,7 +23,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -35,7 +34,7 @@ use goblin::elf::{Elf, ProgramHeader};
 
 use crate::error::StepError;
 use crate::fsx::{self, Kind};
-use crate::strip::find_program;
+use crate::strip::{self, find_program};
 use crate::{Outcome, Warning};
 
 /// The directory under the destination output that holds the debug files.
@@ -224,21 +223,11 @@ fn keep_only_debug(
     source: &Path,
     target: &Path,
 ) -> Result<Option<String>, StepError> {
-    let output = Command::new(objcopy)
-        .arg("--only-keep-debug")
-        .arg(source)
-        .arg(target)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|source| StepError::Spawn {
-            program: objcopy.to_owned(),
-            source,
-        })?;
-    if output.status.success() {
+    let flags = ["--only-keep-debug".to_owned()];
+    let Some(message) = strip::run(objcopy, &flags, &[source.to_owned(), target.to_owned()])?
+    else {
         return Ok(None);
-    }
+    };
     if fsx::lexists(target) {
         fsx::remove_file(target)?;
     }
@@ -246,12 +235,7 @@ fn keep_only_debug(
     if let Some(dir) = target.parent() {
         let _ = std::fs::remove_dir(dir);
     }
-    let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-    Ok(Some(if stderr.is_empty() {
-        format!("exited with {}", output.status)
-    } else {
-        stderr
-    }))
+    Ok(Some(message))
 }
 
 #[cfg(test)]
@@ -259,14 +243,7 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::testutil::{cc, greet_library, host_path, section_names, write};
-
-    fn debug_sections(path: &Path) -> Vec<String> {
-        section_names(path)
-            .into_iter()
-            .filter(|name| name.starts_with(".debug_"))
-            .collect()
-    }
+    use crate::testutil::{cc, debug_sections, greet_library, host_path, write};
 
     #[test]
     fn debug_info_goes_to_the_build_id_path_with_a_name_link() {

@@ -239,8 +239,12 @@ fn run_batched(
     Ok(failures.into_iter().flatten().collect())
 }
 
-/// Runs the program once; `Ok(None)` on success, `Ok(Some(stderr))` on failure.
-fn run(program: &Path, flags: &[String], files: &[PathBuf]) -> Result<Option<String>, StepError> {
+/// Runs `program flags... files...` once; `Ok(None)` on success, `Ok(Some(stderr))` on failure.
+pub(crate) fn run(
+    program: &Path,
+    flags: &[String],
+    files: &[PathBuf],
+) -> Result<Option<String>, StepError> {
     let output = Command::new(program)
         .args(flags)
         .args(files)
@@ -269,14 +273,9 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
-    use crate::testutil::{greet_library, greet_program, host_path, section_names, write};
-
-    fn debug_sections(path: &Path) -> Vec<String> {
-        section_names(path)
-            .into_iter()
-            .filter(|name| name.starts_with(".debug_"))
-            .collect()
-    }
+    use crate::testutil::{
+        debug_sections, greet_library, greet_program, host_path, section_names, write,
+    };
 
     #[test]
     fn strip_exclude_matches_base_names_and_whole_paths_like_find() {

@@ -100,6 +100,14 @@ pub fn section_names(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The `.debug_*` section names of an ELF file.
+pub fn debug_sections(path: &Path) -> Vec<String> {
+    section_names(path)
+        .into_iter()
+        .filter(|name| name.starts_with(".debug_"))
+        .collect()
+}
+
 /// The directories holding the host's `strip`, interpreters and so on.
 pub fn host_path() -> Vec<PathBuf> {
     vec![PathBuf::from("/usr/bin"), PathBuf::from("/bin")]
