@@ -9,6 +9,26 @@ pub const SANDBOX_UID: u32 = 1000;
 /// The gid the command has inside the sandbox by default: Nix's `sandboxGid` (group `nixbld`).
 pub const SANDBOX_GID: u32 = 100;
 
+/// The host uid and gid the build user maps to when kiln runs as root: never root itself (a
+/// setuid file left by the build would be setuid-root on the host), and no user of the host.
+/// The build directory and the outputs' staging directory are handed to it before a phase runs
+/// ([`build_owner`]), and outputs are given back to the caller when they are installed.
+/// The number spells `kiln` in ASCII; it lies outside Nix's `auto-allocate-uids` range.
+pub const HOST_BUILD_ID: u32 = 0x6b69_6c6e;
+
+/// The host uid and gid the build user has: [`HOST_BUILD_ID`] for a caller that is root, the
+/// caller's own ids otherwise (an unprivileged user can map only itself).
+pub fn build_owner() -> (u32, u32) {
+    if nix::unistd::geteuid().is_root() {
+        (HOST_BUILD_ID, HOST_BUILD_ID)
+    } else {
+        (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+    }
+}
+
 /// Where the build directory appears inside the sandbox by default, as in Nix.
 pub const SANDBOX_BUILD_DIR: &str = "/build";
 
@@ -48,6 +68,11 @@ pub struct SandboxConfig {
     pub gid: u32,
     /// The sandbox's hostname; at most 64 bytes.
     pub hostname: String,
+    /// Make the command's standard input its controlling terminal (for an interactive shell on
+    /// a pseudo-terminal of its own). The command always runs in a new session, so without this
+    /// it has no controlling terminal at all: not the caller's, whose input queue `TIOCSTI`
+    /// could fill, as bubblewrap's `--new-session` guards against.
+    pub controlling_terminal: bool,
 }
 
 impl SandboxConfig {
@@ -63,6 +88,7 @@ impl SandboxConfig {
             uid: SANDBOX_UID,
             gid: SANDBOX_GID,
             hostname: SANDBOX_HOSTNAME.to_owned(),
+            controlling_terminal: false,
         }
     }
 }

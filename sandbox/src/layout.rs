@@ -154,6 +154,9 @@ pub struct Layout {
     pub scratch: PathBuf,
     /// The hostname.
     pub hostname: String,
+    /// The build user's uid and gid inside: they own the root's tmpfs and the others, so that
+    /// the mount points PID 1 creates there are the build user's ([`crate::mount`]).
+    pub owner: (u32, u32),
 }
 
 impl Layout {
@@ -224,6 +227,7 @@ impl Layout {
             entries,
             scratch: build,
             hostname: config.hostname.clone(),
+            owner: (config.uid, config.gid),
         })
     }
 }

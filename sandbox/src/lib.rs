@@ -58,15 +58,20 @@ mod hint;
 mod init;
 mod layout;
 mod mount;
+mod owner;
 mod sys;
 mod wire;
 
 pub use command::{probe, sandboxed_command};
-pub use config::{SandboxConfig, SANDBOX_BUILD_DIR, SANDBOX_GID, SANDBOX_HOSTNAME, SANDBOX_UID};
+pub use config::{
+    build_owner, SandboxConfig, HOST_BUILD_ID, SANDBOX_BUILD_DIR, SANDBOX_GID, SANDBOX_HOSTNAME,
+    SANDBOX_UID,
+};
 pub use error::{ConfigProblem, SandboxError, SetupError, SetupStep};
 pub use hint::Hint;
 pub use init::init_main;
 pub use layout::{BindMode, Entry, Layout};
+pub use owner::{hand_over, take_back, OwnerError};
 pub use sys::{FileKind, LinuxSys, Sys};
 
 /// The hidden subcommand that reaches [`init_main`]: `SELF __sandbox-init ARGS...`.

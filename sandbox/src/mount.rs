@@ -64,12 +64,13 @@ pub(crate) fn enter_root(sys: &dyn Sys, layout: &Layout) -> Result<(), SetupErro
     .map_err(at(SetupStep::MakePrivate, root))?;
 
     let scratch = &layout.scratch;
+    let (uid, gid) = layout.owner;
     sys.mount(
         Some(Path::new("tmpfs")),
         scratch,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=0755"),
+        Some(&format!("mode=0755,uid={uid},gid={gid}")),
     )
     .map_err(at(SetupStep::MountTmpfs, scratch))?;
     let put_old = scratch.join(host_root.strip_prefix("/").unwrap_or(host_root));
@@ -82,7 +83,7 @@ pub(crate) fn enter_root(sys: &dyn Sys, layout: &Layout) -> Result<(), SetupErro
     sys.chdir(root).map_err(at(SetupStep::Chdir, root))?;
 
     for entry in &layout.entries {
-        mount_entry(sys, entry)?;
+        mount_entry(sys, entry, layout.owner)?;
     }
 
     // pivot_root(2) moved the host root's lock (MNT_LOCKED, set on every mount copied into a
@@ -93,8 +94,8 @@ pub(crate) fn enter_root(sys: &dyn Sys, layout: &Layout) -> Result<(), SetupErro
     sys.remove_dir(host_root)
         .map_err(at(SetupStep::DetachHost, host_root))?;
 
-    // The root's directories belong to the build user (the tmpfs was made by a process whose
-    // uid maps to it); a read-only root keeps the command from adding to it, as Nix's
+    // The root's directories belong to the build user (the tmpfs was mounted with its ids, and
+    // PID 1 creates entries as it: `Sys::create_*`); a read-only root keeps the command from adding to it, as Nix's
     // root-owned chroot does.
     sys.mount(
         None,
@@ -111,7 +112,7 @@ pub(crate) fn enter_root(sys: &dyn Sys, layout: &Layout) -> Result<(), SetupErro
     Ok(())
 }
 
-fn mount_entry(sys: &dyn Sys, entry: &Entry) -> Result<(), SetupError> {
+fn mount_entry(sys: &dyn Sys, entry: &Entry, owner: (u32, u32)) -> Result<(), SetupError> {
     let fail = |step: SetupStep, path: &Path| {
         let path = path.to_owned();
         move |source: io::Error| SetupError {
@@ -166,7 +167,7 @@ fn mount_entry(sys: &dyn Sys, entry: &Entry) -> Result<(), SetupError> {
         } => {
             sys.create_dir_all(target)
                 .map_err(fail(SetupStep::CreateMountPoint, target))?;
-            let data = format!("mode={mode:04o}");
+            let data = format!("mode={mode:04o},uid={},gid={}", owner.0, owner.1);
             sys.mount(
                 Some(Path::new("tmpfs")),
                 target,
@@ -365,7 +366,7 @@ mod tests {
                     "/tmp/b",
                     Some("tmpfs"),
                     MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                    Some("mode=0755")
+                    Some("mode=0755,uid=1000,gid=100")
                 ),
                 Call::CreateDir("/tmp/b/.kiln-host".into()),
                 Call::PivotRoot {
@@ -533,7 +534,7 @@ mod tests {
             "/tmp",
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("mode=1777")
+            Some("mode=1777,uid=1000,gid=100")
         )));
         let dev = position(
             &calls,
@@ -542,7 +543,7 @@ mod tests {
                 "/dev",
                 Some("tmpfs"),
                 MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-                Some("mode=0755"),
+                Some("mode=0755,uid=1000,gid=100"),
             ),
         );
         assert!(dev < position(&calls, &Call::CreateFile("/dev/null".into())));

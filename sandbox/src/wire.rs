@@ -9,7 +9,7 @@
 //! store paths there are):
 //!
 //! ```text
-//! [--probe] [--parent-pid PID] --uid UID --gid GID --hostname NAME
+//! [--terminal] [--probe] [--parent-pid PID] --uid UID --gid GID --hostname NAME
 //! --build-dir HOST --sandbox-build-dir INSIDE
 //! [--store PATH]... [--lend PATH]... [--writable HOST INSIDE]...
 //! --cwd INSIDE --program PATH -- ARGV0 [ARG]...
@@ -74,6 +74,9 @@ impl InitArgs {
         if self.probe {
             args.insert(0, "--probe".into());
         }
+        if config.controlling_terminal {
+            args.insert(0, "--terminal".into());
+        }
         args.push("--".into());
         args.extend(self.argv.iter().cloned());
         args
@@ -108,6 +111,7 @@ impl InitArgs {
             };
             match name.as_ref() {
                 "--probe" => parsed.probe = true,
+                "--terminal" => config.controlling_terminal = true,
                 "--parent-pid" => parsed.parent_pid = Some(number(value()?)?),
                 "--uid" => uid = Some(number(value()?)?),
                 "--gid" => gid = Some(number(value()?)?),
@@ -166,6 +170,7 @@ mod tests {
         config.writable = vec![("/tmp/out".into(), "/nix/store/ccc-out".into())];
         config.uid = 4242;
         config.hostname = "kiln".into();
+        config.controlling_terminal = true;
         InitArgs {
             config,
             program: "/usr/bin/env".into(),

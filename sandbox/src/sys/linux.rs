@@ -242,3 +242,119 @@ mod tests {
         assert_eq!(unescape_octal(br"/big\777"), br"/big\777");
     }
 }
+
+/// The real system calls for a PID 1 that has no id in its own user namespace (kiln runs as
+/// root and the ids were mapped from outside, see `init::map_from_outside`): files and
+/// directories are created as the build user (`uid`, `gid` inside), everything else is
+/// [`LinuxSys`].
+///
+/// A file system mounted in the sandbox's user namespace (the root's tmpfs, `/dev`) refuses to
+/// create an inode for a caller whose file-system ids are not mapped in it (EOVERFLOW), while
+/// the host paths PID 1 binds must still be looked up as root. File-system ids are per thread,
+/// so each creation runs on a short-lived thread that takes the build user's (`setfsuid(2)`,
+/// `setfsgid(2)`); PID 1 itself keeps its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CreatingAs {
+    /// The uid inside that creates.
+    pub uid: u32,
+    /// The gid inside that creates.
+    pub gid: u32,
+}
+
+impl CreatingAs {
+    fn create<T: Send>(&self, create: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    nix::unistd::setfsgid(nix::unistd::Gid::from_raw(self.gid));
+                    nix::unistd::setfsuid(nix::unistd::Uid::from_raw(self.uid));
+                    // Both calls return the previous id and never fail; a second call with an
+                    // invalid id tells whether the first took effect.
+                    let now = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(u32::MAX));
+                    if now.as_raw() != self.uid {
+                        return Err(io::Error::from_raw_os_error(nix::libc::EPERM));
+                    }
+                    create()
+                })
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the creating thread panicked")))
+        })
+    }
+}
+
+impl Sys for CreatingAs {
+    fn kind(&self, path: &Path) -> io::Result<FileKind> {
+        LinuxSys.kind(path)
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        LinuxSys.canonicalize(path)
+    }
+
+    fn read_link(&self, path: &Path) -> io::Result<PathBuf> {
+        LinuxSys.read_link(path)
+    }
+
+    fn unshare(&self, flags: CloneFlags) -> io::Result<()> {
+        LinuxSys.unshare(flags)
+    }
+
+    fn write_file(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        self.create(|| LinuxSys.write_file(path, contents))
+    }
+
+    fn mount(
+        &self,
+        source: Option<&Path>,
+        target: &Path,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> io::Result<()> {
+        LinuxSys.mount(source, target, fstype, flags, data)
+    }
+
+    fn umount(&self, target: &Path, flags: MntFlags) -> io::Result<()> {
+        LinuxSys.umount(target, flags)
+    }
+
+    fn pivot_root(&self, new_root: &Path, put_old: &Path) -> io::Result<()> {
+        LinuxSys.pivot_root(new_root, put_old)
+    }
+
+    fn mount_flags(&self, path: &Path) -> io::Result<MsFlags> {
+        LinuxSys.mount_flags(path)
+    }
+
+    fn submounts(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        LinuxSys.submounts(path)
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.create(|| LinuxSys.create_dir_all(path))
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        LinuxSys.remove_dir(path)
+    }
+
+    fn create_file(&self, path: &Path) -> io::Result<()> {
+        self.create(|| LinuxSys.create_file(path))
+    }
+
+    fn symlink(&self, original: &Path, link: &Path) -> io::Result<()> {
+        self.create(|| LinuxSys.symlink(original, link))
+    }
+
+    fn chdir(&self, path: &Path) -> io::Result<()> {
+        LinuxSys.chdir(path)
+    }
+
+    fn sethostname(&self, name: &str) -> io::Result<()> {
+        LinuxSys.sethostname(name)
+    }
+
+    fn loopback_up(&self) -> io::Result<()> {
+        LinuxSys.loopback_up()
+    }
+}

@@ -12,3 +12,4 @@ pub(crate) mod fake;
 
 pub use calls::{FileKind, Sys};
 pub use linux::LinuxSys;
+pub(crate) use linux::CreatingAs;

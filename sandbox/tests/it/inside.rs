@@ -146,11 +146,22 @@ fn the_loopback_interface_is_up() {
 #[test]
 fn stdio_and_dev_fd_work() {
     let sandbox = Sandbox::new();
-    // /dev/stdout is a symlink into the fresh /proc.
+    // /dev/stdout is a symlink into the fresh /proc. Reopening it opens the file behind the
+    // probe's stdout, so that file must be the build user's, as kiln's own pipes are (the
+    // runner inside makes them); here, a file in the build directory.
+    let stdout_path = sandbox.build_dir().join("stdout");
+    let stdout = fs_err::File::create(&stdout_path).unwrap();
+    let mut command = sandbox.command(
+        Path::new(PROBE),
+        &["kiln-sandbox-probe", "write", "/dev/stdout", "through /dev/stdout\n"],
+    );
+    let (uid, gid) = kiln_sandbox::build_owner();
+    kiln_sandbox::hand_over(&stdout_path, uid, gid).unwrap();
+    command.stdout(std::process::Stdio::from(stdout.into_parts().0));
+    let status = command.status().unwrap();
+    assert!(status.success(), "{status:?}");
     assert_eq!(
-        sandbox
-            .probe(&["write", "/dev/stdout", "through /dev/stdout\n"])
-            .ok(),
+        fs_err::read_to_string(&stdout_path).unwrap(),
         "through /dev/stdout\n"
     );
 }

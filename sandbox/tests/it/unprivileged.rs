@@ -13,7 +13,9 @@ const UNPRIVILEGED: u32 = 65534;
 
 /// A sandbox whose scratch space belongs to [`UNPRIVILEGED`] when we are root.
 fn sandbox() -> Sandbox {
-    let sandbox = Sandbox::new();
+    let mut sandbox = Sandbox::new();
+    // The sandbox starts as that user, whose build user is itself.
+    sandbox.hand_over = false;
     if nix::unistd::geteuid().is_root() {
         for path in [sandbox.dir.path(), sandbox.build_dir()] {
             std::os::unix::fs::chown(path, Some(UNPRIVILEGED), Some(UNPRIVILEGED)).unwrap();

@@ -41,6 +41,9 @@ pub struct Sandbox {
     pub env: Vec<(String, String)>,
     /// The working directory inside.
     pub cwd: PathBuf,
+    /// Give the build and writable directories to [`kiln_sandbox::build_owner`] before each
+    /// command (off when a test starts the sandbox as another user).
+    pub hand_over: bool,
 }
 
 impl Sandbox {
@@ -66,6 +69,7 @@ impl Sandbox {
                 ("HOME".into(), "/homeless-shelter".into()),
             ],
             cwd: PathBuf::from("/build"),
+            hand_over: true,
         }
     }
 
@@ -83,6 +87,16 @@ impl Sandbox {
 
     /// The command that runs `program` with `argv` in this sandbox.
     pub fn command(&self, program: &Path, argv: &[&str]) -> Command {
+        // As a caller must: the build user (a host id of its own when the tests run as root)
+        // gets the directories it writes to.
+        if self.hand_over {
+            let (uid, gid) = kiln_sandbox::build_owner();
+            let writable = self.config.writable.iter().map(|(host, _)| host);
+            for dir in std::iter::once(&self.config.build_dir).chain(writable) {
+                kiln_sandbox::hand_over(dir, uid, gid)
+                    .expect("hand the directory to the build user");
+            }
+        }
         let argv: Vec<String> = argv.iter().map(|arg| arg.to_string()).collect();
         let mut command =
             sandboxed_command(Path::new(INIT), &self.config, program, &argv, &self.cwd)
