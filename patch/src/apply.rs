@@ -8,6 +8,10 @@
 //! hunk; ignored lines are kept from the file. A hunk with less context at its start than at its
 //! end must match at the start of the file (diff shortens context only there), and one with less
 //! context at its end must match at the end — GNU patch's `locate_hunk` rules.
+//!
+//! Fuzz never ignores more lines than a hunk has (a hunk of context only has all its lines
+//! counted as both leading and trailing context), and the search starts no further than the
+//! end of the file, however large the line number the patch states.
 
 use crate::parse::Hunk;
 
@@ -38,7 +42,7 @@ pub(crate) struct Applied {
 /// index of the first hunk that fits nowhere.
 pub(crate) fn apply_hunks(
     content: &[u8],
-    hunks: &[Hunk],
+    hunks: &[Hunk<'_>],
 ) -> Result<(Vec<u8>, Vec<Applied>), usize> {
     let lines: Vec<&[u8]> = content.split_inclusive(|byte| *byte == b'\n').collect();
     let mut output = Vec::with_capacity(content.len() + 1024);
@@ -61,10 +65,13 @@ pub(crate) fn apply_hunks(
         for line in &lines[consumed..position + prefix_fuzz] {
             output.extend_from_slice(line);
         }
-        for line in &hunk.new[prefix_fuzz..hunk.new.len() - suffix_fuzz] {
+        for line in hunk
+            .new
+            .range(prefix_fuzz..hunk.new.len().saturating_sub(suffix_fuzz))
+        {
             output.extend_from_slice(line);
         }
-        consumed = position + hunk.old.len() - suffix_fuzz;
+        consumed = position + hunk.old.len().saturating_sub(suffix_fuzz);
         offset = position as isize - stated as isize;
         applied.push(Applied { placement, stated });
     }
@@ -78,21 +85,27 @@ pub(crate) fn apply_hunks(
 /// `stated + offset`, with the least fuzz.
 pub(crate) fn locate(
     lines: &[&[u8]],
-    hunk: &Hunk,
+    hunk: &Hunk<'_>,
     stated: usize,
     offset: isize,
     consumed: usize,
 ) -> Option<Placement> {
     let context = hunk.leading.max(hunk.trailing);
-    let first_guess = (stated as isize + offset).max(0) as usize;
+    // Positions past the end of the file cannot fit: start the search no further.
+    let first_guess = (stated as isize)
+        .saturating_add(offset)
+        .clamp(0, lines.len() as isize) as usize;
     for fuzz in 0..=MAX_FUZZ {
         let prefix = fuzz as isize + hunk.leading as isize - context as isize;
         let suffix = fuzz as isize + hunk.trailing as isize - context as isize;
         let fits = |position: usize, prefix_fuzz: usize, suffix_fuzz: usize| {
+            let prefix_fuzz = prefix_fuzz.min(hunk.leading).min(hunk.old.len());
             let placement = Placement {
                 position,
-                prefix_fuzz: prefix_fuzz.min(hunk.leading),
-                suffix_fuzz: suffix_fuzz.min(hunk.trailing),
+                prefix_fuzz,
+                suffix_fuzz: suffix_fuzz
+                    .min(hunk.trailing)
+                    .min(hunk.old.len() - prefix_fuzz),
                 fuzz,
             };
             matches(lines, hunk, placement, consumed).then_some(placement)
@@ -145,22 +158,23 @@ pub(crate) fn locate(
 }
 
 /// Whether the hunk's old lines, less the fuzzed context, are the file's lines at `position`.
-fn matches(lines: &[&[u8]], hunk: &Hunk, placement: Placement, consumed: usize) -> bool {
+fn matches(lines: &[&[u8]], hunk: &Hunk<'_>, placement: Placement, consumed: usize) -> bool {
     let Placement {
         position,
         prefix_fuzz,
         suffix_fuzz,
         ..
     } = placement;
-    let compared = &hunk.old[prefix_fuzz..hunk.old.len() - suffix_fuzz];
+    let end = hunk.old.len().saturating_sub(suffix_fuzz);
+    let compared = end.saturating_sub(prefix_fuzz);
     let start = position + prefix_fuzz;
-    if start < consumed || start + compared.len() > lines.len() {
+    if start < consumed || start + compared > lines.len() {
         return false;
     }
-    compared
-        .iter()
+    hunk.old
+        .range(prefix_fuzz..end)
         .zip(&lines[start..])
-        .all(|(expected, actual)| expected.as_slice() == *actual)
+        .all(|(expected, actual)| expected == *actual)
 }
 
 #[cfg(test)]
@@ -169,7 +183,7 @@ mod tests {
     use crate::parse::parse;
     use std::path::Path;
 
-    fn hunks(patch: &str) -> Vec<Hunk> {
+    fn hunks(patch: &str) -> Vec<Hunk<'_>> {
         parse(patch.as_bytes(), Path::new("t.patch")).unwrap()[0]
             .hunks
             .clone()
@@ -232,5 +246,40 @@ mod tests {
         let (_, applied) = apply_hunks(shifted.as_bytes(), &hunks(patch)).unwrap();
         assert_eq!(applied[0].placement.position, 1);
         assert_eq!(applied[0].placement.fuzz, 2);
+    }
+
+    #[test]
+    fn context_only_hunks_with_fuzz() {
+        // A hunk of context only that does not match exactly: fuzz may not ignore more lines
+        // than it has (this panicked), so at fuzz 1 it compares nothing and applies as a
+        // no-op, as a pure insertion does at full fuzz.
+        let patch = "--- a/f\n+++ b/f\n@@ -1 +1 @@\n nothere\n";
+        assert_eq!(
+            apply_hunks(b"x\ny\n", &hunks(patch)),
+            Ok((
+                b"x\ny\n".to_vec(),
+                vec![Applied {
+                    placement: Placement {
+                        position: 0,
+                        prefix_fuzz: 1,
+                        suffix_fuzz: 0,
+                        fuzz: 1
+                    },
+                    stated: 0,
+                }]
+            ))
+        );
+        let patch = "--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n a\n b\n c\n";
+        let (out, _) = apply_hunks(b"x\ny\n", &hunks(patch)).unwrap();
+        assert_eq!(out, b"x\ny\n");
+    }
+
+    #[test]
+    fn stated_lines_far_past_the_end() {
+        // The search starts at the end of the file rather than 4 billion lines down.
+        let patch = "--- a/f\n+++ b/f\n@@ -4294967295,1 +4294967295,1 @@\n-line 2\n+LINE 2\n";
+        let (out, applied) = apply_hunks(numbered(3).as_bytes(), &hunks(patch)).unwrap();
+        assert_eq!(out, b"line 1\nLINE 2\nline 3\n");
+        assert_eq!(applied[0].placement.position, 1);
     }
 }

@@ -1,12 +1,16 @@
 //! Why a patch could not be applied: [`PatchError`], one variant per failed operation.
 //!
 //! Every variant names the patch file; those about one target file name it too (relative to the
-//! tree, after stripping). Variants caused by the operating system carry the [`io::Error`] as
-//! their `#[source]`; the message never repeats it. [`PatchError::hint`] says what to do next
+//! tree, after stripping) and the 1-based line of the patch header that named it, as
+//! "`fix.patch` line 4: ...". Variants caused by the operating system carry the [`io::Error`]
+//! as their `#[source]`; the message never repeats it. [`PatchError::hint`] says what to do next
 //! where kiln can tell.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
+
+use crate::MAX_PATCH_SIZE;
 
 /// A patch that could not be applied, or a series that could not be read.
 ///
@@ -24,6 +28,18 @@ pub enum PatchError {
         /// Why it failed.
         #[source]
         source: io::Error,
+    },
+
+    /// The patch is larger than [`MAX_PATCH_SIZE`] once decompressed.
+    #[error(
+        "`{patch}` is larger than the limit of {} MiB once decompressed",
+        limit / (1024 * 1024)
+    )]
+    TooLarge {
+        /// The patch file.
+        patch: PathBuf,
+        /// The limit, in bytes ([`MAX_PATCH_SIZE`]).
+        limit: u64,
     },
 
     /// The patch is malformed at a line.
@@ -45,19 +61,23 @@ pub enum PatchError {
     },
 
     /// A path in the patch is absolute or has a `..` component after stripping.
-    #[error("`{patch}` names `{path}`, which is outside the tree (absolute or with `..`)")]
+    #[error("`{patch}` line {line}: `{path}` is outside the tree (absolute or with `..`)")]
     UnsafePath {
         /// The patch file.
         patch: PathBuf,
+        /// The 1-based line of the header that names the path.
+        line: usize,
         /// The path after stripping.
         path: PathBuf,
     },
 
     /// A path in the patch has fewer components than the strip level.
-    #[error("`{patch}` names `{name}`, which has fewer than {strip} leading components to strip")]
+    #[error("`{patch}` line {line}: `{name}` has fewer than {strip} leading components to strip")]
     StripTooFar {
         /// The patch file.
         patch: PathBuf,
+        /// The 1-based line of the header that names the path.
+        line: usize,
         /// The name as written in the patch.
         name: String,
         /// The strip level (`-pN`).
@@ -65,31 +85,67 @@ pub enum PatchError {
     },
 
     /// The file to patch does not exist.
-    #[error("`{patch}` patches `{file}`, which does not exist")]
+    #[error("`{patch}` line {line}: `{file}` does not exist")]
     MissingFile {
         /// The patch file.
         patch: PathBuf,
+        /// The 1-based line of the header that names the file.
+        line: usize,
         /// The target, relative to the tree.
         file: PathBuf,
     },
 
     /// A file to create already exists (with content).
-    #[error("`{patch}` creates `{file}`, which already exists")]
+    #[error("`{patch}` line {line}: `{file}` is to be created, but already exists")]
     FileExists {
         /// The patch file.
         patch: PathBuf,
+        /// The 1-based line of the header that names the file.
+        line: usize,
         /// The target, relative to the tree.
         file: PathBuf,
     },
 
-    /// The file to patch is a symlink, a directory or a special file, or is reached through a
-    /// symlink that leaves the tree.
-    #[error("`{patch}` patches `{file}`, which is not a regular file inside the tree")]
+    /// A file the patch names is a symlink, a directory or a special file. A symlink is never
+    /// followed, wherever it points: patching, creating, replacing or deleting through it could
+    /// change a file outside the tree.
+    #[error("`{patch}` line {line}: `{file}` is {kind}, not a regular file")]
     NotRegularFile {
         /// The patch file.
         patch: PathBuf,
+        /// The 1-based line of the header that names the file.
+        line: usize,
         /// The target, relative to the tree.
         file: PathBuf,
+        /// What it is instead.
+        kind: FileKind,
+    },
+
+    /// A directory on the way to a file the patch names is a symlink. kiln-archive's rule:
+    /// no symlink is followed on the way to a path, wherever it points.
+    #[error("`{patch}` line {line}: `{file}` is reached through the symlink `{link}`")]
+    ThroughSymlink {
+        /// The patch file.
+        patch: PathBuf,
+        /// The 1-based line of the header that names the file.
+        line: usize,
+        /// The target, relative to the tree.
+        file: PathBuf,
+        /// The symlink, relative to the tree.
+        link: PathBuf,
+    },
+
+    /// Something on the way to a file the patch names is not a directory.
+    #[error("`{patch}` line {line}: `{file}` is under `{parent}`, which is not a directory")]
+    NotADirectory {
+        /// The patch file.
+        patch: PathBuf,
+        /// The 1-based line of the header that names the file.
+        line: usize,
+        /// The target, relative to the tree.
+        file: PathBuf,
+        /// The component that is not a directory, relative to the tree.
+        parent: PathBuf,
     },
 
     /// A hunk matched nowhere (with offsets and fuzz) in its file.
@@ -106,10 +162,12 @@ pub enum PatchError {
     },
 
     /// The patch has a git binary diff, which kiln does not apply.
-    #[error("`{patch}` has a binary diff for `{file}`, which kiln cannot apply")]
+    #[error("`{patch}` line {line}: a binary diff for `{file}`, which kiln cannot apply")]
     Binary {
         /// The patch file.
         patch: PathBuf,
+        /// The 1-based line where the file's diff starts.
+        line: usize,
         /// The target, relative to the tree.
         file: PathBuf,
     },
@@ -119,6 +177,16 @@ pub enum PatchError {
     ReadFile {
         /// The file.
         path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The source tree could not be opened.
+    #[error("cannot open the source tree `{root}`")]
+    OpenTree {
+        /// The root of the tree.
+        root: PathBuf,
         /// Why it failed.
         #[source]
         source: io::Error,
@@ -160,9 +228,24 @@ impl PatchError {
     /// What the user can do about it, if kiln can tell.
     pub fn hint(&self) -> Option<String> {
         match self {
-            PatchError::MissingFile { .. } | PatchError::StripTooFar { .. } => {
+            PatchError::MissingFile { .. }
+            | PatchError::StripTooFar { .. }
+            | PatchError::NotADirectory { .. } => {
                 Some("check the strip level (`-p1` strips `a/`, `-p0` strips nothing)".to_owned())
             }
+            PatchError::TooLarge { .. } => Some(format!(
+                "kiln reads at most {} MiB of a patch (`kiln_patch::MAX_PATCH_SIZE`), so that a \
+                 small compressed file cannot take all memory; patches are text and rarely this \
+                 large: check that this is the patch you meant, split it (e.g. with `splitdiff` \
+                 from patchutils), or apply it with GNU patch in a `run` step",
+                MAX_PATCH_SIZE / (1024 * 1024)
+            )),
+            PatchError::NotRegularFile { .. } | PatchError::ThroughSymlink { .. } => Some(
+                "kiln patches only regular files and follows no symlink in the tree, wherever it \
+                 points (it could lead outside the tree): name the file by its real path, or \
+                 replace the symlink in an earlier step"
+                    .to_owned(),
+            ),
             PatchError::HunkFailed { .. } => Some(
                 "the file differs from what the patch expects; the patch may be for another \
                  version, or already applied"
@@ -170,5 +253,27 @@ impl PatchError {
             ),
             _ => None,
         }
+    }
+}
+
+/// What a file the patch names is, when it is not a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// A symbolic link (never followed).
+    Symlink,
+    /// A directory.
+    Directory,
+    /// A device, FIFO or socket.
+    Special,
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileKind::Symlink => "a symlink",
+            FileKind::Directory => "a directory",
+            FileKind::Special => "a special file",
+        })
     }
 }

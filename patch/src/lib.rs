@@ -3,17 +3,31 @@
 //!
 //! [`apply_patch_file`] reads a patch (plain, or gzip/bzip2/xz/zstd-compressed, told by its first
 //! bytes), parses every file's diff (classic `---`/`+++` and `diff --git`, created and deleted
-//! files, renames, mode changes, `\ No newline at end of file`), strips `-pN` leading path
-//! components, and places each hunk as GNU patch does by default: at the stated line, else at the
-//! nearest offset, else with fuzz up to 2 (see the `apply` module). All files of a patch are
-//! patched in memory first; only when every hunk of every file fits are the results written, each
-//! atomically (a temporary file renamed over the old one, keeping its mode). A failing hunk
+//! files, renames, copies, mode changes, `\ No newline at end of file`), strips `-pN` leading
+//! path components, and places each hunk as GNU patch does by default: at the stated line, else
+//! at the nearest offset, else with fuzz up to 2 (see the `apply` module). All files of a patch
+//! are patched in memory first; only when every hunk of every file fits are the results written,
+//! each atomically (a temporary file renamed over the old one, keeping its mode). A failing hunk
 //! therefore leaves the whole tree untouched. [`read_quilt_series`] reads Debian's
 //! `debian/patches/series`.
 //!
+//! # Hostile input
+//!
+//! Patches and the source tree are both treated as hostile:
+//!
+//! - Every path a patch names (read, patched, created, renamed or copied to, deleted) must be
+//!   relative and free of `..`, and is resolved under the root one component at a time without
+//!   following any symlink, wherever it points — kiln-archive's unpacking rule. A file that is
+//!   itself a symlink is neither read, written through, replaced nor deleted. See the `tree`
+//!   module; the errors are [`PatchError::ThroughSymlink`] and [`PatchError::NotRegularFile`],
+//!   naming the patch and the line of the header that named the path.
+//! - A patch is read into memory whole, but never more than [`MAX_PATCH_SIZE`] bytes of it once
+//!   decompressed ([`PatchError::TooLarge`]), so a small compressed "bomb" cannot take all memory.
+//!   The parse copies none of the text (see the `parse` module).
+//! - Malformed input is an error, never a panic.
+//!
 //! Errors are [`PatchError`]s naming the patch, the file and, for a hunk that does not fit, its
-//! number and header. File-system calls use `std::fs` directly rather than `fs_err`: each failure
-//! is wrapped in a variant that already names the path.
+//! number and header.
 //!
 //! # Example
 //!
@@ -41,17 +55,24 @@ mod apply;
 mod error;
 mod parse;
 mod series;
+mod tree;
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::PermissionsExt as _;
+use std::io::Read as _;
 use std::path::{Component, Path, PathBuf};
 
-pub use error::PatchError;
+pub use error::{FileKind, PatchError};
 pub use series::read_quilt_series;
 
 use parse::FilePatch;
+use tree::{Refusal, Tree};
+
+/// The most a patch may hold once decompressed, in bytes: 64 MiB.
+///
+/// Patches are text; the largest in Debian's archive are a few MiB. The limit is checked while
+/// reading, so a patch that inflates past it costs at most this much memory before it is
+/// refused with [`PatchError::TooLarge`].
+pub const MAX_PATCH_SIZE: u64 = 64 * 1024 * 1024;
 
 /// How to apply a patch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +141,8 @@ pub struct HunkReport {
 }
 
 /// Applies the patch file `patch` to the tree at `root`; see the crate documentation.
+///
+/// At most [`MAX_PATCH_SIZE`] bytes of the (decompressed) patch are read.
 pub fn apply_patch_file(
     patch: &Path,
     root: &Path,
@@ -129,13 +152,25 @@ pub fn apply_patch_file(
         patch: patch.to_owned(),
         source,
     };
-    let (_, mut reader) = kiln_archive::open_decompressed(patch).map_err(read_error)?;
+    let (_, reader) = kiln_archive::open_decompressed(patch).map_err(read_error)?;
     let mut text = Vec::new();
-    reader.read_to_end(&mut text).map_err(read_error)?;
+    // One byte more than allowed tells a patch of exactly the limit from a larger one.
+    reader
+        .take(MAX_PATCH_SIZE + 1)
+        .read_to_end(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > MAX_PATCH_SIZE {
+        return Err(PatchError::TooLarge {
+            patch: patch.to_owned(),
+            limit: MAX_PATCH_SIZE,
+        });
+    }
     apply_patch(&text, patch, root, options)
 }
 
 /// Applies the unified diff `text` to the tree at `root`; `patch` names it in errors.
+///
+/// A `text` longer than [`MAX_PATCH_SIZE`] is refused.
 pub fn apply_patch(
     text: &[u8],
     patch: &Path,
@@ -148,9 +183,13 @@ pub fn apply_patch(
             patch: patch.to_owned(),
         });
     }
+    let tree = Tree::open(root).map_err(|source| PatchError::OpenTree {
+        root: root.to_owned(),
+        source,
+    })?;
     let mut plan = Plan {
         patch,
-        root,
+        tree,
         strip: options.strip,
         files: BTreeMap::new(),
         order: Vec::new(),
@@ -168,12 +207,14 @@ pub fn apply_patch(
 struct Planned {
     content: Option<Vec<u8>>,
     mode: Option<u32>,
+    /// The line of the patch header that last named the file, for errors while writing.
+    line: usize,
 }
 
 /// All files a patch touches, patched in memory.
 struct Plan<'a> {
     patch: &'a Path,
-    root: &'a Path,
+    tree: Tree,
     strip: usize,
     files: BTreeMap<PathBuf, Planned>,
     /// Paths in the order first touched, so results are written in patch order.
@@ -181,8 +222,9 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    /// A name from the patch, stripped and checked; `None` stays `None` (`/dev/null`).
-    fn name(&self, name: Option<&str>) -> Result<Option<PathBuf>, PatchError> {
+    /// A name from the patch (on header line `line`), stripped and checked; `None` stays `None`
+    /// (`/dev/null`).
+    fn name(&self, name: Option<&str>, line: usize) -> Result<Option<PathBuf>, PatchError> {
         let Some(name) = name else {
             return Ok(None);
         };
@@ -193,6 +235,7 @@ impl Plan<'_> {
             let Some(slash) = rest.find('/') else {
                 return Err(PatchError::StripTooFar {
                     patch: self.patch.to_owned(),
+                    line,
                     name: name.to_owned(),
                     strip: self.strip,
                 });
@@ -201,6 +244,7 @@ impl Plan<'_> {
         }
         let unsafe_path = || PatchError::UnsafePath {
             patch: self.patch.to_owned(),
+            line,
             path: PathBuf::from(rest),
         };
         let mut relative = PathBuf::new();
@@ -219,45 +263,50 @@ impl Plan<'_> {
         Ok(Some(relative))
     }
 
-    /// The current content of `path`: planned, or read from the tree; `None` if it does not
-    /// exist.
-    fn current(&self, path: &Path) -> Result<Option<Planned>, PatchError> {
+    /// The error for a path the tree refused; `writing` tells which I/O error it was.
+    fn refused(&self, file: &Path, line: usize, refusal: Refusal, writing: bool) -> PatchError {
+        let patch = self.patch.to_owned();
+        let file = file.to_owned();
+        match refusal {
+            Refusal::ThroughSymlink(link) => PatchError::ThroughSymlink {
+                patch,
+                line,
+                file,
+                link,
+            },
+            Refusal::NotADirectory(parent) => PatchError::NotADirectory {
+                patch,
+                line,
+                file,
+                parent,
+            },
+            Refusal::NotRegular(kind) => PatchError::NotRegularFile {
+                patch,
+                line,
+                file,
+                kind,
+            },
+            Refusal::Io { path, source } if writing => PatchError::WriteFile { path, source },
+            Refusal::Io { path, source } => PatchError::ReadFile { path, source },
+        }
+    }
+
+    /// The current content of `path` (named on header line `line`): planned, or read from the
+    /// tree; `None` if it does not exist. Whatever is on the way must be a real directory and
+    /// the file a regular file.
+    fn current(&self, path: &Path, line: usize) -> Result<Option<Planned>, PatchError> {
         if let Some(planned) = self.files.get(path) {
             return Ok(planned.content.is_some().then(|| planned.clone()));
         }
-        let full = self.root.join(path);
-        let metadata = match fs::symlink_metadata(&full) {
-            Ok(metadata) => metadata,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(PatchError::ReadFile { path: full, source }),
-        };
-        if !metadata.is_file() || !self.inside(path) {
-            return Err(PatchError::NotRegularFile {
-                patch: self.patch.to_owned(),
-                file: path.to_owned(),
-            });
-        }
-        let content =
-            fs::read(&full).map_err(|source| PatchError::ReadFile { path: full, source })?;
-        Ok(Some(Planned {
-            content: Some(content),
-            mode: Some(metadata.permissions().mode() & 0o7777),
+        let existing = self
+            .tree
+            .read(path)
+            .map_err(|refusal| self.refused(path, line, refusal, false))?;
+        Ok(existing.map(|existing| Planned {
+            content: Some(existing.content),
+            mode: Some(existing.mode),
+            line,
         }))
-    }
-
-    /// Whether the directory holding `path` is inside the tree once symlinks are resolved (the
-    /// nearest existing ancestor is checked, for files still to be created).
-    fn inside(&self, path: &Path) -> bool {
-        let Ok(root) = fs::canonicalize(self.root) else {
-            return false;
-        };
-        let mut directory = self.root.join(path);
-        while directory.pop() {
-            if let Ok(resolved) = fs::canonicalize(&directory) {
-                return resolved.starts_with(&root);
-            }
-        }
-        false
     }
 
     fn set(&mut self, path: PathBuf, planned: Planned) {
@@ -268,76 +317,97 @@ impl Plan<'_> {
     }
 
     /// Patches one file's diff in memory.
-    fn file(&mut self, file: &FilePatch) -> Result<FileReport, PatchError> {
-        let old = self.name(file.old.as_deref())?;
-        let new = self.name(file.new.as_deref())?;
+    fn file(&mut self, file: &FilePatch<'_>) -> Result<FileReport, PatchError> {
+        let old = self.name(file.old.as_deref(), file.old_line)?;
+        let new = self.name(file.new.as_deref(), file.new_line)?;
         let git = file.git.clone().unwrap_or_default();
-        let target = new
-            .clone()
-            .or_else(|| old.clone())
-            .expect("a diff names a file");
         if git.binary {
             return Err(PatchError::Binary {
                 patch: self.patch.to_owned(),
-                file: target,
+                line: file.line,
+                file: new.clone().or_else(|| old.clone()).unwrap_or_default(),
             });
         }
 
-        let (path, source, change) = match (&old, &new) {
-            (None, Some(new)) => (new.clone(), None, FileChange::Created),
-            (Some(old), None) => (old.clone(), Some(old.clone()), FileChange::Deleted),
+        let (path, line, source, change) = match (&old, &new) {
+            (None, Some(new)) => (new.clone(), file.new_line, None, FileChange::Created),
+            (Some(old), None) => (
+                old.clone(),
+                file.old_line,
+                Some(old.clone()),
+                FileChange::Deleted,
+            ),
             (Some(old), Some(new)) if git.rename || git.copy => {
                 let change = if git.rename {
                     FileChange::Renamed { from: old.clone() }
                 } else {
                     FileChange::Copied { from: old.clone() }
                 };
-                (new.clone(), Some(old.clone()), change)
+                (new.clone(), file.new_line, Some(old.clone()), change)
             }
             (Some(old), Some(new)) => {
-                let path = self.choose(old, new, file)?;
-                (path.clone(), Some(path), FileChange::Modified)
+                let (path, line) = self.choose(old, new, file)?;
+                (path.clone(), line, Some(path), FileChange::Modified)
             }
-            (None, None) => unreachable!("parse never yields a diff without names"),
+            (None, None) => {
+                // `parse` never yields a diff without names; refuse rather than guess.
+                return Err(PatchError::Parse {
+                    patch: self.patch.to_owned(),
+                    line: file.line,
+                    message: "a diff that names no file".to_owned(),
+                });
+            }
         };
-
-        let current = match &source {
-            Some(source) => Some(
-                self.current(source)?
-                    .ok_or_else(|| PatchError::MissingFile {
+        let source_line = if matches!(change, FileChange::Modified) {
+            line
+        } else {
+            file.old_line
+        };
+        let current =
+            match &source {
+                Some(source) => Some(self.current(source, source_line)?.ok_or_else(|| {
+                    PatchError::MissingFile {
                         patch: self.patch.to_owned(),
+                        line: source_line,
                         file: source.clone(),
-                    })?,
-            ),
-            None => {
-                // Creating: an existing empty file is fine, as for GNU patch.
-                match self.current(&path)? {
-                    Some(existing) if existing.content.as_ref().is_some_and(|c| !c.is_empty()) => {
-                        return Err(PatchError::FileExists {
-                            patch: self.patch.to_owned(),
-                            file: path,
-                        })
                     }
-                    _ => None,
+                })?),
+                None => None,
+            };
+        match &change {
+            // Creating: an existing empty file is fine, as for GNU patch.
+            FileChange::Created => match self.current(&path, line)? {
+                Some(existing) if existing.content.as_ref().is_some_and(|c| !c.is_empty()) => {
+                    return Err(PatchError::FileExists {
+                        patch: self.patch.to_owned(),
+                        line,
+                        file: path,
+                    })
                 }
+                _ => {}
+            },
+            // The destination of a rename or copy: resolved like any other path, so that it
+            // is refused when it is reached through a symlink or is not a regular file. An
+            // existing regular file is replaced.
+            FileChange::Renamed { .. } | FileChange::Copied { .. } => {
+                self.current(&path, line)?;
             }
-        };
-        if change != FileChange::Deleted && current.is_none() && !self.inside(&path) {
-            return Err(PatchError::NotRegularFile {
-                patch: self.patch.to_owned(),
-                file: path,
-            });
+            FileChange::Modified | FileChange::Deleted => {}
         }
         let content = current
             .as_ref()
-            .and_then(|current| current.content.clone())
+            .and_then(|current| current.content.as_deref())
             .unwrap_or_default();
         let (patched, applied) =
-            apply::apply_hunks(&content, &file.hunks).map_err(|index| PatchError::HunkFailed {
+            apply::apply_hunks(content, &file.hunks).map_err(|index| PatchError::HunkFailed {
                 patch: self.patch.to_owned(),
                 file: source.clone().unwrap_or_else(|| path.clone()),
                 number: index + 1,
-                header: file.hunks[index].header.clone(),
+                header: file
+                    .hunks
+                    .get(index)
+                    .map(|hunk| hunk.header.clone())
+                    .unwrap_or_default(),
             })?;
         let hunks = applied
             .iter()
@@ -361,6 +431,7 @@ impl Plan<'_> {
                 Planned {
                     content: None,
                     mode,
+                    line,
                 },
             );
         } else {
@@ -370,6 +441,7 @@ impl Plan<'_> {
                 Planned {
                     content: Some(patched),
                     mode,
+                    line,
                 },
             );
             if let FileChange::Renamed { from } = &change {
@@ -378,6 +450,7 @@ impl Plan<'_> {
                     Planned {
                         content: None,
                         mode: None,
+                        line: file.old_line,
                     },
                 );
             }
@@ -389,69 +462,58 @@ impl Plan<'_> {
         })
     }
 
-    /// Which existing file a plain diff patches: GNU patch's choice among the old and new
-    /// names — the existing one with the fewest components, then the shortest base name, then
-    /// the shortest name; the old name on a tie. A missing file is created only when every hunk
-    /// adds to nothing.
-    fn choose(&self, old: &Path, new: &Path, file: &FilePatch) -> Result<PathBuf, PatchError> {
-        let mut candidates = Vec::new();
-        for name in [old, new] {
-            if self.current(name)?.is_some() && !candidates.contains(&name) {
-                candidates.push(name);
+    /// Which existing file a plain diff patches, and the line of the header naming it: GNU
+    /// patch's choice among the old and new names — the existing one with the fewest
+    /// components, then the shortest base name, then the shortest name; the old name on a tie.
+    /// A missing file is created only when every hunk adds to nothing.
+    fn choose(
+        &self,
+        old: &Path,
+        new: &Path,
+        file: &FilePatch<'_>,
+    ) -> Result<(PathBuf, usize), PatchError> {
+        let mut candidates: Vec<(&Path, usize)> = Vec::new();
+        for (name, line) in [(old, file.old_line), (new, file.new_line)] {
+            if self.current(name, line)?.is_some()
+                && !candidates.iter().any(|(seen, _)| *seen == name)
+            {
+                candidates.push((name, line));
             }
         }
-        let key = |path: &&Path| {
+        let key = |(path, _): &(&Path, usize)| {
             (
                 path.components().count(),
                 path.file_name().map_or(0, |name| name.len()),
                 path.as_os_str().len(),
             )
         };
-        if let Some(best) = candidates.into_iter().min_by_key(key) {
-            return Ok(best.to_path_buf());
+        if let Some((best, line)) = candidates.into_iter().min_by_key(key) {
+            return Ok((best.to_path_buf(), line));
         }
         if file.hunks.iter().all(|hunk| hunk.old.is_empty()) {
-            return Ok(new.to_owned());
+            return Ok((new.to_owned(), file.new_line));
         }
         Err(PatchError::MissingFile {
             patch: self.patch.to_owned(),
+            line: file.old_line,
             file: old.to_owned(),
         })
     }
 
-    /// Writes every planned file, each atomically.
+    /// Writes every planned file, each atomically, through the tree (which refuses again any
+    /// symlink that appeared since planning).
     fn write(self) -> Result<(), PatchError> {
         for path in &self.order {
-            let planned = &self.files[path];
-            let full = self.root.join(path);
-            let write_error = |source| PatchError::WriteFile {
-                path: full.clone(),
-                source,
+            let Some(planned) = self.files.get(path) else {
+                continue;
             };
-            match &planned.content {
-                None => match fs::remove_file(&full) {
-                    Ok(()) => {}
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(write_error(source)),
-                },
-                Some(content) => {
-                    let parent = full.parent().expect("a file in the tree has a parent");
-                    fs::create_dir_all(parent).map_err(write_error)?;
-                    let mut temporary = tempfile::Builder::new()
-                        .prefix(".kiln-patch")
-                        .tempfile_in(parent)
-                        .map_err(write_error)?;
-                    temporary.write_all(content).map_err(write_error)?;
-                    let mode = planned.mode.unwrap_or(0o644);
-                    temporary
-                        .as_file()
-                        .set_permissions(fs::Permissions::from_mode(mode))
-                        .map_err(write_error)?;
-                    temporary
-                        .persist(&full)
-                        .map_err(|error| write_error(error.error))?;
-                }
-            }
+            let result = match &planned.content {
+                None => self.tree.remove(path),
+                Some(content) => self
+                    .tree
+                    .write(path, content, planned.mode.unwrap_or(0o644)),
+            };
+            result.map_err(|refusal| self.refused(path, planned.line, refusal, true))?;
         }
         Ok(())
     }
@@ -741,7 +803,7 @@ new mode 100755
         assert_eq!(
             error.to_string(),
             format!(
-                "`{}` names `../outside`, which is outside the tree (absolute or with `..`)",
+                "`{}` line 1: `../outside` is outside the tree (absolute or with `..`)",
                 dir.path().join("escape.patch").display()
             )
         );
@@ -759,7 +821,7 @@ new mode 100755
         let through = "--- /dev/null\n+++ b/link/created\n@@ -0,0 +1 @@\n+pwned\n";
         let error = apply(&dir, "through.patch", through, 1).unwrap_err();
         assert!(
-            matches!(error, PatchError::NotRegularFile { .. }),
+            matches!(error, PatchError::ThroughSymlink { line: 2, .. }),
             "{error}"
         );
         assert!(!dir.path().join("created").exists());
@@ -773,7 +835,7 @@ new mode 100755
         assert_eq!(
             error.to_string(),
             format!(
-                "`{}` patches `nope.c`, which does not exist",
+                "`{}` line 1: `nope.c` does not exist",
                 dir.path().join("missing.patch").display()
             )
         );

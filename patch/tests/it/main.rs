@@ -1,3 +1,6 @@
-//! Integration tests of kiln-patch against real Debian source packages.
+//! Integration tests of kiln-patch: real Debian source packages, hostile trees (symlinks) and
+//! hostile patches (decompression bombs).
 
 mod debian;
+mod limits;
+mod symlinks;
