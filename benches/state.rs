@@ -74,7 +74,7 @@ fn child(args: &[String]) {
             let base = kiln_state::ManifestBase {
                 plan_hash: "0".repeat(64),
                 phase: "build".to_owned(),
-                workdir: String::new(),
+                workdir: PathBuf::new(),
                 env: BTreeMap::new(),
             };
             kiln_state::pack(&input, base, Path::new(&args[2])).expect("kiln packs");

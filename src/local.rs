@@ -6,6 +6,8 @@
 //! beginning) and run phases through `kiln_builder::local`.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -46,6 +48,31 @@ pub struct Session {
     pub state: Option<PathBuf>,
 }
 
+/// `path`, given with `option`, made absolute and checked to be UTF-8: the directories a local
+/// build creates or lends end up as text (`why`), in the plan (`${outputs.out}`) or on the
+/// sandbox's command line, and a path converted to text lossily names another directory. So
+/// such a path is refused before anything is created. A relative path needs the current
+/// directory, which may be anything: absolute paths work from any directory.
+fn text_path(option: &str, path: &Path, why: &str) -> Result<PathBuf, CliError> {
+    let absolute = std::path::absolute(path).map_err(|error| {
+        CliError::Usage(format!(
+            "`{option}`: cannot make `{}` absolute: {error}; give an absolute path",
+            path.display()
+        ))
+    })?;
+    if absolute.to_str().is_some() {
+        return Ok(absolute);
+    }
+    let shown = if path.is_absolute() {
+        format!("`{}`", path.display())
+    } else {
+        format!("`{}` (that is `{}`)", path.display(), absolute.display())
+    };
+    Err(CliError::Usage(format!(
+        "`{option}`: {shown} is not valid UTF-8, and {why}"
+    )))
+}
+
 /// The default cache root: $KILN_CACHE_DIR, $XDG_CACHE_HOME/kiln/states, ~/.cache/kiln/states.
 fn default_cache_root() -> Option<PathBuf> {
     let var = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
@@ -67,7 +94,12 @@ impl Session {
         grace: Duration,
     ) -> Result<Session, CliError> {
         let mut loaded = load(source)?;
-        let out_dir = absolute(&layout.out_dir);
+        let out_dir = text_path(
+            "--out-dir",
+            &layout.out_dir,
+            "output paths are substituted into the plan (`${outputs.out}`) as text; choose an \
+             output directory whose path is UTF-8",
+        )?;
         let names: Vec<String> = match &loaded.outputs {
             Some(outputs) => outputs.keys().cloned().collect(),
             None => kiln_schema::declared_outputs(&loaded.plan),
@@ -89,13 +121,30 @@ impl Session {
             }
             None => final_outputs.clone(),
         };
+        // The build directory is substituted into the plan (without the sandbox) or passed to
+        // the sandbox as text.
+        let build_dir = match &layout.build_dir {
+            Some(dir) => Some(text_path(
+                "--build-dir",
+                dir,
+                "kiln uses the build directory as text (in the plan, or for the sandbox); \
+                 choose one whose path is UTF-8",
+            )?),
+            None => {
+                text_path(
+                    "TMPDIR",
+                    &std::env::temp_dir(),
+                    "the build directory is made in it and used as text; set `TMPDIR` to a \
+                     UTF-8 directory, or give `--build-dir`",
+                )?;
+                None
+            }
+        };
         let build_top = if sandbox {
             PathBuf::from(SANDBOX_BUILD_TOP)
         } else {
-            layout
-                .build_dir
-                .as_deref()
-                .map(absolute)
+            build_dir
+                .clone()
                 .unwrap_or_else(|| std::env::temp_dir().join("kiln-build"))
         };
         if loaded.outputs.is_some() {
@@ -112,7 +161,32 @@ impl Session {
             path: PathBuf::from("/proc/self/exe"),
             source,
         })?;
-        let lend: Vec<PathBuf> = local.lend.iter().map(|path| absolute(path)).collect();
+        if sandbox && self_exe.to_str().is_none() {
+            // Checked here, before anything is created, rather than when the first phase
+            // starts.
+            return Err(CliError::Io {
+                what: "run kiln's sandbox from",
+                path: self_exe,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "kiln's own path is not valid UTF-8, and kiln passes it to its sandbox as \
+                     text; put the kiln binary at a UTF-8 path",
+                ),
+            });
+        }
+        let lend: Vec<PathBuf> = if sandbox {
+            let lend_path = |path: &PathBuf| {
+                text_path(
+                    "--lend",
+                    path,
+                    "kiln passes lent paths to the sandbox as text; lend UTF-8 paths only \
+                     (with `--lend` or `KILN_LEND`)",
+                )
+            };
+            local.lend.iter().map(lend_path).collect::<Result<_, _>>()?
+        } else {
+            local.lend.iter().map(|path| absolute(path)).collect()
+        };
         if let (true, Some(missing)) = (sandbox, lend.iter().find(|path| !path.exists())) {
             return Err(CliError::Usage(format!(
                 "`--lend {}`: no such path on this machine (lent paths come from --lend and \
@@ -145,7 +219,7 @@ impl Session {
             cache,
             final_outputs,
             out_dir,
-            build_dir: layout.build_dir.as_deref().map(absolute),
+            build_dir,
             state,
         })
     }
@@ -401,23 +475,30 @@ enum Resuming {
 /// is restored into a fresh one; inside it is `/build` anyway); without the sandbox the build
 /// directory (`build_dir`, absolute, one kiln checked was empty when the build started) is part
 /// of the state, so the command empties it first.
+///
+/// The arguments are kept byte for byte ([`shell_word`]): a plan or a cache directory whose
+/// path is not UTF-8 is named exactly, never with U+FFFD in its place.
 fn resume_command(
-    args: &[String],
+    args: &[OsString],
     phase: &str,
     sandbox: bool,
     resuming: Resuming,
     build_dir: Option<&Path>,
 ) -> String {
-    let mut kept: Vec<String> = Vec::new();
+    let mut kept: Vec<OsString> = Vec::new();
     let mut iter = args.iter().enumerate();
     while let Some((index, arg)) = iter.next() {
         if index == 0 {
             kept.push(arg.clone());
             continue;
         }
-        let (option, inline) = match arg.split_once('=') {
-            Some((option, value)) if option.starts_with("--") => (option, Some(value.to_owned())),
-            _ => (arg.as_str(), None),
+        // Options are UTF-8; any other argument is kept as it is.
+        let text = arg.to_str().unwrap_or_default();
+        let (option, inline) = match text.split_once('=') {
+            Some((option, value)) if option.starts_with("--") => {
+                (option, Some(OsString::from(value)))
+            }
+            _ => (text, None),
         };
         let takes_value = ["--from", "--only", "--until", "--build-dir"].contains(&option);
         if !takes_value {
@@ -432,32 +513,52 @@ fn resume_command(
                 .unwrap_or_default(),
         };
         if let ("--only" | "--until", Resuming::Failed) = (option, resuming) {
-            kept.push("--until".to_owned());
+            kept.push("--until".into());
             kept.push(value);
         }
     }
-    let dir = build_dir.map(|dir| dir.display().to_string());
-    if let (Some(dir), false) = (&dir, sandbox) {
-        kept.push("--build-dir".to_owned());
-        kept.push(dir.clone());
+    if let (Some(dir), false) = (build_dir, sandbox) {
+        kept.push("--build-dir".into());
+        kept.push(dir.as_os_str().to_owned());
     }
-    kept.push("--from".to_owned());
-    kept.push(phase.to_owned());
-    let command = kiln_builder::executor::display_argv(&kept);
-    match (&dir, sandbox) {
-        (Some(dir), false) => format!(
-            "rm -rf {} && {command}",
-            kiln_builder::executor::display_argv(std::slice::from_ref(dir))
-        ),
+    kept.push("--from".into());
+    kept.push(phase.into());
+    let command = kept
+        .iter()
+        .map(|arg| shell_word(arg))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match (build_dir, sandbox) {
+        (Some(dir), false) => format!("rm -rf {} && {command}", shell_word(dir.as_os_str())),
         _ => command,
     }
 }
 
-/// This command line, for [`resume_command`].
-fn this_command_line() -> Vec<String> {
-    std::env::args_os()
-        .map(|arg| arg.to_string_lossy().into_owned())
-        .collect()
+/// One argument as a shell word that gives back its exact bytes: quoted like
+/// [`display_argv`](kiln_builder::executor::display_argv) when it is UTF-8, else in bash's
+/// `$'…'` form with `\xHH` escapes (the only way to write such bytes on a terminal).
+fn shell_word(arg: &OsStr) -> String {
+    if let Some(text) = arg.to_str() {
+        return kiln_builder::executor::display_argv(&[text.to_owned()]);
+    }
+    let mut word = String::from("$'");
+    for &byte in arg.as_bytes() {
+        match byte {
+            b'\'' | b'\\' => {
+                word.push('\\');
+                word.push(char::from(byte));
+            }
+            b' '..=b'~' => word.push(char::from(byte)),
+            _ => word.push_str(&format!("\\x{byte:02x}")),
+        }
+    }
+    word.push('\'');
+    word
+}
+
+/// This command line, for [`resume_command`], byte for byte.
+fn this_command_line() -> Vec<OsString> {
+    std::env::args_os().collect()
 }
 
 /// Refuses a non-empty `--build-dir` when a state is to be restored into it.
@@ -1012,6 +1113,8 @@ fn sh_quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::ffi::OsStringExt;
+
     use super::*;
 
     #[test]
@@ -1020,8 +1123,8 @@ mod tests {
         assert_eq!(sh_quote(""), "''");
     }
 
-    fn args(line: &str) -> Vec<String> {
-        line.split(' ').map(str::to_owned).collect()
+    fn args(line: &str) -> Vec<OsString> {
+        line.split(' ').map(OsString::from).collect()
     }
 
     #[test]
@@ -1086,6 +1189,28 @@ mod tests {
             continuing("kiln build p.json --only=build --out-dir o", "check"),
             "kiln build p.json --out-dir o --from check"
         );
+    }
+
+    #[test]
+    fn the_resume_command_names_non_utf8_paths_exactly() {
+        let mut line = args("kiln build --cache-dir");
+        line.push(OsString::from_vec(b"/tmp/c\xff'd\\".to_vec()));
+        line.push(OsString::from_vec(b"/tmp/p\xfe.json".to_vec()));
+        let command = resume_command(&line, "check", true, Resuming::Failed, None);
+        assert_eq!(
+            command,
+            r"kiln build --cache-dir $'/tmp/c\xff\'d\\' $'/tmp/p\xfe.json' --from check"
+        );
+        // bash reads the words back as the same bytes.
+        let echoed = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {command}"))
+            .output()
+            .unwrap();
+        assert!(echoed.status.success());
+        let words: Vec<&[u8]> = echoed.stdout.split(|&b| b == 0).collect();
+        assert_eq!(words[3], line[3].as_bytes());
+        assert_eq!(words[4], line[4].as_bytes());
     }
 
     #[test]

@@ -264,9 +264,13 @@ pub struct Execution<'a> {
 }
 
 /// The part of the executor's state that a later derivation needs to go on.
+///
+/// It crosses processes as JSON (kiln's phase response); the working directory is whatever
+/// `unpack` found, any bytes, so it is written with [`kiln_state::bytes_path`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Resume {
     /// The working directory (the source root once unpacked).
+    #[serde(with = "kiln_state::bytes_path")]
     pub workdir: PathBuf,
     /// Variables that steps changed (e.g. `SOURCE_DATE_EPOCH` raised by `unpack`).
     pub env: BTreeMap<String, String>,
@@ -704,7 +708,13 @@ impl Execution<'_> {
         }
         let mut step_env = env.clone();
         step_env.extend(process.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        step_env.insert("PWD".into(), process.cwd.display().to_string());
+        // `PWD` is a string here; a working directory that is not UTF-8 cannot be said exactly,
+        // and a lossy one would send whoever trusts `PWD` to another directory. Without it,
+        // shells and tools ask the kernel (getcwd(3)), which is exact.
+        match process.cwd.to_str() {
+            Some(cwd) => step_env.insert("PWD".into(), cwd.to_owned()),
+            None => step_env.remove("PWD"),
+        };
         let Some(program_name) = process.argv.first() else {
             return Err(BuildError::ProgramNotFound {
                 at: at.clone(),

@@ -7,6 +7,11 @@
 //! reads it, runs the requested phases with every event on stderr as JSON Lines (the caller
 //! relays them, see [`crate::relay`]), and writes a [`PhaseResponse`] next to it: where the
 //! build left off, or how it failed.
+//!
+//! Paths cross as bytes ([`kiln_state::bytes_path`]): the source root `unpack` finds may have
+//! any name. A failure is also reported on stderr as a [`RunnerReport`] before the response is
+//! written, so that it reaches the caller when the response cannot be written (a full disk):
+//! the caller prefers the response and falls back on the report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -39,8 +44,10 @@ pub struct PhaseRequest {
     /// The environment before the plan's `env`.
     pub base_env: BTreeMap<String, String>,
     /// The build directory.
+    #[serde(with = "kiln_state::bytes_path")]
     pub build_top: PathBuf,
     /// Output name → path.
+    #[serde(with = "kiln_state::bytes_path::map")]
     pub outputs: BTreeMap<String, PathBuf>,
     /// The phases to run (in plan order).
     pub phases: Vec<String>,
@@ -100,6 +107,65 @@ impl PhaseFailure {
             hint: None,
             signal: None,
         }
+    }
+}
+
+/// What the runner says on stderr besides the event stream, one JSON line each, in the
+/// events' `{"type": .., "data": ..}` envelope (see [`crate::relay::relay_line`]).
+///
+/// # Format
+///
+/// ```json
+/// {"type":"phase-failed","data":{"phase":"unpack","message":["…"],"hint":null,"signal":null}}
+/// {"type":"response-unwritten","data":{"path":"/build/.kiln-phase-response.json","errno":28,"message":"No space left on device (os error 28)"}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "kebab-case")]
+pub enum RunnerReport {
+    /// The phases failed; written before the response.
+    PhaseFailed(PhaseFailure),
+    /// The response could not be written.
+    ResponseUnwritten(ResponseUnwritten),
+}
+
+/// Why the runner could not write its [`PhaseResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseUnwritten {
+    /// The response file, as the runner sees it.
+    #[serde(with = "kiln_state::bytes_path")]
+    pub path: PathBuf,
+    /// The OS error number, when the error was the OS's (28 is `ENOSPC`).
+    pub errno: Option<i32>,
+    /// The error.
+    pub message: String,
+}
+
+impl ResponseUnwritten {
+    /// The error as an [`std::io::Error`] again: the OS error when there was one.
+    pub fn io_error(&self) -> std::io::Error {
+        match self.errno {
+            Some(errno) => std::io::Error::from_raw_os_error(errno),
+            None => std::io::Error::other(self.message.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for ResponseUnwritten {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the phase runner could not write its response `{}` either: {}",
+            self.path.display(),
+            self.message
+        )
+    }
+}
+
+/// Writes `report` as one line on stderr; best effort (stderr is the only channel left).
+fn report_to_caller(report: &RunnerReport) {
+    if let Ok(mut line) = serde_json::to_vec(report) {
+        line.push(b'\n');
+        let _ = std::io::stderr().lock().write_all(&line);
     }
 }
 
@@ -171,6 +237,9 @@ pub fn inner_main(build_top: &Path) -> i32 {
         }) => kiln_schema::exit_codes::SIGNAL_BASE + signal,
         Some(_) => kiln_schema::exit_codes::BUILD_FAILED,
     };
+    if let Some(failure) = &failure {
+        report_to_caller(&RunnerReport::PhaseFailed(failure.clone()));
+    }
     let response = PhaseResponse {
         resume: summary.resume,
         failure,
@@ -185,14 +254,61 @@ pub fn inner_main(build_top: &Path) -> i32 {
             .open(&response_path),
     }
     .and_then(|mut file| {
-        file.write_all(&serde_json::to_vec(&response).expect("a response serializes"))
+        let bytes = serde_json::to_vec(&response).map_err(std::io::Error::other)?;
+        file.write_all(&bytes)
     });
     if let Err(error) = written {
-        eprintln!(
-            "error: cannot write the phase response `{}`: {error}",
-            response_path.display()
-        );
+        report_to_caller(&RunnerReport::ResponseUnwritten(ResponseUnwritten {
+            path: response_path,
+            errno: error.raw_os_error(),
+            message: error.to_string(),
+        }));
         return kiln_schema::exit_codes::SETUP_FAILED;
     }
     exit_code
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+
+    #[test]
+    fn a_non_utf8_working_directory_crosses_exactly() {
+        let workdir = PathBuf::from(OsStr::from_bytes(b"/build/src-\xff"));
+        let response = PhaseResponse {
+            resume: Resume {
+                workdir: workdir.clone(),
+                env: BTreeMap::from([("SOURCE_DATE_EPOCH".to_owned(), "1".to_owned())]),
+            },
+            failure: None,
+        };
+        let json = serde_json::to_vec(&response).unwrap();
+        let back: PhaseResponse = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back.resume, response.resume);
+        // A UTF-8 one is the plain string it always was.
+        let plain = serde_json::to_value(Resume {
+            workdir: "/build/hello-2.10".into(),
+            env: BTreeMap::new(),
+        })
+        .unwrap();
+        assert_eq!(plain["workdir"], "/build/hello-2.10");
+    }
+
+    #[test]
+    fn the_response_problem_reads_as_the_os_error() {
+        let why = ResponseUnwritten {
+            path: PathBuf::from("/build/.kiln-phase-response.json"),
+            errno: Some(28),
+            message: std::io::Error::from_raw_os_error(28).to_string(),
+        };
+        assert_eq!(why.io_error().raw_os_error(), Some(28));
+        assert_eq!(
+            why.to_string(),
+            "the phase runner could not write its response `/build/.kiln-phase-response.json` \
+             either: No space left on device (os error 28)"
+        );
+    }
 }

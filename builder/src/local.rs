@@ -30,10 +30,11 @@ use thiserror::Error;
 use crate::build::{PreparedBuild, RunError};
 use crate::executor::{Execution, ExecutorOptions, Resume};
 use crate::inner::{
-    PhaseFailure, PhaseRequest, PhaseResponse, INNER_SUBCOMMAND, REQUEST_FILE, RESPONSE_FILE,
+    PhaseFailure, PhaseRequest, PhaseResponse, RunnerReport, INNER_SUBCOMMAND, REQUEST_FILE,
+    RESPONSE_FILE,
 };
 use crate::process::{run_child, ChildOutcome, ChildSpec, RunLimits};
-use crate::relay::{relay_line, PhaseEvents};
+use crate::relay::{relay_line, PhaseEvents, Relayed};
 use crate::report::Reporter;
 use crate::signal::SignalEvents;
 
@@ -287,7 +288,7 @@ impl StateCache {
         phase: &str,
         key: &str,
         host: &HostDirs,
-        workdir: String,
+        workdir: PathBuf,
         env: BTreeMap<String, String>,
     ) -> Result<(), LocalError> {
         let entry = self.entry(phase);
@@ -421,9 +422,11 @@ impl<'a> LocalBuild<'a> {
     }
 
     /// The cache key of the state after `phase`: the plan up to that phase (inputs, deps and the
-    /// environment they give included) and the paths it was resolved with. What the sandbox lends is not part of it: lent host
+    /// environment they give included) and the paths it was resolved with, byte for byte
+    /// ([`kiln_state::bytes_path`]). What the sandbox lends is not part of it: lent host
     /// paths are impure by nature, and their contents could not be hashed anyway.
     pub fn cache_key(&self, phase: &str) -> String {
+        use kiln_state::bytes_path::to_value;
         // The environment steps start from (dependencies, hooks, paths), but not the cores.
         let mut base_env = self.prepared.base_env.clone();
         base_env.remove("NIX_BUILD_CORES");
@@ -433,11 +436,17 @@ impl<'a> LocalBuild<'a> {
             "deps": self.prepared.expanded.deps,
             "propagate": self.prepared.expanded.propagate,
             "baseEnv": base_env,
-            "buildTop": self.prepared.paths.build_top,
-            "outputs": self.prepared.paths.outputs,
+            "buildTop": to_value(&self.prepared.paths.build_top),
+            "outputs": self
+                .prepared
+                .paths
+                .outputs
+                .iter()
+                .map(|(name, path)| (name.clone(), to_value(path)))
+                .collect::<serde_json::Map<_, _>>(),
             "sandbox": self.options.sandbox,
         });
-        let digest = Sha256::digest(serde_json::to_vec(&key).expect("a key serializes"));
+        let digest = Sha256::digest(key.to_string());
         digest.iter().map(|byte| format!("{byte:02x}")).collect()
     }
 
@@ -597,8 +606,7 @@ impl<'a> LocalBuild<'a> {
                     .workdir
                     .strip_prefix(&self.prepared.paths.build_top)
                     .unwrap_or(Path::new(""))
-                    .to_string_lossy()
-                    .into_owned();
+                    .to_owned();
                 let key = self.cache_key(&phase.name);
                 match cache.store(&phase.name, &key, &self.host, workdir, resume.env.clone()) {
                     Ok(()) => reporter.report(&LogEvent::Message {
@@ -723,25 +731,25 @@ impl<'a> LocalBuild<'a> {
         };
         // The build directory is the build's: its steps may have left anything at these names
         // (a symlink to a host file, a FIFO). Never follow or reuse what is there.
-        write_new_file(
-            &request_path,
-            &serde_json::to_vec(&request).expect("a request serializes"),
-        )
-        .map_err(exchange(&request_path))?;
+        let request_bytes = serde_json::to_vec(&request)
+            .map_err(|error| exchange(&request_path)(std::io::Error::other(error)))?;
+        write_new_file(&request_path, &request_bytes).map_err(exchange(&request_path))?;
         remove_if_present(&response_path).map_err(exchange(&response_path))?;
 
         let config = self.sandbox_config();
         let exe = &self.options.self_exe;
+        // argv[0] is only a name; the program is `exe` itself, passed as a path.
+        let name = exe.to_str().unwrap_or("kiln").to_owned();
         let inner_argv = [
-            exe.display().to_string(),
+            name.clone(),
             INNER_SUBCOMMAND.to_owned(),
-            self.prepared.paths.build_top.display().to_string(),
+            utf8_argument(&self.prepared.paths.build_top)?,
         ];
         let command =
             kiln_sandbox::sandboxed_command(exe, config, exe, &inner_argv, Path::new("/"))?;
-        let mut argv = vec![exe.display().to_string()];
+        let mut argv = vec![name];
         for arg in command.get_args() {
-            argv.push(arg.to_string_lossy().into_owned());
+            argv.push(utf8_argument(Path::new(arg))?);
         }
         let spec = ChildSpec {
             program: exe.clone(),
@@ -756,20 +764,54 @@ impl<'a> LocalBuild<'a> {
             max_line: RELAY_MAX_LINE,
         };
         let mut relay = PhaseEvents(reporter);
-        let outcome = run_child(&spec, limits, signals, &mut |line| {
-            relay_line(line, &mut relay);
-        })
-        .await
-        .map_err(|source| LocalError::Io {
-            what: "start the sandbox with",
-            path: exe.clone(),
-            source,
-        })?;
+        let (mut reported, mut unwritten) = (None, None);
+        let mut on_line = |line: &[u8]| match relay_line(line, &mut relay) {
+            Relayed::Runner(RunnerReport::PhaseFailed(failure)) => reported = Some(failure),
+            Relayed::Runner(RunnerReport::ResponseUnwritten(why)) => unwritten = Some(why),
+            Relayed::Event | Relayed::Other => {}
+        };
+        let outcome = run_child(&spec, limits, signals, &mut on_line)
+            .await
+            .map_err(|source| LocalError::Io {
+                what: "start the sandbox with",
+                path: exe.clone(),
+                source,
+            })?;
         let _ = remove_if_present(&request_path);
         let response = read_regular_file(&response_path, MAX_RESPONSE)
             .ok()
             .and_then(|bytes| serde_json::from_slice::<PhaseResponse>(&bytes).ok());
         let _ = remove_if_present(&response_path);
+        // Without a response (a full disk), the failure the runner reported before writing it
+        // still says what went wrong, and the response's own problem is added to it. The phase
+        // and the signal are the caller's to say: it ran this one phase, and knows whether it
+        // stopped the sandbox.
+        let response = response.or_else(|| {
+            let mut failure = reported?;
+            failure.phase = phase.to_owned();
+            failure.signal = match outcome {
+                ChildOutcome::Interrupted(signal) => Some(signal as i32),
+                _ => None,
+            };
+            failure
+                .message
+                .extend(unwritten.as_ref().map(|why| why.to_string()));
+            Some(PhaseResponse {
+                resume: resume.clone(),
+                failure: Some(failure),
+            })
+        });
+        if let (None, Some(why), false) = (
+            &response,
+            &unwritten,
+            matches!(outcome, ChildOutcome::Interrupted(_)),
+        ) {
+            // The phase went well, but where it left off is lost with the response.
+            return Err(LocalError::Exchange {
+                path: response_path,
+                source: why.io_error(),
+            });
+        }
         match (response, outcome) {
             // The signal came after the runner's last look: the build still stops.
             (Some(response), ChildOutcome::Interrupted(signal)) if response.failure.is_none() => {
@@ -876,6 +918,24 @@ impl<'a> LocalBuild<'a> {
         }
         (workdir, env)
     }
+}
+
+/// `path` as an argument of the sandbox's command line, which kiln's process runner carries as
+/// text: a path that is not UTF-8 is refused rather than converted (a converted one would name
+/// another file). The command line checks its paths first; this is for the rest (kiln's own
+/// location, say).
+fn utf8_argument(path: &Path) -> Result<String, LocalError> {
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| LocalError::Io {
+            what: "pass to the sandbox the path",
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "it is not valid UTF-8, and kiln passes paths to the sandbox as text; use a \
+                 UTF-8 path",
+            ),
+        })
 }
 
 /// Creates `path` anew with `bytes`: whatever was there (a symlink included) is removed first,

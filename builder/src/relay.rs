@@ -2,13 +2,16 @@
 //! another process (its own sandbox) and still feed one reporter with typed events.
 //!
 //! [`relay_line`] takes one line of the other process's combined output: a JSON event is
-//! re-reported as the same [`LogEvent`]; anything else (a sandbox set-up error, say) is reported
-//! as an error message, so nothing is lost. `build-started` and `build-finished` are left to the
-//! caller, which reports them once for the whole build.
+//! re-reported as the same [`LogEvent`]; the phase runner's own [`RunnerReport`]s (its failure,
+//! a response it could not write) are handed back to the caller, who reports them in its
+//! final error; anything else (a sandbox set-up error, say) is reported as an error message, so
+//! nothing is lost. `build-started` and `build-finished` are left to the caller, which reports
+//! them once for the whole build.
 
 use kiln_schema::events::{Level, LogEvent, Output};
 use serde::Deserialize;
 
+use crate::inner::RunnerReport;
 use crate::report::Reporter;
 
 /// An owned [`LogEvent`], as read from JSON.
@@ -50,18 +53,30 @@ enum WireOutput {
     Bytes(Vec<u8>),
 }
 
+/// What a relayed line was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relayed {
+    /// An event, re-reported.
+    Event,
+    /// The runner's report, for the caller (not re-reported).
+    Runner(RunnerReport),
+    /// Anything else: reported as an error message.
+    Other,
+}
+
 /// Re-reports one line of a JSON event stream (without its newline) to `reporter`.
-///
-/// Returns `false` for a line that is not an event (it was reported as output).
-pub fn relay_line(line: &[u8], reporter: &mut dyn Reporter) -> bool {
+pub fn relay_line(line: &[u8], reporter: &mut dyn Reporter) -> Relayed {
     let Ok(event) = serde_json::from_slice::<WireEvent>(line) else {
+        if let Ok(report) = serde_json::from_slice::<RunnerReport>(line) {
+            return Relayed::Runner(report);
+        }
         // Step output arrives as events; anything else is the sandbox's or kiln's own
         // diagnostic (`error: cannot mount …`), which must reach the user whatever the display.
         reporter.report(&LogEvent::Message {
             level: Level::Error,
             text: &String::from_utf8_lossy(line),
         });
-        return false;
+        return Relayed::Other;
     };
     match &event {
         WireEvent::BuildStarted {} | WireEvent::BuildFinished {} => {}
@@ -106,7 +121,7 @@ pub fn relay_line(line: &[u8], reporter: &mut dyn Reporter) -> bool {
             seconds: *seconds,
         }),
     }
-    true
+    Relayed::Event
 }
 
 /// A reporter that passes every event on except `build-started` and `build-finished`, for
@@ -175,7 +190,7 @@ mod tests {
         let mut relayed = Vec::new();
         let mut again = WriterReporter::new(LogFormat::Json, Level::Vomit, &mut relayed);
         for line in written.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            assert!(relay_line(line, &mut again));
+            assert_eq!(relay_line(line, &mut again), Relayed::Event);
         }
         let expected: Vec<&[u8]> = written
             .split(|&b| b == b'\n')
@@ -193,13 +208,48 @@ mod tests {
     fn other_lines_become_error_messages() {
         let mut relayed = Vec::new();
         let mut json = WriterReporter::new(LogFormat::Json, Level::Vomit, &mut relayed);
-        assert!(!relay_line(b"error: cannot mount /build", &mut json));
-        assert!(!relay_line(b"{\"type\":\"nonsense\"}", &mut json));
+        assert_eq!(
+            relay_line(b"error: cannot mount /build", &mut json),
+            Relayed::Other
+        );
+        assert_eq!(
+            relay_line(b"{\"type\":\"nonsense\"}", &mut json),
+            Relayed::Other
+        );
         let text = String::from_utf8(relayed).unwrap();
         assert!(
             text.contains(r#""text":"error: cannot mount /build""#),
             "{text}"
         );
         assert!(text.contains(r#"nonsense"#), "{text}");
+    }
+
+    #[test]
+    fn runner_reports_go_to_the_caller_not_the_reporter() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+
+        use crate::inner::{PhaseFailure, ResponseUnwritten};
+
+        let reports = [
+            RunnerReport::PhaseFailed(PhaseFailure {
+                phase: "unpack".to_owned(),
+                message: vec!["phase `unpack`, step 1 (unpack): step failed".to_owned()],
+                hint: None,
+                signal: None,
+            }),
+            RunnerReport::ResponseUnwritten(ResponseUnwritten {
+                path: OsStr::from_bytes(b"/build/\xff/.kiln-phase-response.json").into(),
+                errno: Some(28),
+                message: "No space left on device (os error 28)".to_owned(),
+            }),
+        ];
+        let mut relayed = Vec::new();
+        let mut json = WriterReporter::new(LogFormat::Json, Level::Vomit, &mut relayed);
+        for report in reports {
+            let line = serde_json::to_vec(&report).unwrap();
+            assert_eq!(relay_line(&line, &mut json), Relayed::Runner(report));
+        }
+        assert!(relayed.is_empty(), "{}", String::from_utf8_lossy(&relayed));
     }
 }

@@ -6,6 +6,9 @@
 //! Then, by [`Role`]: a stage packs the next state into its output; a check writes a record; the
 //! final part moves each placeholder to the real output and rewrites every placeholder
 //! (`crate::rewrite`), proving none is left; a source part copies the working directory out.
+//!
+//! The working directory is whatever `unpack` found (any bytes): it goes into the state's
+//! manifest and out to a source part exactly, never through a lossy string.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -186,7 +189,8 @@ pub fn prefix_hash(plan: &Plan, phase: &str) -> String {
         "env": plan.env,
         "phases": plan.phases[..end],
     });
-    let digest = Sha256::digest(serde_json::to_vec(&prefix).expect("a plan serializes"));
+    // The same bytes as `serde_json::to_vec`, without a failure case to handle.
+    let digest = Sha256::digest(prefix.to_string());
     digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -269,8 +273,7 @@ fn finish(
                 .workdir
                 .strip_prefix(build_top)
                 .unwrap_or(Path::new(""))
-                .to_string_lossy()
-                .into_owned();
+                .to_owned();
             let existing: BTreeMap<String, PathBuf> = placeholders
                 .iter()
                 .filter(|(_, path)| std::fs::symlink_metadata(path).is_ok())
@@ -297,14 +300,17 @@ fn finish(
             std::fs::write(&record, text).map_err(write_error(&record))?;
         }
         Role::Source => {
-            let from = &summary.resume.workdir;
+            // The step's paths are strings: the working directory, any bytes, is its `cwd`
+            // and `.` the source, so it is copied whatever its name.
             let copy = kiln_schema::Step::Copy(kiln_schema::CopyStep {
-                from: from.display().to_string(),
-                to: own_output.display().to_string(),
+                from: ".".to_owned(),
+                to: utf8(&own_output)?.to_owned(),
             });
-            kiln_phases::run_file_step(&copy, build_top).map_err(|source| SplitError::Write {
-                path: own_output.clone(),
-                source: std::io::Error::other(source),
+            kiln_phases::run_file_step(&copy, &summary.resume.workdir).map_err(|source| {
+                SplitError::Write {
+                    path: own_output.clone(),
+                    source: std::io::Error::other(source),
+                }
             })?;
         }
         Role::Final => {
@@ -335,18 +341,28 @@ fn finish(
                 let root = &derivation_outputs[name];
                 for (other, placeholder) in &pairs {
                     let real = &derivation_outputs[*other];
-                    rewrite_tree(
-                        root,
-                        &placeholder.display().to_string(),
-                        &real.display().to_string(),
-                    )
-                    .map_err(|source| SplitError::Rewrite {
-                        name: name.clone(),
-                        source,
+                    rewrite_tree(root, utf8(placeholder)?, utf8(real)?).map_err(|source| {
+                        SplitError::Rewrite {
+                            name: name.clone(),
+                            source,
+                        }
                     })?;
                 }
             }
         }
     }
     Ok(())
+}
+
+/// An output path as the text a copy step or a rewrite needs. Output paths come from JSON
+/// (`.attrs.json`, the plan), so they are UTF-8; should one not be, it is an error, not a
+/// conversion that would name another path.
+fn utf8(path: &Path) -> Result<&str, SplitError> {
+    path.to_str().ok_or_else(|| SplitError::Write {
+        path: path.to_owned(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the output path is not valid UTF-8",
+        ),
+    })
 }

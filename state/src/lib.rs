@@ -7,7 +7,8 @@
 //! before anything lands in its final place and leaving nothing behind when it fails;
 //! [`read_manifest`], [`list`] and [`extract`] serve `kiln state inspect` and
 //! `kiln state extract`. A tar archive, not a plain store directory, because the Nix store
-//! resets mtimes and `make` relies on them.
+//! resets mtimes and `make` relies on them. [`bytes_path`] writes paths into JSON byte for
+//! byte: the working directory here, kiln's phase request and response elsewhere.
 //!
 //! # Format
 //!
@@ -55,7 +56,7 @@
 //! let base = ManifestBase {
 //!     plan_hash: "0".repeat(64),
 //!     phase: "build".to_owned(),
-//!     workdir: "hello-2.10".to_owned(),
+//!     workdir: "hello-2.10".into(),
 //!     env: BTreeMap::from([("CFLAGS".to_owned(), "-O2".to_owned())]),
 //! };
 //! let packed = pack(&input, base, &state)?;
@@ -73,6 +74,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bytes_path;
 mod error;
 mod list;
 mod manifest;

@@ -6,9 +6,15 @@
 //! not hide the real problem), and [`Manifest::validate`] refuses values the restoring side would
 //! use unsafely: a `workdir` outside the build directory, output names that are not single path
 //! components, environment names with `=`.
+//!
+//! The working directory is whatever the build found (a source archive's top directory may
+//! have any name): it is carried byte for byte, as a string when it is UTF-8 and as bytes
+//! otherwise ([`crate::bytes_path`]), so a state restores into exactly the directory it was
+//! packed from.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +49,9 @@ pub const KILN_VERSION: &str = env!("CARGO_PKG_VERSION");
 ///   "outputs": { "out": "/nix/store/…-hello-2.10" }
 /// }
 /// ```
+///
+/// A `workdir` that is not UTF-8 is written as its bytes, `{"bytes": [115, 114, 99, 45, 255]}`
+/// (see [`crate::bytes_path`]); a UTF-8 one as a string, as it always was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
@@ -59,9 +68,11 @@ pub struct Manifest {
     pub payload_sha256: String,
     /// The size of the compressed payload in bytes.
     pub payload_size: u64,
-    /// The working directory, relative to the build directory (`""` is the build directory
-    /// itself). MUST consist of normal components only: no `..`, no `.`, not absolute.
-    pub workdir: String,
+    /// The working directory, relative to the build directory (empty is the build directory
+    /// itself), any bytes but NUL. MUST consist of normal components only: no `..`, no `.`, not
+    /// absolute.
+    #[serde(with = "crate::bytes_path")]
+    pub workdir: PathBuf,
     /// The exported environment (the caller decides what is in it). Names MUST be non-empty and
     /// hold no `=` or NUL; values MUST hold no NUL.
     pub env: BTreeMap<String, String>,
@@ -81,7 +92,7 @@ pub struct ManifestBase {
     /// See [`Manifest::phase`].
     pub phase: String,
     /// See [`Manifest::workdir`].
-    pub workdir: String,
+    pub workdir: PathBuf,
     /// See [`Manifest::env`].
     pub env: BTreeMap<String, String>,
 }
@@ -123,7 +134,10 @@ impl Manifest {
             return Err(invalid("phase", "it is empty".to_owned()));
         }
         if let Some(problem) = relative_path_problem(&self.workdir) {
-            return Err(invalid("workdir", format!("`{}` {problem}", self.workdir)));
+            return Err(invalid(
+                "workdir",
+                format!("`{}` {problem}", self.workdir.display()),
+            ));
         }
         for (name, value) in &self.env {
             if name.is_empty() || name.contains(['=', '\0']) {
@@ -166,11 +180,11 @@ pub(crate) fn output_name_problem(name: &str) -> Option<&'static str> {
 }
 
 /// Why `path` is not a plain relative path (normal components only), or `None` when it is.
-fn relative_path_problem(path: &str) -> Option<&'static str> {
-    if path.contains('\0') {
+fn relative_path_problem(path: &Path) -> Option<&'static str> {
+    if path.as_os_str().as_bytes().contains(&0) {
         return Some("holds NUL");
     }
-    for component in Path::new(path).components() {
+    for component in path.components() {
         match component {
             Component::Normal(_) => {}
             Component::ParentDir => return Some("contains `..`"),
@@ -246,7 +260,7 @@ mod tests {
             phase: "build".to_owned(),
             payload_sha256: "cd".repeat(32),
             payload_size: 42,
-            workdir: "hello-2.10/src".to_owned(),
+            workdir: "hello-2.10/src".into(),
             env: BTreeMap::from([("CFLAGS".to_owned(), "-O2".to_owned())]),
             outputs: BTreeMap::from([("out".to_owned(), "/nix/store/x-hello".to_owned())]),
         }
@@ -292,9 +306,10 @@ mod tests {
     #[test]
     fn refuses_unsafe_values() {
         type Damage = fn(&mut Manifest);
-        let cases: [(&str, Damage); 7] = [
-            ("workdir", |m| m.workdir = "../escape".to_owned()),
-            ("workdir", |m| m.workdir = "/etc".to_owned()),
+        let cases: [(&str, Damage); 8] = [
+            ("workdir", |m| m.workdir = "../escape".into()),
+            ("workdir", |m| m.workdir = "/etc".into()),
+            ("workdir", |m| m.workdir = "./a".into()),
             ("outputs", |m| {
                 m.outputs.insert("../x".to_owned(), "/p".to_owned());
             }),
@@ -315,8 +330,50 @@ mod tests {
             }
         }
         let mut manifest = sample();
-        manifest.workdir = String::new();
+        manifest.workdir = PathBuf::new();
         manifest.validate(Path::new("m.json")).unwrap();
+    }
+
+    #[test]
+    fn a_non_utf8_workdir_round_trips_as_bytes() {
+        use std::ffi::OsStr;
+        let dir = tempfile::tempdir().unwrap();
+        let mut manifest = sample();
+        manifest.workdir = PathBuf::from(OsStr::from_bytes(b"src-\xff/sub"));
+        let json = to_json(&manifest);
+        let text = String::from_utf8(json.clone()).unwrap();
+        assert!(
+            text.contains(r#""workdir": {"#) && text.contains("255"),
+            "{text}"
+        );
+        std::fs::write(dir.path().join(MANIFEST_FILE), json).unwrap();
+        assert_eq!(read_manifest(dir.path()).unwrap(), manifest);
+    }
+
+    #[test]
+    fn manifests_written_before_bytes_paths_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"{{"format":1,"kiln_version":"0.1.0","plan_hash":"{}","phase":"build",
+            "payload_sha256":"{}","payload_size":42,"workdir":"hello-2.10/src",
+            "env":{{"CFLAGS":"-O2"}},"outputs":{{"out":"/nix/store/x-hello"}}}}"#,
+            "ab".repeat(32),
+            "cd".repeat(32)
+        );
+        write(dir.path(), &text);
+        assert_eq!(read_manifest(dir.path()).unwrap(), sample());
+        // And a UTF-8 working directory is still written as a string, byte for byte as before.
+        let json = String::from_utf8(to_json(&sample())).unwrap();
+        assert!(json.contains(r#""workdir": "hello-2.10/src","#), "{json}");
+    }
+
+    #[test]
+    fn a_workdir_with_nul_is_refused() {
+        use std::ffi::OsStr;
+        let mut manifest = sample();
+        manifest.workdir = PathBuf::from(OsStr::from_bytes(b"a\0b"));
+        let error = manifest.validate(Path::new("m.json")).unwrap_err();
+        assert!(error.to_string().contains("workdir"), "{error}");
     }
 
     #[test]

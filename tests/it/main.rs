@@ -9,6 +9,7 @@ mod debian;
 mod examples;
 mod local;
 mod nix;
+mod nonutf8;
 mod presets;
 mod split;
 mod state;

@@ -22,7 +22,7 @@ fn make_state(scratch: &Scratch) -> PathBuf {
     let base = kiln_state::ManifestBase {
         plan_hash: "0".repeat(64),
         phase: "build".to_owned(),
-        workdir: "src".to_owned(),
+        workdir: "src".into(),
         env: BTreeMap::new(),
     };
     kiln_state::pack(&input, base, &state).unwrap();

@@ -288,7 +288,7 @@ fn pack_checks_the_callers_fields() {
     let scratch = crate::util::Scratch::new();
     let outputs = BTreeMap::new();
     let mut bad = base();
-    bad.workdir = "../outside".to_owned();
+    bad.workdir = "../outside".into();
     let error = pack(
         &PackInput::new(scratch.path(), &outputs),
         bad,
@@ -309,10 +309,36 @@ fn manifest_reads_back() {
     let state = scratch.path().join("state");
     let packed = pack_into(&build, &outputs, 1, &state);
     assert_eq!(read_manifest(&state).unwrap(), packed);
-    assert_eq!(packed.workdir, "hello-2.10");
+    assert_eq!(packed.workdir, Path::new("hello-2.10"));
     assert_eq!(packed.outputs.len(), 4);
     assert_eq!(
         packed.payload_size,
         fs::metadata(state.join(PAYLOAD_FILE)).unwrap().len()
+    );
+}
+
+#[test]
+fn a_non_utf8_working_directory_restores_exactly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let scratch = crate::util::Scratch::new();
+    let build = scratch.path().join("build");
+    let workdir = PathBuf::from(OsStr::from_bytes(b"src-\xff/sub"));
+    fs::create_dir_all(build.join(&workdir)).unwrap();
+    fs::write(build.join(&workdir).join("hello.txt"), "hello\n").unwrap();
+    let outputs = BTreeMap::new();
+    let state = scratch.path().join("state");
+    fs::create_dir(&state).unwrap();
+    let mut base = base();
+    base.workdir = workdir.clone();
+    let packed = pack(&PackInput::new(&build, &outputs), base, &state).unwrap();
+    assert_eq!(packed.workdir, workdir);
+    let next = scratch.path().join("next");
+    fs::create_dir(&next).unwrap();
+    let restored = restore(&state, &next, &outputs).unwrap();
+    assert_eq!(restored.workdir, workdir);
+    assert_eq!(
+        fs::read_to_string(next.join(&restored.workdir).join("hello.txt")).unwrap(),
+        "hello\n"
     );
 }

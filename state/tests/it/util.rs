@@ -248,7 +248,7 @@ pub fn base() -> ManifestBase {
     ManifestBase {
         plan_hash: "ab".repeat(32),
         phase: "build".to_owned(),
-        workdir: "hello-2.10".to_owned(),
+        workdir: "hello-2.10".into(),
         env: BTreeMap::from([("CFLAGS".to_owned(), "-O2".to_owned())]),
     }
 }
