@@ -158,9 +158,10 @@ pub struct LocalArgs {
     pub no_sandbox: bool,
 
     /// Lend a host path to the sandbox, read-only at the same path (like Nix's
-    /// `extra-sandbox-paths`; repeatable). The plan's inputs outside the store are lent
-    /// anyway. `--lend /bin --lend /usr --lend /lib --lend /lib64 --lend /etc/alternatives`
-    /// lends a Debian host's toolchain (impure). KILN_LEND holds a `:`-separated default.
+    /// `extra-sandbox-paths`; repeatable). A plan's input outside the store must lie under a
+    /// lent path: a plan cannot lend the host to itself. `--lend /bin --lend /usr --lend /lib
+    /// --lend /lib64 --lend /etc/alternatives` lends a Debian host's toolchain (impure).
+    /// KILN_LEND holds a `:`-separated default, which `--lend` replaces.
     #[arg(long, value_name = "PATH", env = "KILN_LEND", value_delimiter = ':')]
     pub lend: Vec<PathBuf>,
 

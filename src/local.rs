@@ -194,6 +194,9 @@ impl Session {
                 missing.display()
             )));
         }
+        if sandbox {
+            check_inputs_are_lent(&prepared.plan, &lend)?;
+        }
         // Without the sandbox a state holds host paths of its build directory: only a build
         // directory that stays the same (`--build-dir`) can be cached and resumed.
         let cacheable = sandbox || layout.build_dir.is_some();
@@ -287,6 +290,11 @@ impl Session {
         let (build_top, temporary) = match &self.build_dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(setup(dir))?;
+                // Like a temporary one: only its owner may look inside, since a failed build
+                // keeps it, with whatever the build left there.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(setup(dir))?;
                 (dir.clone(), false)
             }
             None => {
@@ -358,6 +366,49 @@ impl Session {
         });
         Ok(())
     }
+}
+
+/// Refuses a plan input outside the store that the caller did not lend.
+///
+/// The sandbox shows each input at its path, so an input is a way into the host: a plan someone
+/// else wrote could name `/etc/shadow` or `~/.ssh` and copy it into an output. Outside
+/// `/nix/store` an input must lie under a path lent with `--lend`/`KILN_LEND`; both sides are
+/// compared with symlinks resolved, as the sandbox's bind mount follows them. Inputs that do not
+/// exist are not lent at all and pass.
+fn check_inputs_are_lent(plan: &kiln_schema::Plan, lend: &[PathBuf]) -> Result<(), CliError> {
+    let store = Path::new("/nix/store");
+    let lent: Vec<PathBuf> = lend
+        .iter()
+        .filter_map(|path| std::fs::canonicalize(path).ok())
+        .collect();
+    for (name, input) in &plan.inputs {
+        for (index, path) in input.paths().iter().enumerate() {
+            let path = Path::new(path);
+            let Ok(real) = std::fs::canonicalize(path) else {
+                continue;
+            };
+            if real.starts_with(store) || lent.iter().any(|dir| real.starts_with(dir)) {
+                continue;
+            }
+            let where_ = match input {
+                kiln_schema::Input::List(_) => format!("inputs.{name}[{index}]"),
+                kiln_schema::Input::Path(_) => format!("inputs.{name}"),
+            };
+            let shown = if real == path {
+                format!("`{}`", path.display())
+            } else {
+                format!("`{}` (really `{}`)", path.display(), real.display())
+            };
+            return Err(CliError::Usage(format!(
+                "{where_}: {shown} is outside /nix/store and not lent to the sandbox; a plan \
+                 cannot lend host paths by itself. If you trust the plan with it, lend it: \
+                 `--lend {}` (repeat `--lend` for every path, since it replaces KILN_LEND), \
+                 or add it to KILN_LEND (`:`-separated)",
+                real.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Directories a local build created.
@@ -710,7 +761,7 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
                 Some(signal) => Err(CliError::Exit(
                     kiln_schema::exit_codes::SIGNAL_BASE + signal as i32,
                 )),
-                None => install_outputs(&session, &dirs),
+                None => install_outputs(&session, &dirs, sink),
             }),
         Ok(_) => Ok(()),
         Err(_) => Ok(()),
@@ -797,7 +848,41 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
 
 /// Moves each finished output from the staging directory to `OUT_DIR/NAME`, never replacing
 /// what may have appeared there meanwhile; on a failure, the outputs moved so far go back.
-fn install_outputs(session: &Session, dirs: &CreatedDirs) -> Result<(), CliError> {
+///
+/// First each output becomes the caller's (in the sandbox, when kiln runs as root, the build
+/// user is another host id) and loses any set-user-ID or set-group-ID bit: a build's result
+/// never carries them, as in Nix, whoever runs kiln. Each cleared bit is reported.
+fn install_outputs(
+    session: &Session,
+    dirs: &CreatedDirs,
+    reporter: &mut dyn LocalReporter,
+) -> Result<(), CliError> {
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    for (output, host) in &dirs.host.outputs {
+        let cleared = kiln_sandbox::take_back(host, uid, gid).map_err(|error| CliError::Io {
+            what: error.what,
+            path: error.path,
+            source: error.source,
+        })?;
+        for path in cleared {
+            // Named where the output is installed, not in the staging directory.
+            let path = match path.strip_prefix(host) {
+                Ok(rest) => session.final_outputs[output].join(rest),
+                Err(_) => path,
+            };
+            reporter.report(&LogEvent::Message {
+                level: Level::Warn,
+                text: &format!(
+                    "kiln: cleared the set-user-ID/set-group-ID bits of `{}`: a build's \
+                     outputs never keep them",
+                    path.display()
+                ),
+            });
+        }
+    }
     if dirs.host.staging.is_none() {
         return Ok(());
     }
@@ -926,6 +1011,16 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
         }
     };
     sink.finish()?;
+    if session.options.sandbox {
+        if let Err(error) = local.hand_over_to_build_user() {
+            dirs.remove_staging();
+            return Err(CliError::Local {
+                name,
+                error,
+                notes: Vec::new(),
+            });
+        }
+    }
     let (cwd, env) = local.phase_start(at, resume.as_ref());
     let shell = match &args.shell {
         Some(shell) => shell.clone(),
@@ -953,13 +1048,43 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
         }
     );
     let argv = vec![shell.display().to_string()];
+    let mut sandboxed = || -> Result<_, CliError> {
+        let mut config = local.sandbox_config().clone();
+        config.controlling_terminal = true;
+        let mut command = kiln_sandbox::sandboxed_command(
+            &session.options.self_exe,
+            &config,
+            &shell,
+            &argv,
+            &cwd,
+        )
+        .map_err(CliError::Sandbox)?;
+        // Its own terminal, never the caller's (see `crate::terminal`).
+        let pty_error = |source| CliError::Io {
+            what: "open a pseudo-terminal for the shell",
+            path: PathBuf::from("/dev/ptmx"),
+            source,
+        };
+        let pty = crate::terminal::Pty::open().map_err(pty_error)?;
+        let stream = || pty.secondary.try_clone().map(std::process::Stdio::from);
+        command
+            .envs(&env)
+            .stdin(stream().map_err(pty_error)?)
+            .stdout(stream().map_err(pty_error)?)
+            .stderr(stream().map_err(pty_error)?);
+        let relay = pty.relay().map_err(pty_error)?;
+        let status = interrupts.wait_interactive(command);
+        relay.finish();
+        Ok(status)
+    };
     let status = if session.options.sandbox {
-        let config = local.sandbox_config();
-        let mut command =
-            kiln_sandbox::sandboxed_command(&session.options.self_exe, config, &shell, &argv, &cwd)
-                .map_err(CliError::Sandbox)?;
-        command.envs(&env);
-        interrupts.wait_interactive(command)
+        match sandboxed() {
+            Ok(status) => status,
+            Err(error) => {
+                dirs.remove_staging();
+                return Err(error);
+            }
+        }
     } else {
         let mut command = std::process::Command::new(&shell);
         command.env_clear().envs(&env).current_dir(&cwd);

@@ -4,6 +4,7 @@ mod cli;
 mod error;
 mod local;
 mod report;
+mod terminal;
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -182,6 +182,15 @@ pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
 
 /// Runs `kiln __run-phases BUILD_TOP`; returns the process's exit code.
 pub fn inner_main(build_top: &Path) -> i32 {
+    // The steps run as the same user as this process: without this, any of them could attach
+    // to it (`ptrace`, `/proc/PID/mem`) and change what the built-in steps (unpack, patch,
+    // fixup) do with kiln's authority. A non-dumpable process can only be traced with
+    // CAP_SYS_PTRACE, which no step has (ptrace(2), "Ptrace access mode checking").
+    // Children start dumpable again at execve(2), so the steps' own debugging still works.
+    if let Err(errno) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("error: cannot make kiln's phase runner untraceable (PR_SET_DUMPABLE): {errno}");
+        return kiln_schema::exit_codes::SETUP_FAILED;
+    }
     let request_path = build_top.join(REQUEST_FILE);
     let request: PhaseRequest = match std::fs::read(&request_path)
         .map_err(|error| error.to_string())

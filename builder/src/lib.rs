@@ -16,6 +16,7 @@ pub mod load;
 pub mod local;
 pub mod process;
 pub mod progress;
+pub mod reaper;
 pub mod relay;
 pub mod report;
 pub mod rewrite;

@@ -240,6 +240,9 @@ pub enum LocalError {
     /// The async runtime could not start.
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
+    /// A tree could not be handed to the build user (kiln runs as root).
+    #[error(transparent)]
+    Owner(kiln_sandbox::OwnerError),
 }
 
 impl LocalError {
@@ -573,6 +576,9 @@ impl<'a> LocalBuild<'a> {
         reporter: &mut dyn LocalReporter,
         signals: &mut SignalEvents,
     ) -> Result<RunOutcome, LocalError> {
+        if self.options.sandbox {
+            self.hand_over_to_build_user()?;
+        }
         let phases = &self.prepared.plan.phases;
         let mut resume = resume.unwrap_or_else(|| Resume {
             workdir: self.prepared.paths.build_top.clone(),
@@ -635,6 +641,17 @@ impl<'a> LocalBuild<'a> {
         reporter: &mut dyn LocalReporter,
         signals: &mut SignalEvents,
     ) -> PhaseResponse {
+        // No pid namespace ends with the phase: daemons that leave their step's process group
+        // (`setsid`, a double fork) must be adopted to be found and killed.
+        if let Err(error) = crate::reaper::adopt_orphans() {
+            reporter.report(&LogEvent::Message {
+                level: Level::Warn,
+                text: &format!(
+                    "kiln: cannot adopt orphaned processes (PR_SET_CHILD_SUBREAPER: {error}); \
+                     daemons a step starts with `setsid` may outlive the build"
+                ),
+            });
+        }
         let only = [phase.to_owned()].into_iter().collect();
         let execution = Execution {
             plan: &self.prepared.plan,
@@ -655,6 +672,26 @@ impl<'a> LocalBuild<'a> {
                 .err()
                 .map(|error| PhaseFailure::from_run_error(phase, &RunError::Build(error))),
         }
+    }
+
+    /// Gives the build directory and the outputs' staging directory (with what a restored state
+    /// put there) to the build user, when it is not the caller: kiln runs as root and the build
+    /// runs as [`kiln_sandbox::HOST_BUILD_ID`]. Call before the sandbox runs anything.
+    pub fn hand_over_to_build_user(&self) -> Result<(), LocalError> {
+        let (uid, gid) = kiln_sandbox::build_owner();
+        if (uid, gid)
+            == (
+                nix::unistd::geteuid().as_raw(),
+                nix::unistd::getegid().as_raw(),
+            )
+        {
+            return Ok(());
+        }
+        let staging = self.host.staging.iter().map(|(host, _)| host);
+        for tree in std::iter::once(&self.host.build_top).chain(staging) {
+            kiln_sandbox::hand_over(tree, uid, gid).map_err(LocalError::Owner)?;
+        }
+        Ok(())
     }
 
     /// The sandbox every phase (and the shell) runs in.

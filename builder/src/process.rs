@@ -6,7 +6,8 @@
 //! process group (`setpgid(0, 0)` via [`std::os::unix::process::CommandExt::process_group`]);
 //! on a deadline or a signal kiln sends SIGTERM to the group, waits [`RunLimits::grace`], then
 //! sends SIGKILL. A second signal kills at once. After the child exits, anything left in its
-//! group is killed too: a step does not leave processes behind.
+//! group is killed too, and so is anything that left the group, when kiln adopts orphans
+//! ([`crate::reaper`]): a step does not leave processes behind.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -133,17 +134,21 @@ pub async fn run_child(
                     (None, Some(signal)) => ChildOutcome::Signaled(signal),
                     (None, None) => ChildOutcome::Exited(-1),
                 });
-                // Whatever the step left running in its group goes with it.
+                // Whatever the step left running in its group goes with it, and so does what
+                // escaped the group (without a sandbox: see `crate::reaper`).
                 group.kill(Signal::SIGKILL);
+                crate::reaper::kill_adopted(&[]);
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             }
             _ = tokio::time::sleep_until(deadline), if outcome.is_none() && limits.deadline.is_some() => {
                 terminate(&mut child, &mut group, limits.grace, signals).await?;
+                crate::reaper::kill_adopted(&[]);
                 outcome = Some(ChildOutcome::TimedOut);
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             }
             signal = signals.recv(), if outcome.is_none() => {
                 terminate(&mut child, &mut group, limits.grace, signals).await?;
+                crate::reaper::kill_adopted(&[]);
                 outcome = Some(ChildOutcome::Interrupted(signal));
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             }

@@ -179,7 +179,15 @@ fn start(sys: &dyn Sys, args: &InitArgs, facts: &HostFacts) -> Result<Infallible
         ForkResult::Child => {
             drop(alive_write);
             let switch_user = host_uid.is_root();
-            pid1(sys, args, &layout, alive_read, caller_mask, facts, switch_user)
+            pid1(
+                sys,
+                args,
+                &layout,
+                alive_read,
+                caller_mask,
+                facts,
+                switch_user,
+            )
         }
         ForkResult::Parent { child } => {
             drop(alive_read);
@@ -245,10 +253,7 @@ fn map_from_outside(
     let init = nix::unistd::getpid();
     // SAFETY: as in `start`: this process is single-threaded (nothing has started a thread
     // before `init_main`), so the child inherits no lock held by another thread.
-    #[expect(
-        unsafe_code,
-        reason = "the id-map helper's fork; see SAFETY above"
-    )]
+    #[expect(unsafe_code, reason = "the id-map helper's fork; see SAFETY above")]
     let forked = unsafe { nix::unistd::fork() };
     match forked.map_err(fork_error)? {
         ForkResult::Child => {
@@ -412,12 +417,10 @@ fn run_command(args: &InitArgs, switch_user: bool) -> Result<Infallible, Sandbox
     if switch_user {
         command.uid(args.config.uid).gid(args.config.gid);
     }
-    let child = command
-        .spawn()
-        .map_err(|source| SandboxError::Exec {
-            program: args.program.clone(),
-            source,
-        })?;
+    let child = command.spawn().map_err(|source| SandboxError::Exec {
+        program: args.program.clone(),
+        source,
+    })?;
     let command = Pid::from_raw(child.id() as i32);
     loop {
         // As the namespace's init, PID 1 inherits every orphan of the sandbox: reap them all.

@@ -93,9 +93,7 @@ fn walk(
     while let Some(path) = pending.pop() {
         let metadata = match std::fs::symlink_metadata(&path) {
             Ok(metadata) => metadata,
-            Err(error) if error.kind() == io::ErrorKind::NotFound && path == root => {
-                return Ok(())
-            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound && path == root => return Ok(()),
             Err(error) => return Err(read_error(&path)(error)),
         };
         visit(&path, &metadata)?;
@@ -132,7 +130,10 @@ mod tests {
         std::fs::set_permissions(&outside, Permissions::from_mode(0o4755)).unwrap();
         symlink(&outside, tree.join("bin/link")).unwrap();
 
-        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         let mut cleared = take_back(&tree, uid, gid).unwrap();
         cleared.sort();
         assert_eq!(cleared, [tree.join("bin"), tool.clone()]);
@@ -144,7 +145,10 @@ mod tests {
     #[test]
     fn a_missing_tree_is_empty() {
         let dir = tempfile::tempdir().unwrap();
-        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
         hand_over(&dir.path().join("nothing"), uid, gid).unwrap();
         assert!(take_back(&dir.path().join("nothing"), uid, gid)
             .unwrap()

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod debian;
 mod examples;
+mod hardening;
 mod local;
 mod nix;
 mod nonutf8;

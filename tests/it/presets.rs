@@ -30,6 +30,21 @@ fn write_project(scratch: &Scratch) {
     std::fs::set_permissions(&configure, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// `kiln` in `scratch`, lending the toolchain, the project's sources (`src/`) and the patch
+/// (`fix.patch`): plan inputs outside the store must be lent.
+fn kiln(scratch: &Scratch) -> std::process::Command {
+    let mut lend = vec![crate::common::TOOLCHAIN.to_owned()];
+    for name in ["src", "fix.patch"] {
+        let path = scratch.path().join(name);
+        if path.exists() {
+            lend.push(path.display().to_string());
+        }
+    }
+    let mut command = scratch.kiln();
+    command.env("KILN_LEND", lend.join(":"));
+    command
+}
+
 fn plan(src: &Path, extra: &str) -> String {
     format!(
         r#"{{"version":1,"name":"demo",
@@ -46,8 +61,7 @@ fn autotools_preset_configures_builds_checks_and_installs() {
     let scratch = Scratch::new();
     write_project(&scratch);
     scratch.write("plan.json", &plan(&scratch.path().join("src/demo-1.0"), ""));
-    let output = scratch
-        .kiln()
+    let output = kiln(&scratch)
         .args([
             "build",
             "--keep-build-dir",
@@ -95,7 +109,7 @@ fn edits_change_the_preset_phases_and_plan_shows_origins() {
         "plan.json",
         &plan(&scratch.path().join("src/demo-1.0"), edits),
     );
-    let output = scratch.kiln().args(["plan", "plan.json"]).output().unwrap();
+    let output = kiln(&scratch).args(["plan", "plan.json"]).output().unwrap();
     assert!(output.status.success(), "{}", describe(&output));
     let shown: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let phases: Vec<(String, String)> = shown["plan"]["phases"]
@@ -127,8 +141,7 @@ fn edits_change_the_preset_phases_and_plan_shows_origins() {
         .unwrap()
         .starts_with("dependencies:"));
 
-    let output = scratch
-        .kiln()
+    let output = kiln(&scratch)
         .args(["build", "plan.json"])
         .output()
         .unwrap();
@@ -141,8 +154,7 @@ fn an_edit_of_an_unknown_phase_lists_the_phases() {
     let scratch = Scratch::new();
     let edits = r#","edits":[{"before":{"phase":"compile","insert":{"name":"x","steps":[]}}}]"#;
     scratch.write("plan.json", &plan(Path::new("/nonexistent"), edits));
-    let output = scratch
-        .kiln()
+    let output = kiln(&scratch)
         .args(["validate", "plan.json"])
         .output()
         .unwrap();
@@ -176,8 +188,7 @@ fn preset_patches_apply_in_the_source_root_and_a_bad_hunk_names_patch_file_and_h
             r#""dontFixup":true,"patches":["${inputs.fix}"]"#,
         );
     scratch.write("plan.json", &text);
-    let output = scratch
-        .kiln()
+    let output = kiln(&scratch)
         .args(["build", "plan.json"])
         .output()
         .unwrap();
@@ -195,8 +206,7 @@ fn preset_patches_apply_in_the_source_root_and_a_bad_hunk_names_patch_file_and_h
         r#""patches":["${inputs.fix}","${inputs.fix}"]"#,
     );
     scratch.write("plan.json", &twice);
-    let output = scratch
-        .kiln()
+    let output = kiln(&scratch)
         .args(["build", "plan.json"])
         .output()
         .unwrap();
@@ -238,8 +248,7 @@ fn the_fixup_phase_does_what_stdenv_does() {
         .replace(r#","dontFixup":true"#, "")
         .replace(r#""doCheck":true,"#, "");
     scratch.write("plan.json", &text);
-    let output = scratch
-        .kiln()
+    let output = kiln(&scratch)
         .args(["build", "plan.json"])
         .output()
         .unwrap();
@@ -288,8 +297,7 @@ fn fixup_fails_on_a_dangling_symlink() {
         .replace(r#","dontFixup":true"#, "")
         .replace(r#""doCheck":true,"#, "");
     scratch.write("plan.json", &text);
-    let output = scratch
-        .kiln()
+    let output = kiln(&scratch)
         .args(["build", "plan.json"])
         .output()
         .unwrap();
@@ -315,8 +323,7 @@ fn fixup_splits_headers_into_the_dev_output() {
     .replace(r#","dontFixup":true"#, "")
     .replace(r#""doCheck":true,"#, "");
     scratch.write("plan.json", &text);
-    let output = scratch
-        .kiln()
+    let output = kiln(&scratch)
         .args(["build", "plan.json"])
         .output()
         .unwrap();

@@ -11,5 +11,5 @@ mod netlink;
 pub(crate) mod fake;
 
 pub use calls::{FileKind, Sys};
-pub use linux::LinuxSys;
 pub(crate) use linux::CreatingAs;
+pub use linux::LinuxSys;

@@ -153,7 +153,12 @@ fn stdio_and_dev_fd_work() {
     let stdout = fs_err::File::create(&stdout_path).unwrap();
     let mut command = sandbox.command(
         Path::new(PROBE),
-        &["kiln-sandbox-probe", "write", "/dev/stdout", "through /dev/stdout\n"],
+        &[
+            "kiln-sandbox-probe",
+            "write",
+            "/dev/stdout",
+            "through /dev/stdout\n",
+        ],
     );
     let (uid, gid) = kiln_sandbox::build_owner();
     kiln_sandbox::hand_over(&stdout_path, uid, gid).unwrap();
