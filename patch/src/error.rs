@@ -1,8 +1,9 @@
 //! Why a patch could not be applied: [`PatchError`], one variant per failed operation.
 //!
-//! Every variant names the patch file; those about one target file name it too (relative to the
-//! tree, after stripping) and the 1-based line of the patch header that named it, as
-//! "`fix.patch` line 4: ...". Variants caused by the operating system carry the [`io::Error`]
+//! Every variant names the patch file, or the quilt `series` file; those about one target file
+//! name it too (relative to the tree, after stripping) and the 1-based line of the patch header
+//! that named it, as "`fix.patch` line 4: ..."; those about one entry of a series name the
+//! series file and its line the same way. Variants caused by the operating system carry the [`io::Error`]
 //! as their `#[source]`; the message never repeats it. [`PatchError::hint`] says what to do next
 //! where kiln can tell.
 
@@ -28,6 +29,18 @@ pub enum PatchError {
         /// Why it failed.
         #[source]
         source: io::Error,
+    },
+
+    /// The patch file is a directory, a FIFO, a device or a socket. It is checked before it is
+    /// read: a FIFO would block the build until something writes to it, and a device could
+    /// never end (`/dev/zero`). A symlink naming the patch directly is followed (the caller
+    /// named it; see [`apply_patch_file`](crate::apply_patch_file)); what it leads to is checked.
+    #[error("the patch `{patch}` is {kind}, not a regular file")]
+    PatchNotRegular {
+        /// The patch file.
+        patch: PathBuf,
+        /// What it is instead.
+        kind: FileKind,
     },
 
     /// The patch is larger than [`MAX_PATCH_SIZE`] once decompressed.
@@ -161,6 +174,26 @@ pub enum PatchError {
         header: String,
     },
 
+    /// A git header (`new file mode`, `new mode`) makes a file something other than a regular
+    /// file: a symlink (`120000`), a submodule (`160000`) or another type. kiln creates only
+    /// regular files from patches: a symlink made by a patch could point anywhere, and the
+    /// patcher follows none in the tree.
+    #[error(
+        "`{patch}` line {line}: `{file}` is to be {} (git mode {mode:06o}); kiln creates only \
+         regular files from patches",
+        mode_type(*mode)
+    )]
+    UnsupportedMode {
+        /// The patch file.
+        patch: PathBuf,
+        /// The 1-based line of the mode header.
+        line: usize,
+        /// The target, relative to the tree.
+        file: PathBuf,
+        /// The mode, as in the patch (file type and permission bits).
+        mode: u32,
+    },
+
     /// The patch has a git binary diff, which kiln does not apply.
     #[error("`{patch}` line {line}: a binary diff for `{file}`, which kiln cannot apply")]
     Binary {
@@ -212,6 +245,43 @@ pub enum PatchError {
         source: io::Error,
     },
 
+    /// The quilt `series` file is a symlink, a directory or a special file. It comes with the
+    /// (hostile) source, so it is opened without following a symlink, and a FIFO would block.
+    #[error("the series `{path}` is {kind}, not a regular file")]
+    SeriesNotRegular {
+        /// The series file.
+        path: PathBuf,
+        /// What it is instead.
+        kind: FileKind,
+    },
+
+    /// A patch a quilt `series` names is not a regular file inside the patches directory.
+    #[error("`{path}` line {line}: the patch `{name}` {refusal}")]
+    SeriesEntry {
+        /// The series file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// The patch's name as written in the series.
+        name: String,
+        /// What is wrong with it.
+        refusal: SeriesRefusal,
+    },
+
+    /// A patch a quilt `series` names could not be opened.
+    #[error("`{path}` line {line}: cannot open the patch `{patch}`")]
+    ReadSeriesEntry {
+        /// The series file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// The patch.
+        patch: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: io::Error,
+    },
+
     /// A quilt `series` line has an option kiln does not know.
     #[error("`{path}` line {line}: unsupported option `{option}`")]
     SeriesOption {
@@ -246,6 +316,43 @@ impl PatchError {
                  replace the symlink in an earlier step"
                     .to_owned(),
             ),
+            PatchError::PatchNotRegular { .. } => Some(
+                "a patch must be a regular file (plain or compressed): kiln does not read a FIFO, \
+                 which could block the build, a device or a directory; check the path"
+                    .to_owned(),
+            ),
+            PatchError::UnsupportedMode { mode, .. } if mode & S_IFMT == S_IFLNK => Some(
+                "kiln does not create symlinks from patches (a link could point anywhere, and \
+                 the patcher follows no symlink in the tree): remove this file's diff from the \
+                 patch and create the link with a `symlink` step after the patch step"
+                    .to_owned(),
+            ),
+            PatchError::UnsupportedMode { .. } => Some(
+                "kiln creates only regular files from patches: remove this file's diff from the \
+                 patch (a submodule's content is a source of its own, to unpack)"
+                    .to_owned(),
+            ),
+            PatchError::SeriesNotRegular { .. } => Some(
+                "the series file comes with the source, so kiln opens it without following a \
+                 symlink: replace the symlink with the file in an earlier step, or name the \
+                 patches in the step's `patches` instead"
+                    .to_owned(),
+            ),
+            PatchError::SeriesEntry {
+                refusal: SeriesRefusal::Missing,
+                ..
+            } => Some(
+                "the series names a patch that is not in its directory: check the name, or \
+                 the `series` path of the patch step"
+                    .to_owned(),
+            ),
+            PatchError::SeriesEntry { .. } => Some(
+                "a patch named by a quilt series must be a regular file inside the series' \
+                 directory, reached without a symlink (the series comes with the source, which \
+                 kiln does not trust); a patch outside it can be named in the step's `patches`, \
+                 which the plan controls"
+                    .to_owned(),
+            ),
             PatchError::HunkFailed { .. } => Some(
                 "the file differs from what the patch expects; the patch may be for another \
                  version, or already applied"
@@ -256,7 +363,30 @@ impl PatchError {
     }
 }
 
-/// What a file the patch names is, when it is not a regular file.
+/// The file-type bits of a mode (`S_IFMT`), and those of a regular file, a symlink and a git
+/// submodule ("gitlink") as git writes them.
+const S_IFMT: u32 = 0o170000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+const GITLINK: u32 = 0o160000;
+
+/// Whether a git mode makes a regular file: its type is `100000`, or absent (`0755`).
+pub(crate) fn is_regular_mode(mode: u32) -> bool {
+    matches!(mode & S_IFMT, 0 | S_IFREG)
+}
+
+/// What a git mode that is not a regular file's makes, for [`PatchError::UnsupportedMode`].
+fn mode_type(mode: u32) -> &'static str {
+    match mode & S_IFMT {
+        S_IFLNK => "a symlink",
+        GITLINK => "a git submodule",
+        0o040000 => "a directory",
+        _ => "a special file",
+    }
+}
+
+/// What a patch refers to, when it is not a regular file: the patch itself, a file it names, a
+/// quilt series or a patch the series names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FileKind {
@@ -264,8 +394,12 @@ pub enum FileKind {
     Symlink,
     /// A directory.
     Directory,
-    /// A device, FIFO or socket.
-    Special,
+    /// A FIFO (named pipe).
+    Fifo,
+    /// A character or block device.
+    Device,
+    /// A socket.
+    Socket,
 }
 
 impl fmt::Display for FileKind {
@@ -273,7 +407,51 @@ impl fmt::Display for FileKind {
         f.write_str(match self {
             FileKind::Symlink => "a symlink",
             FileKind::Directory => "a directory",
-            FileKind::Special => "a special file",
+            FileKind::Fifo => "a FIFO",
+            FileKind::Device => "a device",
+            FileKind::Socket => "a socket",
         })
+    }
+}
+
+/// Why a patch a quilt series names is refused ([`PatchError::SeriesEntry`]). The series and
+/// its directory come with the source: a name is resolved inside the directory one component at
+/// a time, following no symlink (the rule for the tree; see [`read_quilt_series`]).
+///
+/// [`read_quilt_series`]: crate::read_quilt_series
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SeriesRefusal {
+    /// The name is absolute or has a `..` component.
+    Outside,
+    /// A directory on the way is a symlink (relative to the patches directory).
+    ThroughSymlink(PathBuf),
+    /// Something on the way is not a directory (relative to the patches directory).
+    NotADirectory(PathBuf),
+    /// The patch is a symlink, a directory or a special file.
+    NotRegular(FileKind),
+    /// There is no such file.
+    Missing,
+}
+
+impl fmt::Display for SeriesRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SeriesRefusal::Outside => {
+                f.write_str("is outside the patches directory (absolute or with `..`)")
+            }
+            SeriesRefusal::ThroughSymlink(link) => {
+                write!(f, "is reached through the symlink `{}`", link.display())
+            }
+            SeriesRefusal::NotADirectory(parent) => {
+                write!(
+                    f,
+                    "is under `{}`, which is not a directory",
+                    parent.display()
+                )
+            }
+            SeriesRefusal::NotRegular(kind) => write!(f, "is {kind}, not a regular file"),
+            SeriesRefusal::Missing => f.write_str("does not exist"),
+        }
     }
 }

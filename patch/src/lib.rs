@@ -21,6 +21,18 @@
 //!   itself a symlink is neither read, written through, replaced nor deleted. See the `tree`
 //!   module; the errors are [`PatchError::ThroughSymlink`] and [`PatchError::NotRegularFile`],
 //!   naming the patch and the line of the header that named the path.
+//! - The patch file is the caller's, trusted like the plan naming it: symlinks to it are
+//!   followed. It must be a regular file, checked before it is opened and again after
+//!   ([`PatchError::PatchNotRegular`]): a FIFO would block the build, a device never end.
+//! - A quilt series and its patches are not the caller's: [`read_quilt_series`] resolves each
+//!   patch it names inside the patches directory by the tree's rule (relative, no `..`, no
+//!   symlink on the way or at the end, a regular file), and opens `series` the same way
+//!   ([`PatchError::SeriesEntry`], [`PatchError::SeriesNotRegular`], naming the series and the
+//!   line).
+//! - Modes from git headers (`new file mode`, `new mode`) give the permission bits `0o777`
+//!   only, never setuid, setgid or sticky. Only regular files are made: a mode that makes a
+//!   symlink (`120000`) or a submodule (`160000`) is refused ([`PatchError::UnsupportedMode`]),
+//!   so a patch never creates a symlink, in the tree or among the patches of a series.
 //! - A patch is read into memory whole, but never more than [`MAX_PATCH_SIZE`] bytes of it once
 //!   decompressed ([`PatchError::TooLarge`]), so a small compressed "bomb" cannot take all memory.
 //!   The parse copies none of the text (see the `parse` module).
@@ -58,10 +70,10 @@ mod series;
 mod tree;
 
 use std::collections::BTreeMap;
-use std::io::Read as _;
-use std::path::{Component, Path, PathBuf};
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
 
-pub use error::{FileKind, PatchError};
+pub use error::{FileKind, PatchError, SeriesRefusal};
 pub use series::read_quilt_series;
 
 use parse::FilePatch;
@@ -142,7 +154,13 @@ pub struct HunkReport {
 
 /// Applies the patch file `patch` to the tree at `root`; see the crate documentation.
 ///
-/// At most [`MAX_PATCH_SIZE`] bytes of the (decompressed) patch are read.
+/// `patch` must be a regular file ([`PatchError::PatchNotRegular`] otherwise): a FIFO, a
+/// device or a directory is refused before anything is read from it. `patch` is the caller's
+/// and is trusted like the plan that names it: symlinks on its path, its last component
+/// included, are followed (a `result` link to a store path works); what they lead to must be a
+/// regular file. Patches named by a quilt series are confined to their directory by
+/// [`read_quilt_series`] instead. At most [`MAX_PATCH_SIZE`] bytes of the (decompressed) patch
+/// are read.
 pub fn apply_patch_file(
     patch: &Path,
     root: &Path,
@@ -152,7 +170,25 @@ pub fn apply_patch_file(
         patch: patch.to_owned(),
         source,
     };
-    let (_, reader) = kiln_archive::open_decompressed(patch).map_err(read_error)?;
+    let file = tree::open_regular(patch).map_err(|refusal| match refusal {
+        Refusal::NotRegular(kind) => PatchError::PatchNotRegular {
+            patch: patch.to_owned(),
+            kind,
+        },
+        Refusal::Io { source, .. } => read_error(source),
+        // `open_regular` walks no tree.
+        Refusal::ThroughSymlink(_) | Refusal::NotADirectory(_) => {
+            read_error(std::io::ErrorKind::InvalidInput.into())
+        }
+    })?;
+    // What kiln_archive::open_decompressed does, from the file already checked.
+    let mut buffered = BufReader::with_capacity(128 * 1024, file);
+    let head = buffered.fill_buf().map_err(read_error)?;
+    let name = patch
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let reader = kiln_archive::Compression::detect(head, &name).decoder(buffered);
     let mut text = Vec::new();
     // One byte more than allowed tells a patch of exactly the limit from a larger one.
     reader
@@ -242,25 +278,14 @@ impl Plan<'_> {
             };
             rest = rest[slash + 1..].trim_start_matches('/');
         }
-        let unsafe_path = || PatchError::UnsafePath {
-            patch: self.patch.to_owned(),
-            line,
-            path: PathBuf::from(rest),
-        };
-        let mut relative = PathBuf::new();
-        for component in Path::new(rest).components() {
-            match component {
-                Component::Normal(part) => relative.push(part),
-                Component::CurDir => {}
-                Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
-                    return Err(unsafe_path())
-                }
-            }
+        match tree::relative(Path::new(rest)) {
+            Some(relative) if !relative.as_os_str().is_empty() => Ok(Some(relative)),
+            _ => Err(PatchError::UnsafePath {
+                patch: self.patch.to_owned(),
+                line,
+                path: PathBuf::from(rest),
+            }),
         }
-        if relative.as_os_str().is_empty() {
-            return Err(unsafe_path());
-        }
-        Ok(Some(relative))
     }
 
     /// The error for a path the tree refused; `writing` tells which I/O error it was.
@@ -327,6 +352,17 @@ impl Plan<'_> {
                 line: file.line,
                 file: new.clone().or_else(|| old.clone()).unwrap_or_default(),
             });
+        }
+        // Only regular files are made: not a symlink (`120000`), a submodule (`160000`), ...
+        for mode in [git.new_file_mode, git.new_mode].into_iter().flatten() {
+            if !error::is_regular_mode(mode.mode) {
+                return Err(PatchError::UnsupportedMode {
+                    patch: self.patch.to_owned(),
+                    line: mode.line,
+                    file: new.clone().or_else(|| old.clone()).unwrap_or_default(),
+                    mode: mode.mode,
+                });
+            }
         }
 
         let (path, line, source, change) = match (&old, &new) {
@@ -420,10 +456,12 @@ impl Plan<'_> {
             })
             .collect();
 
+        // A mode from the patch gives permission bits only: never setuid, setgid or sticky
+        // (kiln-archive and state restore mask the same way). An existing file keeps its mode.
         let mode = git
             .new_mode
             .or(git.new_file_mode)
-            .map(|mode| mode & 0o7777)
+            .map(|mode| mode.mode & 0o777)
             .or_else(|| current.as_ref().and_then(|current| current.mode));
         if change == FileChange::Deleted && patched.is_empty() {
             self.set(

@@ -36,17 +36,26 @@ const _: () = assert!(MAX_PATCH_SIZE <= u32::MAX as u64);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct GitHeader {
     /// `new file mode`: the file is created with this mode.
-    pub(crate) new_file_mode: Option<u32>,
+    pub(crate) new_file_mode: Option<GitMode>,
     /// `deleted file mode`: the file is removed.
     pub(crate) deleted: bool,
     /// `new mode`: the file's mode changes to this.
-    pub(crate) new_mode: Option<u32>,
+    pub(crate) new_mode: Option<GitMode>,
     /// `rename from`/`rename to`.
     pub(crate) rename: bool,
     /// `copy from`/`copy to`.
     pub(crate) copy: bool,
     /// `GIT binary patch` or `Binary files ... differ`.
     pub(crate) binary: bool,
+}
+
+/// A mode from a git header, as written: file type and permission bits (`100755`, `120000`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct GitMode {
+    /// The mode, octal in the patch.
+    pub(crate) mode: u32,
+    /// The 1-based line of the header.
+    pub(crate) line: usize,
 }
 
 /// The diff of one file.
@@ -295,13 +304,13 @@ fn git_header(file: &mut FilePatch, text: &[u8], number: usize) -> bool {
         return false;
     };
     if let Some(mode) = text.strip_prefix(b"new file mode ") {
-        git.new_file_mode = parse_mode(mode);
+        git.new_file_mode = parse_mode(mode, number);
         file.old = None;
     } else if text.starts_with(b"deleted file mode ") {
         git.deleted = true;
         file.new = None;
     } else if let Some(mode) = text.strip_prefix(b"new mode ") {
-        git.new_mode = parse_mode(mode);
+        git.new_mode = parse_mode(mode, number);
     } else if text.starts_with(b"rename from ") || text.starts_with(b"copy from ") {
         git.rename |= text.starts_with(b"rename");
         git.copy |= text.starts_with(b"copy");
@@ -439,8 +448,10 @@ fn parse_range(range: &str) -> Option<(usize, usize)> {
     }
 }
 
-fn parse_mode(text: &[u8]) -> Option<u32> {
-    u32::from_str_radix(std::str::from_utf8(text).ok()?.trim(), 8).ok()
+/// The octal mode `text`, from header line `line`; `None` if it is not one.
+fn parse_mode(text: &[u8], line: usize) -> Option<GitMode> {
+    let mode = u32::from_str_radix(std::str::from_utf8(text).ok()?.trim(), 8).ok()?;
+    Some(GitMode { mode, line })
 }
 
 /// `line` without its trailing `\n` or `\r\n`.
@@ -601,7 +612,13 @@ mod tests {
         assert_eq!(files.len(), 3);
         assert_eq!(files[0].old, None);
         assert_eq!(files[0].new.as_deref(), Some("b/new file.txt"));
-        assert_eq!(files[0].git.as_ref().unwrap().new_file_mode, Some(0o100755));
+        assert_eq!(
+            files[0].git.as_ref().unwrap().new_file_mode,
+            Some(GitMode {
+                mode: 0o100755,
+                line: 2
+            })
+        );
         assert_eq!(lines(&files[0].hunks[0].new), [b"hi"]);
         assert_eq!(
             (files[0].line, files[0].old_line, files[0].new_line),

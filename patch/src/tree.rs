@@ -24,12 +24,17 @@
 //!
 //! Since every step is relative to a descriptor already checked, a directory swapped for a
 //! symlink after it was checked is not followed either (unlike a path-based check).
+//!
+//! A quilt patches directory is opened as a [`Tree`] too, so that a series cannot name a patch
+//! outside it (the `series` module). The patch file a caller names is not under any tree:
+//! [`open_regular`] follows symlinks to it but opens only a regular file, never blocking on a
+//! FIFO.
 
 use std::ffi::OsStr;
-use std::fs::{File, Permissions};
+use std::fs::{File, Metadata, Permissions};
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -150,6 +155,23 @@ impl Tree {
     /// The regular file at `relative`, or `None` if it (or a directory on the way) does not
     /// exist.
     pub(crate) fn read(&self, relative: &Path) -> Result<Option<Existing>, Refusal> {
+        let Some((mut file, metadata)) = self.open_file(relative)? else {
+            return Ok(None);
+        };
+        let mut content = Vec::new();
+        file.read_to_end(&mut content)
+            .map_err(|source| self.io(relative, source))?;
+        Ok(Some(Existing {
+            content,
+            mode: metadata.permissions().mode() & 0o7777,
+        }))
+    }
+
+    /// The regular file at `relative`, open for reading, with its metadata; `None` if it (or a
+    /// directory on the way) does not exist. Nothing but a regular file is opened: the last
+    /// component is inspected first, then opened with `O_NOFOLLOW | O_NONBLOCK` and checked
+    /// again (see the module documentation).
+    pub(crate) fn open_file(&self, relative: &Path) -> Result<Option<(File, Metadata)>, Refusal> {
         let (parent, name) = self.split(relative)?;
         let Some(dir) = self.dir(parent, false)? else {
             return Ok(None);
@@ -163,37 +185,21 @@ impl Tree {
             Err(Errno::ENOENT) => return Ok(None),
             Err(errno) => return Err(self.io(relative, errno)),
         }
-        let flags = OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_NOCTTY
-            | OFlag::O_CLOEXEC;
-        let fd = match openat(&dir, name, flags, Mode::empty()) {
+        let fd = match openat(&dir, name, read_flags() | OFlag::O_NOFOLLOW, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::ELOOP) => return Err(Refusal::NotRegular(FileKind::Symlink)),
             Err(Errno::ENOENT) => return Ok(None),
             Err(errno) => return Err(self.io(relative, errno)),
         };
-        let mut file = File::from(fd);
+        let file = File::from(fd);
         let metadata = file
             .metadata()
             .map_err(|source| self.io(relative, source))?;
-        if !metadata.is_file() {
-            // Swapped since the fstatat above.
-            let kind = if metadata.is_dir() {
-                FileKind::Directory
-            } else {
-                FileKind::Special
-            };
+        // Swapped since the fstatat above?
+        if let Some(kind) = metadata_kind(&metadata) {
             return Err(Refusal::NotRegular(kind));
         }
-        let mut content = Vec::new();
-        file.read_to_end(&mut content)
-            .map_err(|source| self.io(relative, source))?;
-        Ok(Some(Existing {
-            content,
-            mode: metadata.permissions().mode() & 0o7777,
-        }))
+        Ok(Some((file, metadata)))
     }
 
     /// Replaces (or creates) the file at `relative` with `content` and `mode`, atomically,
@@ -254,18 +260,76 @@ impl Tree {
     }
 }
 
-/// What `stat` describes, or `None` for a regular file.
-fn kind(stat: &FileStat) -> Option<FileKind> {
-    let format = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+/// Flags to open a file for reading: `O_NONBLOCK`, so that opening a FIFO swapped in after
+/// the check returns at once instead of waiting for a writer (it has no effect on a regular
+/// file), and `O_NOCTTY`, so that a terminal never becomes the controlling one.
+fn read_flags() -> OFlag {
+    OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC
+}
+
+/// Opens the file the caller names at `path` (absolute, or relative to the working directory)
+/// for reading, following symlinks — the caller is trusted with the path — but only if it is,
+/// in the end, a regular file: it is `stat`ed before it is opened (so that a device is not
+/// even opened), opened with `O_NONBLOCK` (so that a FIFO swapped in meanwhile does not block)
+/// and checked again with `fstat`. [`Refusal::NotRegular`] or [`Refusal::Io`] (with `path`)
+/// otherwise.
+pub(crate) fn open_regular(path: &Path) -> Result<File, Refusal> {
+    let io = |source: io::Error| Refusal::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(kind) = metadata_kind(&std::fs::metadata(path).map_err(io)?) {
+        return Err(Refusal::NotRegular(kind));
+    }
+    let file =
+        File::from(open(path, read_flags(), Mode::empty()).map_err(|errno| io(errno.into()))?);
+    if let Some(kind) = metadata_kind(&file.metadata().map_err(io)?) {
+        return Err(Refusal::NotRegular(kind));
+    }
+    Ok(file)
+}
+
+/// `path` as a relative path of normal components only (`.` dropped); `None` if it is
+/// absolute or has a `..` component. It may come out empty (`.`).
+pub(crate) fn relative(path: &Path) -> Option<PathBuf> {
+    let mut relative = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => relative.push(part),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(relative)
+}
+
+/// What a file of type `format` (`S_IFMT` bits) is, or `None` for a regular file.
+fn format_kind(format: SFlag) -> Option<FileKind> {
+    let format = format & SFlag::S_IFMT;
     if format == SFlag::S_IFREG {
         None
     } else if format == SFlag::S_IFLNK {
         Some(FileKind::Symlink)
     } else if format == SFlag::S_IFDIR {
         Some(FileKind::Directory)
+    } else if format == SFlag::S_IFIFO {
+        Some(FileKind::Fifo)
+    } else if format == SFlag::S_IFSOCK {
+        Some(FileKind::Socket)
     } else {
-        Some(FileKind::Special)
+        // Character and block devices, and anything unknown.
+        Some(FileKind::Device)
     }
+}
+
+/// What `stat` describes, or `None` for a regular file.
+fn kind(stat: &FileStat) -> Option<FileKind> {
+    format_kind(SFlag::from_bits_truncate(stat.st_mode))
+}
+
+/// What `metadata` describes, or `None` for a regular file.
+fn metadata_kind(metadata: &Metadata) -> Option<FileKind> {
+    format_kind(SFlag::from_bits_truncate(metadata.mode()))
 }
 
 #[cfg(test)]
