@@ -255,6 +255,41 @@ pub enum PatchError {
         kind: FileKind,
     },
 
+    /// The patches directory of a quilt series, named below the source tree
+    /// ([`read_quilt_series_under`](crate::read_quilt_series_under)), is reached through a
+    /// symlink. The directories on the way come with the (hostile) source, so no symlink among
+    /// them is followed, wherever it points: a `debian` symlinked elsewhere would hand out a
+    /// series and patches from outside the tree.
+    #[error("the series `{path}` is reached through the symlink `{link}`")]
+    SeriesThroughSymlink {
+        /// The series file (the root joined with the patches directory and `series`).
+        path: PathBuf,
+        /// The symlink, relative to the root.
+        link: PathBuf,
+    },
+
+    /// Something on the way from the source tree to the patches directory of a quilt series
+    /// ([`read_quilt_series_under`](crate::read_quilt_series_under)), or the patches directory
+    /// itself, is not a directory.
+    #[error("the series `{path}` is under `{parent}`, which is not a directory")]
+    SeriesNotADirectory {
+        /// The series file (the root joined with the patches directory and `series`).
+        path: PathBuf,
+        /// What is not a directory, relative to the root.
+        parent: PathBuf,
+    },
+
+    /// The patches directory given to
+    /// [`read_quilt_series_under`](crate::read_quilt_series_under) is absolute or has a `..`
+    /// component, so it is not below the root.
+    #[error("the patches directory `{dir}` is not below `{root}` (absolute or with `..`)")]
+    SeriesOutside {
+        /// The root.
+        root: PathBuf,
+        /// The patches directory as given.
+        dir: PathBuf,
+    },
+
     /// A patch a quilt `series` names is not a regular file inside the patches directory.
     #[error("`{path}` line {line}: the patch `{name}` {refusal}")]
     SeriesEntry {
@@ -338,6 +373,22 @@ impl PatchError {
                  patches in the step's `patches` instead"
                     .to_owned(),
             ),
+            PatchError::SeriesThroughSymlink { .. } => Some(
+                "the directories between the source tree and a quilt series come with the \
+                 source, so kiln walks them without following a symlink, wherever it points (it \
+                 could lead outside the tree): replace the symlink with the directory in an \
+                 earlier step, or name the patches in the step's `patches`, which the plan \
+                 controls"
+                    .to_owned(),
+            ),
+            PatchError::SeriesNotADirectory { .. } => Some(
+                "check the `series` path of the patch step: every component before `series` \
+                 must be a directory"
+                    .to_owned(),
+            ),
+            PatchError::SeriesOutside { .. } => {
+                Some("name the patches directory relative to the root, without `..`".to_owned())
+            }
             PatchError::SeriesEntry {
                 refusal: SeriesRefusal::Missing,
                 ..

@@ -9,7 +9,8 @@
 //! are patched in memory first; only when every hunk of every file fits are the results written,
 //! each atomically (a temporary file renamed over the old one, keeping its mode). A failing hunk
 //! therefore leaves the whole tree untouched. [`read_quilt_series`] reads Debian's
-//! `debian/patches/series`.
+//! `debian/patches/series`, and [`read_quilt_series_under`] reads it from a patches directory
+//! named relative to the source tree.
 //!
 //! # Hostile input
 //!
@@ -28,7 +29,9 @@
 //!   patch it names inside the patches directory by the tree's rule (relative, no `..`, no
 //!   symlink on the way or at the end, a regular file), and opens `series` the same way
 //!   ([`PatchError::SeriesEntry`], [`PatchError::SeriesNotRegular`], naming the series and the
-//!   line).
+//!   line). [`read_quilt_series_under`] also reaches the patches directory from the source
+//!   tree's root without following a symlink ([`PatchError::SeriesThroughSymlink`]), so a tree
+//!   whose `debian` is a symlink cannot hand out a series from elsewhere.
 //! - Modes from git headers (`new file mode`, `new mode`) give the permission bits `0o777`
 //!   only, never setuid, setgid or sticky. Only regular files are made: a mode that makes a
 //!   symlink (`120000`) or a submodule (`160000`) is refused ([`PatchError::UnsupportedMode`]),
@@ -74,7 +77,7 @@ use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
 
 pub use error::{FileKind, PatchError, SeriesRefusal};
-pub use series::read_quilt_series;
+pub use series::{read_quilt_series, read_quilt_series_under};
 
 use parse::FilePatch;
 use tree::{Refusal, Tree};

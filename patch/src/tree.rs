@@ -26,7 +26,8 @@
 //! symlink after it was checked is not followed either (unlike a path-based check).
 //!
 //! A quilt patches directory is opened as a [`Tree`] too, so that a series cannot name a patch
-//! outside it (the `series` module). The patch file a caller names is not under any tree:
+//! outside it (the `series` module); when it is named below a root (the source tree), it is
+//! reached from the root with the same walk ([`Tree::subtree`]). The patch file a caller names is not under any tree:
 //! [`open_regular`] follows symlinks to it but opens only a regular file, never blocking on a
 //! FIFO.
 
@@ -142,6 +143,17 @@ impl Tree {
             };
         }
         Ok(Some(dir))
+    }
+
+    /// The directory `relative` below the root (empty: the root itself), walked one component
+    /// at a time without following a symlink, its last component included, and open as a tree
+    /// of its own whose path is the root's joined with `relative`; `None` if it, or a directory
+    /// on the way, does not exist.
+    pub(crate) fn subtree(&self, relative: &Path) -> Result<Option<Tree>, Refusal> {
+        Ok(self.dir(relative, false)?.map(|root| Tree {
+            root,
+            path: self.path.join(relative),
+        }))
     }
 
     /// The directory holding `relative` and its last component.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kiln_archive::{unpack_one, unpack_sources, UnpackOptions};
-use kiln_patch::{apply_patch_file, read_quilt_series, PatchReport};
+use kiln_patch::{apply_patch_file, read_quilt_series, read_quilt_series_under, PatchReport};
 
 /// The cache directory holding the source package's files.
 fn fetch(package: &str) -> PathBuf {
@@ -82,6 +82,11 @@ fn apply_series(package: &str) -> Vec<PatchReport> {
     let gnu_root = unpack_package(&cache, &scratch.path().join("gnu"));
     let series = read_quilt_series(&kiln_root.join("debian/patches")).unwrap();
     assert!(!series.is_empty(), "{package} has patches");
+    // Named below the source tree (as the builder's patch step does), the same series.
+    assert_eq!(
+        read_quilt_series_under(&kiln_root, Path::new("debian/patches")).unwrap(),
+        Some(series.clone())
+    );
 
     let mut reports = Vec::new();
     for (patch, options) in &series {

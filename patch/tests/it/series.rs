@@ -3,6 +3,10 @@
 //! symlink; the `series` file itself must be a regular file too. Each refusal names the series
 //! file and its line. Each test keeps a patch `outside/evil.patch` next to the patches directory
 //! and checks that the series never hands it out.
+//!
+//! The `under` tests name the patches directory relative to a source tree
+//! ([`read_quilt_series_under`]): the directories on the way come with the source too, so a
+//! symlink among them is refused.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -11,7 +15,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use kiln_patch::{read_quilt_series, PatchError, PatchOptions};
+use kiln_patch::{read_quilt_series, read_quilt_series_under, PatchError, PatchOptions};
 
 /// A scratch directory holding the patches directory `patches/` (with `good.patch`) and
 /// `outside/evil.patch`.
@@ -236,5 +240,145 @@ fn good_entries_still_resolve_inside_the_directory() {
     assert_eq!(
         read_quilt_series(&scratch.dir.path().join("nope")).unwrap(),
         vec![]
+    );
+}
+
+/// A source tree `tree/` next to the scratch's `patches/` and `outside/`.
+fn tree(scratch: &Scratch) -> PathBuf {
+    let tree = scratch.dir.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    tree
+}
+
+#[test]
+fn under_a_symlinked_directory_on_the_way_is_refused() {
+    let scratch = Scratch::new();
+    fs::write(scratch.series(), "good.patch\n").unwrap();
+    let tree = tree(&scratch);
+    // `debian` leads out of the tree, to a directory holding `patches/series`.
+    let evil = scratch.outside().join("debian/patches");
+    fs::create_dir_all(&evil).unwrap();
+    fs::write(evil.join("series"), "evil.patch\n").unwrap();
+    fs::copy(
+        scratch.outside().join("evil.patch"),
+        evil.join("evil.patch"),
+    )
+    .unwrap();
+    symlink(scratch.outside().join("debian"), tree.join("debian")).unwrap();
+    let error = read_quilt_series_under(&tree, Path::new("debian/patches")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the series `{}` is reached through the symlink `debian`",
+            tree.join("debian/patches/series").display()
+        )
+    );
+    assert!(
+        matches!(&error, PatchError::SeriesThroughSymlink { link, .. } if link == Path::new("debian"))
+    );
+    assert!(error.hint().is_some());
+
+    // The patches directory itself a symlink, even one to a directory inside the tree.
+    fs::remove_file(tree.join("debian")).unwrap();
+    fs::create_dir_all(tree.join("debian/real")).unwrap();
+    fs::write(tree.join("debian/real/series"), "").unwrap();
+    symlink("real", tree.join("debian/patches")).unwrap();
+    let error = read_quilt_series_under(&tree, Path::new("debian/patches")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("is reached through the symlink `debian/patches`"),
+        "{error}"
+    );
+    // With the directory itself named, the walk ends there: its `series` is fine.
+    assert_eq!(
+        read_quilt_series_under(&tree, Path::new("debian/real")).unwrap(),
+        Some(vec![])
+    );
+}
+
+#[test]
+fn under_a_file_on_the_way_and_paths_outside_the_root_are_refused() {
+    let scratch = Scratch::new();
+    let tree = tree(&scratch);
+    fs::write(tree.join("debian"), "not a directory").unwrap();
+    let error = read_quilt_series_under(&tree, Path::new("debian/patches")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the series `{}` is under `debian`, which is not a directory",
+            tree.join("debian/patches/series").display()
+        )
+    );
+    assert!(error.hint().is_some());
+    for outside in ["../patches", "/patches", "debian/../../patches"] {
+        let error = read_quilt_series_under(&tree, Path::new(outside)).unwrap_err();
+        assert!(
+            matches!(error, PatchError::SeriesOutside { .. }),
+            "{outside}: {error}"
+        );
+    }
+}
+
+#[test]
+fn under_a_plain_tree_reads_what_read_quilt_series_reads() {
+    let scratch = Scratch::new();
+    let root = scratch.dir.path();
+    fs::write(scratch.series(), "good.patch -p0\n").unwrap();
+    let expected = read_quilt_series(&scratch.patches()).unwrap();
+    assert_eq!(
+        expected,
+        vec![(
+            scratch.patches().join("good.patch"),
+            PatchOptions { strip: 0 }
+        )]
+    );
+    assert_eq!(
+        read_quilt_series_under(root, Path::new("patches")).unwrap(),
+        Some(expected.clone())
+    );
+    assert_eq!(
+        read_quilt_series_under(root, Path::new("./patches/.")).unwrap(),
+        Some(expected)
+    );
+    // The root itself, named by an empty path.
+    assert_eq!(
+        read_quilt_series_under(&scratch.patches(), Path::new("")).unwrap(),
+        Some(vec![(
+            scratch.patches().join("good.patch"),
+            PatchOptions { strip: 0 }
+        )])
+    );
+    // Entries are still confined to the patches directory.
+    fs::write(scratch.series(), "../outside/evil.patch\n").unwrap();
+    assert_refused(
+        read_quilt_series_under(root, Path::new("patches")).map(Option::unwrap_or_default),
+        &scratch.series(),
+        1,
+        "is outside the patches directory",
+    );
+    // Missing: the series, a directory on the way, the root.
+    fs::remove_file(scratch.series()).unwrap();
+    assert_eq!(
+        read_quilt_series_under(root, Path::new("patches")).unwrap(),
+        None
+    );
+    assert_eq!(
+        read_quilt_series_under(root, Path::new("nope/patches")).unwrap(),
+        None
+    );
+    assert_eq!(
+        read_quilt_series_under(&root.join("nope"), Path::new("patches")).unwrap(),
+        None
+    );
+    // The root is the caller's: a symlink to it is followed.
+    symlink(root, root.join("link")).unwrap();
+    fs::write(scratch.series(), "good.patch\n").unwrap();
+    assert_eq!(
+        read_quilt_series_under(&root.join("link"), Path::new("patches")).unwrap(),
+        Some(vec![(
+            root.join("link/patches/good.patch"),
+            PatchOptions { strip: 1 }
+        )])
     );
 }
