@@ -34,7 +34,7 @@ pub fn adopt_orphans() -> std::io::Result<()> {
 /// Kills (SIGKILL) and reaps every child of this process except `keep`, when
 /// [`adopt_orphans`] is in force: after a step, they can only be orphans it left behind.
 /// Killing one re-parents its own children to kiln, so this repeats until none has appeared for
-/// a moment (at most [`SWEEP_FOR`]). Returns how many processes it killed.
+/// a moment (at most `SWEEP_FOR`, 2 s). Returns how many processes it killed.
 pub fn kill_adopted(keep: &[Pid]) -> usize {
     if !ADOPTING.load(Ordering::SeqCst) {
         return 0;
