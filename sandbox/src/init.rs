@@ -454,15 +454,8 @@ const FORWARDED: [Signal; 4] = [
 /// `blocked` holds those signals and SIGCHLD, blocked in this thread.
 fn wait_forwarding(pid1: Pid, blocked: &SigSet) -> Result<i32, SandboxError> {
     loop {
-        match waitpid(pid1, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128 + signal as i32),
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(errno) => {
-                return Err(SandboxError::Wait {
-                    source: errno.into(),
-                })
-            }
+        if let Some(code) = look(pid1, Some(nix::sys::wait::WaitPidFlag::WNOHANG))? {
+            return Ok(code);
         }
         // A SIGCHLD that came since the look above is pending, so this returns at once.
         match blocked.wait() {
@@ -477,18 +470,27 @@ fn wait_forwarding(pid1: Pid, blocked: &SigSet) -> Result<i32, SandboxError> {
 }
 
 /// Waits for a child; its exit code, or 128 + the signal that killed it.
-fn wait_for(pid1: Pid) -> Result<i32, SandboxError> {
+fn wait_for(child: Pid) -> Result<i32, SandboxError> {
     loop {
-        match waitpid(pid1, None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, signal, _)) => return Ok(128 + signal as i32),
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(errno) => {
-                return Err(SandboxError::Wait {
-                    source: errno.into(),
-                })
-            }
+        if let Some(code) = look(child, None)? {
+            return Ok(code);
         }
+    }
+}
+
+/// One `waitpid(2)` for `child`: its exit code (or 128 + the signal that killed it) once it has
+/// ended, `None` while it runs (with WNOHANG) or when interrupted.
+fn look(
+    child: Pid,
+    flags: Option<nix::sys::wait::WaitPidFlag>,
+) -> Result<Option<i32>, SandboxError> {
+    match waitpid(child, flags) {
+        Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
+        Ok(WaitStatus::Signaled(_, signal, _)) => Ok(Some(128 + signal as i32)),
+        Ok(_) | Err(Errno::EINTR) => Ok(None),
+        Err(errno) => Err(SandboxError::Wait {
+            source: errno.into(),
+        }),
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use crate::common::{describe, kiln_bin, Scratch, TOOLCHAIN};
+use crate::local::{gone, running, unique_marker};
 
 /// `nobody`: the unprivileged user the tests become when they run as root.
 const NOBODY: u32 = 65534;
@@ -306,6 +307,18 @@ fn as_root_the_build_user_is_not_host_root_and_no_output_keeps_setuid_bits() {
     }
 }
 
+/// `NAME.json`: a plan that copies its input `loot` (the host path `loot`) into its output.
+fn copy_plan(scratch: &Scratch, name: &str, loot: &std::path::Path) {
+    let plan = serde_json::json!({
+        "version": 1,
+        "name": name,
+        "inputs": { "tools": "/usr", "loot": loot },
+        "phases": [ { "name": "build", "steps": [ { "run": {
+            "argv": ["cp", "-r", "${inputs.loot}", "${outputs.out}"] } } ] } ]
+    });
+    scratch.write(&format!("{name}.json"), &plan.to_string());
+}
+
 #[test]
 fn a_plan_cannot_lend_itself_host_paths() {
     for caller in CALLERS {
@@ -322,14 +335,7 @@ fn a_plan_cannot_lend_itself_host_paths() {
             (lent.join("link"), Some(&lent)),
             (PathBuf::from("/etc"), None),
         ] {
-            let plan = serde_json::json!({
-                "version": 1,
-                "name": "steal",
-                "inputs": { "tools": "/usr", "loot": input },
-                "phases": [ { "name": "build", "steps": [ { "run": {
-                    "argv": ["cp", "-r", "${inputs.loot}", "${outputs.out}"] } } ] } ]
-            });
-            scratch.write("steal.json", &plan.to_string());
+            copy_plan(&scratch, "steal", &input);
             let mut command = kiln_as(
                 caller,
                 &scratch,
@@ -355,14 +361,7 @@ fn a_plan_cannot_lend_itself_host_paths() {
             assert!(!scratch.path().join("out").exists(), "{caller:?} {input:?}");
         }
         // Lent by the caller, it is the caller's choice.
-        let plan = serde_json::json!({
-            "version": 1,
-            "name": "lent",
-            "inputs": { "tools": "/usr", "loot": secret_dir },
-            "phases": [ { "name": "build", "steps": [ { "run": {
-                "argv": ["cp", "-r", "${inputs.loot}", "${outputs.out}"] } } ] } ]
-        });
-        scratch.write("lent.json", &plan.to_string());
+        copy_plan(&scratch, "lent", &secret_dir);
         let output = kiln_as(
             caller,
             &scratch,
@@ -432,31 +431,6 @@ fn a_step_cannot_trace_kilns_runner() {
         );
         assert!(seen.contains("CHILD=OK"), "{caller:?}: {seen}");
     }
-}
-
-/// Host pids whose command line contains `marker`.
-fn running(marker: &str) -> String {
-    let found = Command::new("pgrep").args(["-f", marker]).output().unwrap();
-    String::from_utf8_lossy(&found.stdout).trim().to_owned()
-}
-
-/// Waits up to 10 s for every process with `marker` to be gone; returns those left.
-fn gone(marker: &str) -> String {
-    for _ in 0..400 {
-        let left = running(marker);
-        if left.is_empty() {
-            return left;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    running(marker)
-}
-
-/// A number for `sleep` that no other process of this machine has in its command line.
-fn unique_marker() -> String {
-    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}.{}{count}", 4000 + count, std::process::id())
 }
 
 /// Daemons a step starts: one with setsid(1), one double-forked and setsid'd.

@@ -303,20 +303,20 @@ fn wait_for_process(child: &mut std::process::Child, pattern: &str) -> bool {
 }
 
 /// A number for `sleep` that no other process of this machine has in its command line.
-fn unique_marker() -> String {
+pub(crate) fn unique_marker() -> String {
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{}.{}{count}", 3000 + count, std::process::id())
 }
 
 /// Host pids whose command line contains `marker`.
-fn running(marker: &str) -> String {
+pub(crate) fn running(marker: &str) -> String {
     let found = Command::new("pgrep").args(["-f", marker]).output().unwrap();
     String::from_utf8_lossy(&found.stdout).trim().to_owned()
 }
 
 /// Waits up to 10 s for every process with `marker` to be gone; returns those left.
-fn gone(marker: &str) -> String {
+pub(crate) fn gone(marker: &str) -> String {
     for _ in 0..400 {
         let left = running(marker);
         if left.is_empty() {
