@@ -8,7 +8,8 @@ use kiln_builder::executor::BuildError;
 use kiln_builder::load::LoadError;
 use kiln_builder::local::LocalError;
 use kiln_builder::split::SplitError;
-use kiln_schema::exit_codes;
+use kiln_schema::excerpt::{excerpt, list_joined, shorten};
+use kiln_schema::{exit_codes, PlanErrorKind};
 
 /// Everything that can end a kiln command unsuccessfully.
 #[derive(Debug)]
@@ -143,7 +144,9 @@ impl CliError {
         let mut hints: Vec<String> = Vec::new();
         match self {
             CliError::Load(LoadError::Invalid { file, errors }) => {
-                let count = errors.0.len();
+                // At most MAX_ERRORS problems, each bounded (kiln_schema::excerpt): a hostile plan
+                // gets a message of a few kilobytes whatever its size.
+                let count = errors.total();
                 let problems = if count == 1 {
                     "1 problem".to_owned()
                 } else {
@@ -154,11 +157,19 @@ impl CliError {
                     "error: invalid plan in `{}`: {problems}",
                     file.display()
                 );
-                for error in &errors.0 {
+                let mut shown = 0;
+                for error in errors.shown() {
                     let _ = writeln!(out, "  {error}");
                     if let Some(hint) = error.hint() {
-                        let _ = writeln!(out, "    hint: {hint}");
+                        let _ = writeln!(out, "    hint: {}", shorten(&hint));
                     }
+                    shown += 1;
+                }
+                if count > shown {
+                    let more = PlanErrorKind::MoreProblems {
+                        more: count - shown,
+                    };
+                    let _ = writeln!(out, "  {more}");
                 }
                 hints.push("nothing was run and no output was created".to_owned());
             }
@@ -220,9 +231,14 @@ impl CliError {
             } => {
                 let _ = writeln!(
                     out,
-                    "error: `{option} {name}`: the plan has no phase `{name}`"
+                    "error: `{option} {}`: the plan has no phase `{}`",
+                    excerpt(name),
+                    excerpt(name)
                 );
-                hints.push(format!("its phases are: {}", existing.join(", ")));
+                hints.push(format!(
+                    "its phases are: {}",
+                    list_joined(existing, ", ", false)
+                ));
             }
             CliError::Sandbox(error) => {
                 let _ = writeln!(out, "error: kiln's sandbox cannot run here: {error}");

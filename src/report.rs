@@ -1,5 +1,12 @@
 //! The reporter the CLI builds for a local build: the chosen log format, or the live progress
 //! display when a person watches stderr, plus the timings recorder when `--timings` is given.
+//!
+//! A local build runs its phases in kiln's own processes inside the sandbox, whose plain lines
+//! reach the [`Sink`] as error messages (`kiln_builder::relay::relay_line`). Those lines already
+//! say what they are: the sandbox's init and the phase runner print `error: …`, `caused by: …`
+//! and `hint: …` ([`kiln_sandbox::SandboxError::render`]). The displays add `kiln: error: `
+//! themselves, so [`own_severity`] takes a line's own `error: ` (or `warning: `) off first:
+//! `kiln: error: cannot write …`, never `kiln: error: error: cannot write …`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -64,8 +71,39 @@ impl Sink {
     }
 }
 
+/// The level and text a message is shown with: a relayed error line that starts with its own
+/// `error: ` or `warning: ` (after an optional `kiln: `) loses it, and takes the warning's level;
+/// a blank one (the line before a `hint:`) is not shown. `None`: show nothing.
+fn own_severity(level: Level, text: &str) -> Option<(Level, &str)> {
+    if level != Level::Error {
+        return Some((level, text));
+    }
+    let text = text.strip_prefix("kiln: ").unwrap_or(text);
+    if text.trim().is_empty() {
+        return None;
+    }
+    if let Some(rest) = text.strip_prefix("error: ") {
+        return Some((Level::Error, rest));
+    }
+    if let Some(rest) = text.strip_prefix("warning: ") {
+        return Some((Level::Warn, rest));
+    }
+    Some((Level::Error, text))
+}
+
 impl Reporter for Sink {
     fn report(&mut self, event: &LogEvent<'_>) {
+        let message;
+        let event = match event {
+            LogEvent::Message { level, text } => match own_severity(*level, text) {
+                None => return,
+                Some((level, text)) => {
+                    message = LogEvent::Message { level, text };
+                    &message
+                }
+            },
+            other => other,
+        };
         match &mut self.display {
             Display::Lines(lines) => lines.report(event),
             Display::Progress(progress) => progress.report(event),
@@ -88,5 +126,36 @@ impl LocalReporter for Sink {
         if let Some((_, recorder)) = &mut self.timings {
             recorder.record_cached(phase, seconds);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relayed_lines_keep_one_severity() {
+        assert_eq!(
+            own_severity(Level::Error, "error: cannot mount `/build`"),
+            Some((Level::Error, "cannot mount `/build`"))
+        );
+        assert_eq!(
+            own_severity(Level::Error, "kiln: error: boom"),
+            Some((Level::Error, "boom"))
+        );
+        assert_eq!(
+            own_severity(Level::Error, "warning: odd"),
+            Some((Level::Warn, "odd"))
+        );
+        assert_eq!(
+            own_severity(Level::Error, "caused by: Permission denied"),
+            Some((Level::Error, "caused by: Permission denied"))
+        );
+        assert_eq!(own_severity(Level::Error, ""), None);
+        // Only relayed lines (errors) are touched: a step's message is its own business.
+        assert_eq!(
+            own_severity(Level::Info, "error: in a step's words"),
+            Some((Level::Info, "error: in a step's words"))
+        );
     }
 }

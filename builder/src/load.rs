@@ -6,6 +6,10 @@
 //! A derivation without a `kiln` attribute is a stdenv-style one: its attributes are translated
 //! into a plan by [`kiln_stdenv::translate`], and [`LoadedPlan::stdenv`] keeps the report (where
 //! each phase and step came from, shell hooks, warnings).
+//!
+//! Both files are read as bytes and parsed with [`kiln_schema::parse::from_slice`]: text that is
+//! not UTF-8 is an invalid plan ([`LoadError::Invalid`], exit code 2) located by line, column and
+//! byte offset, not a file kiln cannot read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,9 +76,9 @@ impl LoadError {
 
 /// Reads a plan file (JSON).
 pub fn load_plan_file(path: &Path) -> Result<LoadedPlan, LoadError> {
-    let text = read(path)?;
+    let bytes = read(path)?;
     let plan =
-        kiln_schema::plan_from_str(&text).map_err(|error| LoadError::invalid(path, error))?;
+        kiln_schema::plan_from_slice(&bytes).map_err(|error| LoadError::invalid(path, error))?;
     Ok(LoadedPlan {
         plan,
         outputs: None,
@@ -89,9 +93,9 @@ pub fn load_plan_file(path: &Path) -> Result<LoadedPlan, LoadError> {
 ///
 /// The plan's `name` defaults to the derivation's `name`.
 pub fn load_attrs_file(path: &Path) -> Result<LoadedPlan, LoadError> {
-    let text = read(path)?;
+    let bytes = read(path)?;
     let mut attrs: serde_json::Map<String, serde_json::Value> =
-        kiln_schema::parse::from_str(&text).map_err(|error| LoadError::invalid(path, error))?;
+        kiln_schema::parse::from_slice(&bytes).map_err(|error| LoadError::invalid(path, error))?;
     let prefix = JsonPath::root().key(PLAN_ATTRIBUTE);
     let outputs = match attrs.get("outputs") {
         // A derivation's own attributes (`nix show-derivation`'s `__json`) list the names only;
@@ -228,8 +232,8 @@ pub fn attrs_json_path(attrs_file_var: Option<&str>, build_top: &Path) -> PathBu
     build_top.join(".attrs.json")
 }
 
-fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
     })
@@ -329,6 +333,25 @@ mod tests {
         assert!(message.contains("`postInstall`"), "{message}");
         assert!(message.contains("`preConfigure`"), "{message}");
         assert!(errors.0[0].hint().unwrap().contains("kilnAllowShell"));
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_an_invalid_plan_with_its_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.json");
+        fs_err::write(&plan, b"{\"version\":1,\n \"name\":\"h\xe9llo\"}").unwrap();
+        let attrs = dir.path().join(".attrs.json");
+        fs_err::write(&attrs, b"{\"name\":\"\xff\"}").unwrap();
+        for (file, loaded, location, offset) in [
+            (&plan, load_plan_file(&plan), (2, 11), 24),
+            (&attrs, load_attrs_file(&attrs), (1, 10), 9),
+        ] {
+            let Err(LoadError::Invalid { errors, .. }) = loaded else {
+                panic!("{}: expected an invalid plan", file.display());
+            };
+            assert_eq!(errors.0[0].location, Some(location));
+            assert_eq!(errors.0[0].kind, PlanErrorKind::NotUtf8 { offset });
+        }
     }
 
     #[test]

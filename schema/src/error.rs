@@ -2,31 +2,69 @@
 //!
 //! [`PlanError`] is one problem; [`PlanErrors`] collects every problem validation or reference
 //! resolution found, so a user fixes them all in one round.
+//!
+//! The plan may be hostile, so every message is bounded: values are quoted through
+//! [`crate::excerpt`], lists of known names are cut to [`MAX_KNOWN`] when the error is made and
+//! to [`excerpt::MAX_LISTED`] when it is shown, [`suggest`] compares names only when they are
+//! short and of similar length, and [`Problems`] keeps the first [`MAX_ERRORS`] problems of a
+//! plan and counts the rest.
 
 use std::fmt;
 
 use thiserror::Error;
 
+use crate::excerpt::{self, excerpt, list, shorten};
 use crate::path::JsonPath;
+
+/// The most problems kept for one plan; the rest are counted in a last
+/// [`PlanErrorKind::MoreProblems`].
+pub const MAX_ERRORS: usize = 50;
+
+/// The most known names an error keeps for its hint (see [`known_names`]).
+pub const MAX_KNOWN: usize = 256;
+
+/// The longest name, in bytes, that [`suggest`] looks for a close match of. A typo is a small
+/// change to a name someone typed; a longer name gets the list of known names instead.
+pub const MAX_SUGGESTED: usize = 64;
+
+/// The longest name, in bytes, a plan may give a phase, an output, an input or a variable: a
+/// file name's limit (`NAME_MAX`), as phase names name cached states and output names name
+/// store paths.
+pub const MAX_NAME: usize = 255;
+
+/// How much text references may produce in all when a plan is resolved, in bytes. Expansion is
+/// otherwise exponential: `A = "${env.B}${env.B}"`, `B = "${env.C}${env.C}"`, … (a "billion
+/// laughs" plan).
+pub const MAX_EXPANSION: usize = 64 << 20;
+
+/// How many environment variables a `${env.NAME}` may go through (`A` refers to `B`, which
+/// refers to `C`, …): resolution follows them recursively.
+pub const MAX_ENV_DEPTH: usize = 100;
 
 /// What is wrong with a plan value.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum PlanErrorKind {
     /// The document is not well-formed JSON.
-    #[error("not valid JSON: {message}")]
+    #[error("not valid JSON: {}", shorten(message))]
     Syntax {
         /// serde_json's description.
         message: String,
     },
+    /// The text is not UTF-8, so it is not JSON. `location` has its line and column.
+    #[error("not valid UTF-8 at byte offset {offset}")]
+    NotUtf8 {
+        /// Where the first invalid byte is, counted from 0.
+        offset: usize,
+    },
     /// A value has the wrong type or shape.
-    #[error("{message}")]
+    #[error("{}", shorten(message))]
     Shape {
         /// serde's description, e.g. "invalid type: string \"x\", expected a sequence".
         message: String,
     },
     /// An object has a key the plan format does not define.
-    #[error("unknown field `{field}`")]
+    #[error("unknown field `{}`", excerpt(field))]
     UnknownField {
         /// The key as written.
         field: String,
@@ -34,7 +72,7 @@ pub enum PlanErrorKind {
         expected: Vec<String>,
     },
     /// A step object names a kind that does not exist.
-    #[error("unknown step kind `{kind}`")]
+    #[error("unknown step kind `{}`", excerpt(kind))]
     UnknownStepKind {
         /// The kind as written.
         kind: String,
@@ -42,7 +80,7 @@ pub enum PlanErrorKind {
         expected: Vec<String>,
     },
     /// An enumerated string has a value outside its set.
-    #[error("unknown value `{value}`")]
+    #[error("unknown value `{}`", excerpt(value))]
     UnknownValue {
         /// The value as written.
         value: String,
@@ -66,7 +104,8 @@ pub enum PlanErrorKind {
     },
     /// A phase, input or output name has characters kiln does not allow there.
     #[error(
-        "invalid {what} `{name}`: use letters, digits, `_`, `-` and `+` (and `.` in phase names)"
+        "invalid {what} `{}`: use letters, digits, `_`, `-` and `+` (and `.` in phase names)",
+        excerpt(name)
     )]
     InvalidName {
         /// "phase name", "output name", "input name".
@@ -74,8 +113,21 @@ pub enum PlanErrorKind {
         /// The name as written.
         name: String,
     },
+    /// A name longer than [`MAX_NAME`] bytes.
+    #[error(
+        "{what} `{}` is {length} bytes long; names are at most {MAX_NAME} bytes",
+        excerpt(name)
+    )]
+    NameTooLong {
+        /// "phase name", "input name", "environment variable name", ...
+        what: &'static str,
+        /// The start of the name (the whole name is not kept).
+        name: String,
+        /// Its length in bytes.
+        length: usize,
+    },
     /// Two phases share a name.
-    #[error("duplicate phase name `{name}` (also at phases[{first}])")]
+    #[error("duplicate phase name `{}` (also at phases[{first}])", excerpt(name))]
     DuplicatePhase {
         /// The repeated name.
         name: String,
@@ -83,13 +135,17 @@ pub enum PlanErrorKind {
         first: usize,
     },
     /// An output name appears twice.
-    #[error("duplicate output name `{name}`")]
+    #[error("duplicate output name `{}`", excerpt(name))]
     DuplicateOutput {
         /// The repeated name.
         name: String,
     },
     /// The plan's outputs differ from the derivation's.
-    #[error("the plan's outputs {plan:?} differ from the derivation's outputs {derivation:?}")]
+    #[error(
+        "the plan's outputs [{}] differ from the derivation's outputs [{}]",
+        list(plan),
+        list(derivation)
+    )]
     OutputsMismatch {
         /// Outputs listed in the plan.
         plan: Vec<String>,
@@ -97,19 +153,23 @@ pub enum PlanErrorKind {
         derivation: Vec<String>,
     },
     /// An input path is not absolute.
-    #[error("input path `{path}` is not absolute")]
+    #[error("input path `{}` is not absolute", excerpt(path))]
     RelativeInputPath {
         /// The path as written.
         path: String,
     },
     /// An environment variable name is not usable.
-    #[error("invalid environment variable name `{name}`")]
+    #[error("invalid environment variable name `{}`", excerpt(name))]
     InvalidEnvName {
         /// The name as written.
         name: String,
     },
     /// An edit names a phase that does not exist.
-    #[error("no phase `{name}`; phases are: {}", existing.join(", "))]
+    #[error(
+        "no phase `{}`; phases are: {}",
+        excerpt(name),
+        excerpt::list_joined(existing, ", ", false)
+    )]
     UnknownPhase {
         /// The name in the edit.
         name: String,
@@ -120,7 +180,7 @@ pub enum PlanErrorKind {
     #[error("a plan with a `preset` takes no `phases`: change the preset's phases with `edits`")]
     PresetWithPhases,
     /// A dependency that names no input.
-    #[error("`{name}` is not an input of the plan")]
+    #[error("`{}` is not an input of the plan", excerpt(name))]
     UnknownInput {
         /// The name.
         name: String,
@@ -128,7 +188,7 @@ pub enum PlanErrorKind {
         known: Vec<String>,
     },
     /// A name that should be one of the plan's outputs but is not.
-    #[error("`{name}` is not an output of the plan")]
+    #[error("`{}` is not an output of the plan", excerpt(name))]
     UnknownOutput {
         /// The name.
         name: String,
@@ -137,8 +197,11 @@ pub enum PlanErrorKind {
     },
     /// The fixup's `dev` role names one output and `propagate` records into another.
     #[error(
-        "the `dev` role is `{dev}`, but the propagated inputs are recorded in `{output}`: \
-         set `propagate.output` to `{dev}`"
+        "the `dev` role is `{}`, but the propagated inputs are recorded in `{}`: \
+         set `propagate.output` to `{}`",
+        excerpt(dev),
+        excerpt(output),
+        excerpt(dev)
     )]
     PropagateElsewhere {
         /// The fixup's `dev` role.
@@ -154,7 +217,7 @@ pub enum PlanErrorKind {
     EmptySubstitute,
 
     /// A `${...}` reference that cannot be parsed.
-    #[error("malformed reference in `{text}`: {problem}")]
+    #[error("malformed reference in `{}`: {}", excerpt(text), shorten(problem))]
     MalformedReference {
         /// The whole string.
         text: String,
@@ -162,7 +225,11 @@ pub enum PlanErrorKind {
         problem: String,
     },
     /// A reference to something that does not exist.
-    #[error("unknown reference `${{{reference}}}`: {problem}")]
+    #[error(
+        "unknown reference `${{{}}}`: {}",
+        excerpt(reference),
+        shorten(problem)
+    )]
     UnknownReference {
         /// The reference without `${` `}`.
         reference: String,
@@ -174,7 +241,7 @@ pub enum PlanErrorKind {
     /// A derivation attribute kiln cannot use as written (stdenv-style derivations without a
     /// `kiln` plan; see the `kiln-stdenv` crate). The message names the attribute's problem; the
     /// hint says what to write instead.
-    #[error("{message}")]
+    #[error("{}", shorten(message))]
     Attribute {
         /// What is wrong.
         message: String,
@@ -182,10 +249,31 @@ pub enum PlanErrorKind {
         hint: Option<String>,
     },
     /// Environment variables that refer to each other in a loop.
-    #[error("environment variables refer to each other in a cycle: {}", cycle.join(" -> "))]
+    #[error(
+        "environment variables refer to each other in a cycle: {}",
+        excerpt::list_joined(cycle, " -> ", false)
+    )]
     ReferenceCycle {
         /// The variables in the cycle, the first repeated at the end.
         cycle: Vec<String>,
+    },
+    /// `${env.NAME}` goes through more than [`MAX_ENV_DEPTH`] variables.
+    #[error(
+        "`${{env.{}}}` is reached through a chain of more than {MAX_ENV_DEPTH} variables",
+        excerpt(name)
+    )]
+    ReferencesTooDeep {
+        /// The variable where the chain got too deep.
+        name: String,
+    },
+    /// The references of the plan expand to more than [`MAX_EXPANSION`] bytes.
+    #[error("references expand to more than {} MiB in all", MAX_EXPANSION >> 20)]
+    ExpansionTooLarge,
+    /// The plan has more problems than kiln lists ([`MAX_ERRORS`]); always the last one.
+    #[error("and {more} more problems (kiln lists the first {MAX_ERRORS})")]
+    MoreProblems {
+        /// How many were not listed.
+        more: usize,
     },
 }
 
@@ -261,38 +349,101 @@ impl PlanError {
             PlanErrorKind::RelativeInputPath { .. } => {
                 Some("inputs are store paths; in Nix, interpolate a derivation or path".to_owned())
             }
+            PlanErrorKind::NotUtf8 { .. } => Some(
+                "JSON text is UTF-8: convert the file (e.g. `iconv -f LATIN1 -t UTF-8`), or write \
+                 the character as a `\\uXXXX` escape"
+                    .to_owned(),
+            ),
+            PlanErrorKind::NameTooLong { .. } => Some("choose a shorter name".to_owned()),
+            PlanErrorKind::ReferencesTooDeep { .. } => Some(
+                "refer to the variable that holds the value rather than through a chain".to_owned(),
+            ),
+            PlanErrorKind::ExpansionTooLarge => Some(
+                "a reference is copied wherever it is used: refer to large values less often, or \
+                 put them in a file"
+                    .to_owned(),
+            ),
+            PlanErrorKind::MoreProblems { .. } => {
+                Some("fix the problems listed, then validate the plan again".to_owned())
+            }
             _ => None,
         }
     }
 }
 
-/// "did you mean `x`?" when a known name is close, else the list of known names.
-pub fn suggest(unknown: &str, known: &[String], what: &str) -> String {
-    // Close means one edit or transposition per three characters, or a strong common prefix.
-    let close = |candidate: &str| {
-        let edits = strsim::osa_distance(unknown, candidate);
-        edits <= (unknown.len().max(candidate.len()) / 3).max(1)
-            || strsim::jaro_winkler(unknown, candidate) >= 0.9
-    };
-    let best = known
-        .iter()
-        .filter(|candidate| close(candidate))
-        .min_by_key(|candidate| strsim::osa_distance(unknown, candidate));
-    match best {
-        Some(candidate) => format!("did you mean `{candidate}`?"),
-        None if known.is_empty() => format!("there are no {what}"),
-        None => {
-            let list: Vec<String> = known.iter().map(|name| format!("`{name}`")).collect();
-            format!("{what}: {}", list.join(", "))
+/// The known names an error keeps: at most [`MAX_KNOWN`] of them, each longer than
+/// [`excerpt::MAX_QUOTED`] bytes kept as its excerpt. A hostile plan can have a million names and
+/// a million errors; each error must not copy them all.
+pub fn known_names<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    names
+        .into_iter()
+        .take(MAX_KNOWN)
+        .map(|name| {
+            if name.len() <= excerpt::MAX_QUOTED {
+                name.clone()
+            } else {
+                excerpt(name).to_string()
+            }
+        })
+        .collect()
+}
+
+/// The known name closest to `unknown`, if one is close (see [`suggest`]).
+fn closest<'a>(unknown: &str, known: &'a [String]) -> Option<&'a String> {
+    if unknown.len() > MAX_SUGGESTED {
+        return None;
+    }
+    let length = unknown.chars().count();
+    let comparable = |candidate: &&String| {
+        // Twice `unknown`'s characters at 4 bytes each: a longer candidate is not comparable.
+        candidate.len() <= 8 * MAX_SUGGESTED && {
+            let other = candidate.chars().count();
+            // (`max(1)`: one edit is close whatever the lengths, so "" and "a" compare.)
+            other <= 2 * length.max(1) && length <= 2 * other.max(1)
         }
+    };
+    let close = |candidate: &'a String| {
+        let edits = strsim::osa_distance(unknown, candidate);
+        let close = edits <= (length.max(candidate.chars().count()) / 3).max(1)
+            || strsim::jaro_winkler(unknown, candidate) >= 0.9;
+        close.then_some((edits, candidate))
+    };
+    known
+        .iter()
+        .take(MAX_KNOWN)
+        .filter(comparable)
+        .filter_map(close)
+        .min_by_key(|(edits, _)| *edits)
+        .map(|(_, candidate)| candidate)
+}
+
+/// "did you mean `x`?" when a known name is close, else the list of known names (bounded, see
+/// [`list`]). Close means one edit or transposition per three characters, or a Jaro-Winkler
+/// similarity of at least 0.9.
+///
+/// The work is bounded whatever the input. `unknown` is compared only when it is at most
+/// [`MAX_SUGGESTED`] bytes long, with at most [`MAX_KNOWN`] candidates, and only with candidates
+/// at most twice as long or half as long (in characters). That last filter is exact, not a
+/// heuristic: with lengths `n < m`, the edit distance is at least `m - n`, more than `m / 3` once
+/// `m > 1.5 n`; and Jaro is at most `(n/m + 2) / 3`, which Winkler's prefix bonus (at most
+/// `0.4 (1 - jaro)`) lifts to 0.9 only when `m <= 2 n`.
+pub fn suggest(unknown: &str, known: &[String], what: &str) -> String {
+    match closest(unknown, known) {
+        Some(candidate) => format!("did you mean `{}`?", excerpt(candidate)),
+        None if known.is_empty() => format!("there are no {what}"),
+        None => format!("{what}: {}", list(known)),
     }
 }
 
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let PlanErrorKind::MoreProblems { .. } = self.kind {
+            // Not a place in the document: the count of what was not listed.
+            return write!(f, "{}", self.kind);
+        }
         write!(f, "at `{}`", self.path)?;
         if let Some(context) = &self.context {
-            write!(f, " ({context})")?;
+            write!(f, " ({})", shorten(context))?;
         }
         if let Some((line, column)) = self.location {
             write!(f, " (line {line}, column {column})")?;
@@ -303,7 +454,8 @@ impl fmt::Display for PlanError {
 
 impl std::error::Error for PlanError {}
 
-/// Every problem found in one plan, in document order.
+/// Every problem found in one plan, in document order; at most [`MAX_ERRORS`] of them and a last
+/// [`PlanErrorKind::MoreProblems`] when there were more (see [`Problems`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanErrors(pub Vec<PlanError>);
 
@@ -315,6 +467,26 @@ impl PlanErrors {
         } else {
             Err(PlanErrors(errors))
         }
+    }
+
+    /// How many problems there are, listed or not.
+    pub fn total(&self) -> usize {
+        self.0
+            .iter()
+            .map(|error| match error.kind {
+                PlanErrorKind::MoreProblems { more } => more,
+                _ => 1,
+            })
+            .sum()
+    }
+
+    /// The problems to show: at most [`MAX_ERRORS`], without the count of the others (the
+    /// difference between [`PlanErrors::total`] and how many this yields).
+    pub fn shown(&self) -> impl Iterator<Item = &PlanError> {
+        self.0
+            .iter()
+            .filter(|error| !matches!(error.kind, PlanErrorKind::MoreProblems { .. }))
+            .take(MAX_ERRORS)
     }
 }
 
@@ -328,10 +500,19 @@ impl fmt::Display for PlanErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.as_slice() {
             [one] => write!(f, "{one}"),
-            many => {
-                write!(f, "{} problems", many.len())?;
-                for error in many {
+            _ => {
+                let total = self.total();
+                write!(f, "{total} problems")?;
+                let mut shown = 0;
+                for error in self.shown() {
                     write!(f, "\n  {error}")?;
+                    shown += 1;
+                }
+                if total > shown {
+                    let more = PlanErrorKind::MoreProblems {
+                        more: total - shown,
+                    };
+                    write!(f, "\n  {more}")?;
                 }
                 Ok(())
             }
@@ -340,6 +521,85 @@ impl fmt::Display for PlanErrors {
 }
 
 impl std::error::Error for PlanErrors {}
+
+/// Collects the problems of one plan: keeps the first [`MAX_ERRORS`] and counts the rest, so
+/// that a plan with a million problems costs a million counts, not a million paths and lists of
+/// known names.
+#[derive(Debug, Default)]
+pub struct Problems {
+    kept: Vec<PlanError>,
+    more: usize,
+}
+
+impl Problems {
+    /// No problems yet.
+    pub fn new() -> Problems {
+        Problems::default()
+    }
+
+    /// Whether further problems are only counted.
+    pub fn is_full(&self) -> bool {
+        self.kept.len() >= MAX_ERRORS
+    }
+
+    /// Adds a problem (or counts it, when full).
+    pub fn push(&mut self, error: PlanError) {
+        self.push_with(|| error);
+    }
+
+    /// Adds the problem `make` builds, or only counts it when full: for problems that cost
+    /// something to build, such as lists of known names.
+    pub fn push_with(&mut self, make: impl FnOnce() -> PlanError) {
+        if self.is_full() {
+            self.more += 1;
+        } else {
+            self.kept.push(make());
+        }
+    }
+
+    /// How many problems are kept.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether there is no problem at all.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.more == 0
+    }
+
+    /// The kept problems from index `start` on (to attach context to what one check found).
+    pub fn since(&mut self, start: usize) -> &mut [PlanError] {
+        let start = start.min(self.kept.len());
+        &mut self.kept[start..]
+    }
+
+    /// Every problem of `other` after these.
+    pub fn append(&mut self, other: Problems) {
+        for error in other.kept {
+            self.push(error);
+        }
+        self.more += other.more;
+    }
+
+    /// Ok when there is no problem; else the kept problems ordered by `key` (a stable sort), and
+    /// a last [`PlanErrorKind::MoreProblems`] when some were only counted.
+    pub fn finish_by<K: Ord>(mut self, key: impl FnMut(&PlanError) -> K) -> Result<(), PlanErrors> {
+        self.kept.sort_by_key(key);
+        self.finish()
+    }
+
+    /// Ok when there is no problem; else the kept problems in the order they came, and a last
+    /// [`PlanErrorKind::MoreProblems`] when some were only counted.
+    pub fn finish(mut self) -> Result<(), PlanErrors> {
+        if self.more > 0 {
+            self.kept.push(PlanError::new(
+                JsonPath::root(),
+                PlanErrorKind::MoreProblems { more: self.more },
+            ));
+        }
+        PlanErrors::check(self.kept)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -374,5 +634,104 @@ mod tests {
             error.to_string(),
             "at `phases[1].steps[0]` (phase `build`, step 1): argv is empty"
         );
+    }
+
+    #[test]
+    fn suggestions_are_bounded_by_length_and_exact_about_it() {
+        let known = names(&["phases", "version"]);
+        // A long name is not compared: the list instead.
+        let long = "p".repeat(MAX_SUGGESTED + 1);
+        assert_eq!(
+            suggest(&long, &known, "fields"),
+            "fields: `phases`, `version`"
+        );
+        // Lengths more than double apart are never close, so skipping them changes nothing.
+        for (unknown, candidate) in [("ab", "abcde"), ("abcdefgh", "abc"), ("phase", "p")] {
+            let candidates = names(&[candidate]);
+            let edits = strsim::osa_distance(unknown, candidate);
+            let max = unknown.len().max(candidate.len());
+            assert!(edits > (max / 3).max(1), "{unknown} {candidate}");
+            assert!(strsim::jaro_winkler(unknown, candidate) < 0.9);
+            assert!(closest(unknown, &candidates).is_none());
+        }
+        assert_eq!(
+            suggest("phasse", &known, "fields"),
+            "did you mean `phases`?"
+        );
+    }
+
+    #[test]
+    fn huge_values_make_short_messages() {
+        let huge = "k".repeat(4 << 20);
+        let known = names(&["run", "write"]);
+        for kind in [
+            PlanErrorKind::UnknownField {
+                field: huge.clone(),
+                expected: known.clone(),
+            },
+            PlanErrorKind::UnknownStepKind {
+                kind: huge.clone(),
+                expected: known.clone(),
+            },
+            PlanErrorKind::UnknownReference {
+                reference: format!("inputs.{huge}"),
+                problem: format!("the plan has no input `{huge}`"),
+                known: known.clone(),
+            },
+            PlanErrorKind::UnknownPhase {
+                name: huge.clone(),
+                existing: [vec![huge.clone()], vec!["p".repeat(300); 10_000]].concat(),
+            },
+            PlanErrorKind::Shape {
+                message: format!("invalid type: string \"{huge}\", expected u32"),
+            },
+        ] {
+            let error = PlanError::new(JsonPath::root().key(huge.as_str()), kind)
+                .with_context(huge.clone());
+            let shown = error.to_string();
+            let hint = error.hint().unwrap_or_default();
+            // Every field at its limit at once: still a few kilobytes.
+            assert!(
+                shown.len() + hint.len() < 8192,
+                "{} {}",
+                shown.len(),
+                hint.len()
+            );
+            assert!(shown.contains('…'), "{shown}");
+        }
+    }
+
+    #[test]
+    fn problems_keep_the_first_and_count_the_rest() {
+        let mut problems = Problems::new();
+        let mut built = 0;
+        for index in 0..MAX_ERRORS + 7 {
+            problems.push_with(|| {
+                built += 1;
+                PlanError::new(JsonPath::root().index(index), PlanErrorKind::NoPhases)
+            });
+        }
+        assert_eq!(
+            built, MAX_ERRORS,
+            "the problems past the limit are not built"
+        );
+        let errors = problems.finish().unwrap_err();
+        assert_eq!(errors.0.len(), MAX_ERRORS + 1);
+        assert_eq!(errors.total(), MAX_ERRORS + 7);
+        assert_eq!(errors.shown().count(), MAX_ERRORS);
+        let shown = errors.to_string();
+        assert!(shown.starts_with(&format!("{} problems", MAX_ERRORS + 7)));
+        assert!(shown.ends_with(&format!(
+            "and 7 more problems (kiln lists the first {MAX_ERRORS})"
+        )));
+        assert!(Problems::new().finish().is_ok());
+    }
+
+    #[test]
+    fn known_names_are_bounded() {
+        let many: Vec<String> = (0..10_000).map(|i| format!("n{i}")).collect();
+        assert_eq!(known_names(&many).len(), MAX_KNOWN);
+        let huge = vec!["x".repeat(1 << 20)];
+        assert!(known_names(&huge)[0].len() <= excerpt::MAX_QUOTED + 3);
     }
 }

@@ -24,6 +24,7 @@
 
 pub mod error;
 pub mod events;
+pub mod excerpt;
 pub mod exit_codes;
 pub mod hook;
 pub mod parse;
@@ -35,7 +36,7 @@ pub mod split;
 pub mod validate;
 
 pub use error::{PlanError, PlanErrorKind, PlanErrors};
-pub use parse::{plan_from_str, plan_from_value};
+pub use parse::{plan_from_slice, plan_from_str, plan_from_value};
 pub use path::JsonPath;
 pub use plan::*;
 pub use reference::{resolve, ResolveContext};

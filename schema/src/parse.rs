@@ -2,8 +2,11 @@
 //!
 //! Deserialization goes through `serde_path_to_error`, so a wrong type or an unknown key is
 //! reported at its path. serde describes unknown keys and variants only in its message text, so
-//! [`classify`] turns those messages back into typed [`PlanErrorKind`]s that can suggest the
+//! `classify` turns those messages back into typed [`PlanErrorKind`]s that can suggest the
 //! closest valid name.
+//!
+//! Files are read as bytes: [`from_slice`] refuses text that is not UTF-8 as an invalid plan, with
+//! the line, column and byte offset of the first bad byte.
 
 use serde::de::DeserializeOwned;
 
@@ -16,9 +19,36 @@ pub fn plan_from_str(text: &str) -> Result<Plan, PlanError> {
     from_str(text)
 }
 
+/// Parses a plan document read from a file: the bytes must be UTF-8 (see [`from_slice`]).
+pub fn plan_from_slice(bytes: &[u8]) -> Result<Plan, PlanError> {
+    from_slice(bytes)
+}
+
 /// Parses a plan nested in another document at `prefix` (e.g. `kiln` in `.attrs.json`).
 pub fn plan_from_value(value: serde_json::Value, prefix: &JsonPath) -> Result<Plan, PlanError> {
     from_value(value, prefix)
+}
+
+/// Parses any plan type from the bytes of a file. Bytes that are not UTF-8 are an invalid plan
+/// ([`PlanErrorKind::NotUtf8`]) located by line, column (both counted from 1, the column in
+/// bytes, as serde_json counts) and byte offset.
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PlanError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => from_str(text),
+        Err(error) => {
+            let offset = error.valid_up_to();
+            let before = &bytes[..offset];
+            let line = 1 + before.iter().filter(|&&byte| byte == b'\n').count();
+            let line_start = before
+                .iter()
+                .rposition(|&byte| byte == b'\n')
+                .map_or(0, |newline| newline + 1);
+            let mut plan_error =
+                PlanError::new(JsonPath::root(), PlanErrorKind::NotUtf8 { offset });
+            plan_error.location = Some((line, offset - line_start + 1));
+            Err(plan_error)
+        }
+    }
 }
 
 /// Parses any plan type from text with path-aware errors.
@@ -93,19 +123,29 @@ fn backticked(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Splits the rest of serde's "unknown field `NAME`, expected one of `a`, `b`" (or "`NAME`,
+/// there are no fields") after the first backtick into the name as written and the names
+/// expected. The name is the plan's and may hold backticks itself; the expected names are
+/// kiln's, so the last "`, expected " or "`, there are no " ends the name.
+fn unknown_and_expected(rest: &str) -> (String, Vec<String>) {
+    let end = ["`, expected ", "`, there are no "]
+        .iter()
+        .filter_map(|marker| rest.rfind(marker))
+        .max();
+    match end {
+        Some(end) => (rest[..end].to_owned(), backticked(&rest[end + 1..])),
+        None => (rest.trim_end_matches('`').to_owned(), Vec::new()),
+    }
+}
+
 /// Turns serde's "unknown field `x`, expected one of `a`, `b`" messages into typed kinds.
 fn classify(message: &str, path: &JsonPath) -> PlanErrorKind {
     if let Some(rest) = message.strip_prefix("unknown field `") {
-        let mut names = backticked(&format!("`{rest}"));
-        let field = names.remove(0);
-        return PlanErrorKind::UnknownField {
-            field,
-            expected: names,
-        };
+        let (field, expected) = unknown_and_expected(rest);
+        return PlanErrorKind::UnknownField { field, expected };
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
-        let mut names = backticked(&format!("`{rest}"));
-        let value = names.remove(0);
+        let (value, names) = unknown_and_expected(rest);
         // A step's kind is its only key; the path then ends at the step's index.
         let is_step =
             names.len() == Step::KINDS.len() && names.iter().zip(Step::KINDS).all(|(a, b)| a == b);
@@ -185,5 +225,50 @@ mod tests {
         let value = serde_json::json!({"version": 1, "name": 3, "phases": []});
         let e = plan_from_value(value, &JsonPath::root().key("kiln")).unwrap_err();
         assert_eq!(e.path.to_string(), "kiln.name");
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_located() {
+        let e = plan_from_slice(b"{\"version\":1,\n\"name\":\"caf\xe9\"}").unwrap_err();
+        assert_eq!(e.kind, PlanErrorKind::NotUtf8 { offset: 25 });
+        assert_eq!(e.location, Some((2, 12)));
+        assert!(e.to_string().contains("(line 2, column 12)"), "{e}");
+        assert!(e.hint().unwrap().contains("UTF-8"));
+        // Valid UTF-8 goes on to the JSON parser.
+        assert!(plan_from_slice(b"{").is_err());
+    }
+
+    #[test]
+    fn an_unknown_field_with_backticks_keeps_its_name_and_the_expected_ones() {
+        let e = error(r#"{"version":1,"name":"x","a`, expected `b":1,"phases":[]}"#);
+        let PlanErrorKind::UnknownField { field, expected } = &e.kind else {
+            panic!("{e:?}");
+        };
+        assert_eq!(field, "a`, expected `b");
+        assert_eq!(expected[0], "version");
+    }
+
+    #[test]
+    fn a_huge_unknown_key_is_reported_briefly() {
+        let huge = "k".repeat(4 << 20);
+        for text in [
+            format!(r#"{{"version":1,"name":"x","{huge}":1,"phases":[]}}"#),
+            format!(
+                r#"{{"version":1,"name":"x","phases":[{{"name":"a","steps":[{{"{huge}":{{}}}}]}}]}}"#
+            ),
+        ] {
+            let e = error(&text);
+            assert!(
+                matches!(
+                    e.kind,
+                    PlanErrorKind::UnknownField { .. } | PlanErrorKind::UnknownStepKind { .. }
+                ),
+                "{:?}",
+                e.kind.to_string().get(..100)
+            );
+            let shown = e.to_string();
+            assert!(shown.len() < 1024, "{}", shown.len());
+            assert!(e.hint().unwrap().len() < 1024);
+        }
     }
 }

@@ -3,8 +3,14 @@
 //! [`JsonPath`] renders as `phases[0].steps[2].run.argv`; keys that are not plain identifiers are
 //! quoted (`env["MY VAR"]`). A path can carry a prefix for plans nested in another document
 //! (`kiln.phases[0]` inside `.attrs.json`).
+//!
+//! A path keeps its keys whole (a caller may look them up in the document), but shows at most
+//! [`MAX_QUOTED_NAME`] bytes of each, cut on a character boundary and marked with `…`, with
+//! control characters escaped: a key may be 40 MiB long.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+
+use crate::excerpt::{floor_boundary, is_hidden, MAX_QUOTED_NAME};
 
 /// One segment of a [`JsonPath`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,13 +88,26 @@ impl fmt::Display for JsonPath {
         }
         for (position, segment) in self.segments.iter().enumerate() {
             match segment {
-                Segment::Key(key) if is_identifier(key) => {
-                    if position > 0 {
-                        f.write_str(".")?;
+                Segment::Key(key) => {
+                    let shown = &key[..floor_boundary(key, MAX_QUOTED_NAME)];
+                    let cut = if shown.len() < key.len() { "…" } else { "" };
+                    if is_identifier(shown) {
+                        if position > 0 {
+                            f.write_str(".")?;
+                        }
+                        write!(f, "{shown}{cut}")?;
+                    } else {
+                        f.write_str("[\"")?;
+                        for c in shown.chars() {
+                            match c {
+                                '"' | '\\' => write!(f, "\\{c}")?,
+                                c if is_hidden(c) => write!(f, "\\u{:04x}", c as u32)?,
+                                c => f.write_char(c)?,
+                            }
+                        }
+                        write!(f, "{cut}\"]")?;
                     }
-                    f.write_str(key)?;
                 }
-                Segment::Key(key) => write!(f, "[{}]", serde_json::Value::from(key.as_str()))?,
                 Segment::Index(index) => write!(f, "[{index}]")?,
             }
         }
@@ -118,5 +137,27 @@ mod tests {
             .key("name")
             .prefixed(&JsonPath::root().key("kiln"));
         assert_eq!(nested.to_string(), "kiln.name");
+    }
+
+    #[test]
+    fn long_keys_are_shown_cut_and_control_characters_escaped() {
+        let long = "k".repeat(1 << 20);
+        let shown = JsonPath::root().key("env").key(long.as_str()).to_string();
+        assert_eq!(shown, format!("env.{}…", "k".repeat(MAX_QUOTED_NAME)));
+        let shown = JsonPath::root()
+            .key(format!("a b{}", "é".repeat(100)))
+            .to_string();
+        assert!(
+            shown.starts_with("[\"a bé") && shown.ends_with("é…\"]"),
+            "{shown}"
+        );
+        assert!(shown.len() < MAX_QUOTED_NAME + 10);
+        assert_eq!(
+            JsonPath::root().key("a\n\"\u{1b}").to_string(),
+            r#"["a\u000a\"\u001b"]"#
+        );
+        // The key is kept whole for callers that look it up.
+        let path = JsonPath::root().key(long.as_str());
+        assert!(matches!(&path.segments()[0], Segment::Key(key) if key.len() == 1 << 20));
     }
 }

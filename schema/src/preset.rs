@@ -6,12 +6,12 @@
 //! dependency hooks. An edit that names a phase that does not exist is an error that lists the
 //! phases that do (Guix silently ignores such edits; we do not).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{PlanError, PlanErrorKind, PlanErrors};
+use crate::error::{known_names, PlanError, PlanErrorKind, PlanErrors, Problems};
 use crate::path::JsonPath;
 use crate::plan::{
     ConfigureStep, Edit, FixupStep, MakeStep, PatchStep, Phase, Plan, RunStep, Step, UnpackStep,
@@ -404,6 +404,206 @@ pub struct ExternalEdit {
     pub edit: Edit,
 }
 
+/// The phases while edits apply.
+///
+/// An edit names its anchor, and the first phase of that name (in order) is meant. While the
+/// names are unique (always, unless an edit brings a second phase of a name), the phases are a
+/// doubly linked list indexed by name, so that each edit costs O(1) and a plan with a hundred
+/// thousand edits takes a hundred thousand steps. Once two phases share a name, "the first" needs
+/// the order, and the list becomes a plain vector searched from the start for the remaining
+/// edits (such a plan ends in an error unless a later edit removes the duplicate).
+struct PhaseList {
+    /// The phases while their names are unique.
+    linked: Option<Linked>,
+    /// The phases once two share a name (empty while `linked` is set).
+    plain: Vec<Phase>,
+}
+
+/// A doubly linked list of phases over a vector of slots, with an index of the unique names.
+struct Linked {
+    slots: Vec<Slot>,
+    head: Option<usize>,
+    by_name: HashMap<String, usize>,
+}
+
+struct Slot {
+    /// `None` once deleted.
+    phase: Option<Phase>,
+    prev: Option<usize>,
+    next: Option<usize>,
+}
+
+impl Linked {
+    /// The list of `phases`, or the phases back when two share a name.
+    fn new(phases: Vec<Phase>) -> Result<Linked, Vec<Phase>> {
+        let count = phases.len();
+        let mut linked = Linked {
+            slots: Vec::with_capacity(count),
+            head: (count > 0).then_some(0),
+            by_name: HashMap::with_capacity(count),
+        };
+        let mut phases = phases.into_iter();
+        while let Some(phase) = phases.next() {
+            let index = linked.slots.len();
+            if linked.by_name.contains_key(&phase.name) {
+                let mut back = linked.into_vec();
+                back.push(phase);
+                back.extend(phases);
+                return Err(back);
+            }
+            linked.by_name.insert(phase.name.clone(), index);
+            linked.slots.push(Slot {
+                phase: Some(phase),
+                prev: index.checked_sub(1),
+                next: (index + 1 < count).then_some(index + 1),
+            });
+        }
+        Ok(linked)
+    }
+
+    /// The phases in order.
+    fn into_vec(mut self) -> Vec<Phase> {
+        let mut phases = Vec::with_capacity(self.by_name.len());
+        let mut at = self.head;
+        while let Some(index) = at {
+            let slot = &mut self.slots[index];
+            phases.extend(slot.phase.take());
+            at = slot.next;
+        }
+        phases
+    }
+
+    /// The names in order, at most [`crate::error::MAX_KNOWN`] (for an error's list).
+    fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut at = self.head;
+        while let (Some(index), true) = (at, names.len() < crate::error::MAX_KNOWN) {
+            let slot = &self.slots[index];
+            names.extend(slot.phase.as_ref().map(|phase| phase.name.clone()));
+            at = slot.next;
+        }
+        known_names(&names)
+    }
+
+    /// Links a new slot for `phase` between `prev` and `next`.
+    fn link(&mut self, phase: Phase, prev: Option<usize>, next: Option<usize>) {
+        let index = self.slots.len();
+        self.by_name.insert(phase.name.clone(), index);
+        self.slots.push(Slot {
+            phase: Some(phase),
+            prev,
+            next,
+        });
+        match prev {
+            Some(prev) => self.slots[prev].next = Some(index),
+            None => self.head = Some(index),
+        }
+        if let Some(next) = next {
+            self.slots[next].prev = Some(index);
+        }
+    }
+
+    /// Applies `edit` at the phase `at`, with `new` the phase it brings (if any). `Err(new)` when
+    /// that phase's name is taken by another phase: the caller goes on with a plain list.
+    fn apply(&mut self, edit: &Edit, at: usize, new: Option<Phase>) -> Result<(), Option<Phase>> {
+        let anchor = edit.anchor();
+        if let Some(phase) = &new {
+            let taken = self.by_name.contains_key(&phase.name);
+            let replaced_itself = matches!(edit, Edit::Replace(_)) && phase.name == anchor;
+            if taken && !replaced_itself {
+                return Err(new);
+            }
+        }
+        let (prev, next) = (self.slots[at].prev, self.slots[at].next);
+        match (edit, new) {
+            (Edit::Before(_), Some(phase)) => self.link(phase, prev, Some(at)),
+            (Edit::After(_), Some(phase)) => self.link(phase, Some(at), next),
+            (Edit::Replace(_), Some(phase)) => {
+                self.by_name.remove(anchor);
+                self.by_name.insert(phase.name.clone(), at);
+                self.slots[at].phase = Some(phase);
+            }
+            _ => {
+                self.by_name.remove(anchor);
+                self.slots[at].phase = None;
+                match prev {
+                    Some(prev) => self.slots[prev].next = next,
+                    None => self.head = next,
+                }
+                if let Some(next) = next {
+                    self.slots[next].prev = prev;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PhaseList {
+    fn new(phases: Vec<Phase>) -> PhaseList {
+        match Linked::new(phases) {
+            Ok(linked) => PhaseList {
+                linked: Some(linked),
+                plain: Vec::new(),
+            },
+            Err(plain) => PhaseList {
+                linked: None,
+                plain,
+            },
+        }
+    }
+
+    /// The names in order, at most [`crate::error::MAX_KNOWN`] (for an error's list).
+    fn names(&self) -> Vec<String> {
+        match &self.linked {
+            Some(linked) => linked.names(),
+            None => known_names(self.plain.iter().map(|phase| &phase.name)),
+        }
+    }
+
+    /// Applies `edit`, with `new` the phase it brings (for `before`, `after` and `replace`).
+    /// False when there is no phase of the anchor's name.
+    fn apply(&mut self, edit: &Edit, new: Option<Phase>) -> bool {
+        let anchor = edit.anchor();
+        let new = match &mut self.linked {
+            Some(linked) => {
+                let Some(&at) = linked.by_name.get(anchor) else {
+                    return false;
+                };
+                match linked.apply(edit, at, new) {
+                    Ok(()) => return true,
+                    Err(new) => new,
+                }
+            }
+            None => new,
+        };
+        // A second phase of a name: from now on, in order.
+        if let Some(linked) = self.linked.take() {
+            self.plain = linked.into_vec();
+        }
+        let phases = &mut self.plain;
+        let Some(position) = phases.iter().position(|phase| phase.name == anchor) else {
+            return false;
+        };
+        match (edit, new) {
+            (Edit::Before(_), Some(phase)) => phases.insert(position, phase),
+            (Edit::After(_), Some(phase)) => phases.insert(position + 1, phase),
+            (Edit::Replace(_), Some(phase)) => phases[position] = phase,
+            _ => {
+                phases.remove(position);
+            }
+        }
+        true
+    }
+
+    fn into_vec(self) -> Vec<Phase> {
+        match self.linked {
+            Some(linked) => linked.into_vec(),
+            None => self.plain,
+        }
+    }
+}
+
 /// Returns `plan` with its preset expanded and every edit applied; phases get an origin.
 ///
 /// A plan without a preset keeps its phases (tagged `plan` when untagged) and may still be
@@ -417,7 +617,7 @@ pub fn expand(plan: &Plan, external: &[ExternalEdit]) -> Result<Plan, PlanErrors
     for phase in &mut phases {
         phase.origin.get_or_insert_with(|| "plan".to_owned());
     }
-    let mut errors = Vec::new();
+    let mut errors = Problems::new();
     let plan_edits = plan.edits.iter().enumerate().map(|(index, edit)| {
         (
             JsonPath::root().key("edits").index(index),
@@ -428,39 +628,35 @@ pub fn expand(plan: &Plan, external: &[ExternalEdit]) -> Result<Plan, PlanErrors
     let hook_edits = external
         .iter()
         .map(|e| (JsonPath::root().key("edits"), e.origin.clone(), &e.edit));
+    let mut list = PhaseList::new(phases);
     for (path, origin, edit) in plan_edits.chain(hook_edits) {
-        let anchor = edit.anchor();
-        let Some(position) = phases.iter().position(|phase| phase.name == anchor) else {
-            errors.push(
+        let new = match edit {
+            Edit::Before(insert) | Edit::After(insert) => Some(&insert.insert),
+            Edit::Replace(replace) => Some(&replace.with),
+            Edit::Delete(_) => None,
+        }
+        .map(|phase| Phase {
+            origin: Some(origin.clone()),
+            ..phase.clone()
+        });
+        if !list.apply(edit, new) {
+            errors.push_with(|| {
                 PlanError::new(
                     path.key(edit.kind()).key("phase"),
                     PlanErrorKind::UnknownPhase {
-                        name: anchor.to_owned(),
-                        existing: phases.iter().map(|p| p.name.clone()).collect(),
+                        name: edit.anchor().to_owned(),
+                        existing: list.names(),
                     },
                 )
-                .with_context(origin),
-            );
-            continue;
-        };
-        let tagged = |phase: &Phase| {
-            let mut phase = phase.clone();
-            phase.origin = Some(origin.clone());
-            phase
-        };
-        match edit {
-            Edit::Before(insert) => phases.insert(position, tagged(&insert.insert)),
-            Edit::After(insert) => phases.insert(position + 1, tagged(&insert.insert)),
-            Edit::Replace(replace) => phases[position] = tagged(&replace.with),
-            Edit::Delete(_) => {
-                phases.remove(position);
-            }
+                .with_context(origin)
+            });
         }
     }
-    let mut seen: Vec<&str> = Vec::new();
+    let phases = list.into_vec();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     for (index, phase) in phases.iter().enumerate() {
-        if let Some(first) = seen.iter().position(|name| *name == phase.name) {
-            errors.push(
+        if let Some(&first) = seen.get(phase.name.as_str()) {
+            errors.push_with(|| {
                 PlanError::new(
                     JsonPath::root().key("edits"),
                     PlanErrorKind::DuplicatePhase {
@@ -472,12 +668,13 @@ pub fn expand(plan: &Plan, external: &[ExternalEdit]) -> Result<Plan, PlanErrors
                     "after the edits, phase {} ({}) repeats a name",
                     index + 1,
                     phase.origin.as_deref().unwrap_or("plan")
-                )),
-            );
+                ))
+            });
+        } else {
+            seen.insert(&phase.name, index);
         }
-        seen.push(&phase.name);
     }
-    PlanErrors::check(errors)?;
+    errors.finish()?;
     expanded.phases = phases;
     expanded.preset = None;
     expanded.edits = Vec::new();
@@ -563,5 +760,123 @@ mod tests {
              unpack, patch, configure, build, check, install, fixup"
         );
         assert_eq!(errors[0].hint().unwrap(), "did you mean `build`?");
+    }
+
+    #[test]
+    fn many_edits_of_missing_phases_are_bounded() {
+        let edits: Vec<String> = (0..5_000)
+            .map(|i| {
+                format!(
+                    r#"{{"after":{{"phase":"nope{i}","insert":{{"name":"x{i}","steps":[]}}}}}}"#
+                )
+            })
+            .collect();
+        let p = plan(
+            r#"{"system":"make","srcs":["/s"]}"#,
+            &format!("[{}]", edits.join(",")),
+        );
+        let errors = expand(&p, &[]).unwrap_err();
+        assert_eq!(errors.total(), 5_000);
+        assert!(errors.to_string().len() < 64 * 1024);
+    }
+
+    /// The edits as the list did them before it was linked: search, then insert or remove.
+    fn by_search(mut phases: Vec<String>, edits: &[Edit]) -> (Vec<String>, usize) {
+        let mut missing = 0;
+        for edit in edits {
+            let Some(position) = phases.iter().position(|name| name == edit.anchor()) else {
+                missing += 1;
+                continue;
+            };
+            match edit {
+                Edit::Before(insert) => phases.insert(position, insert.insert.name.clone()),
+                Edit::After(insert) => phases.insert(position + 1, insert.insert.name.clone()),
+                Edit::Replace(replace) => phases[position] = replace.with.name.clone(),
+                Edit::Delete(_) => {
+                    phases.remove(position);
+                }
+            }
+        }
+        (phases, missing)
+    }
+
+    #[test]
+    fn the_linked_list_edits_as_a_search_would_even_with_duplicate_names() {
+        let phase = |name: String| Phase {
+            name,
+            enabled: true,
+            timeout: None,
+            cwd: None,
+            steps: Vec::new(),
+            origin: None,
+        };
+        // A small linear congruential generator: the same edits every run.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |below: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % below
+        };
+        for round in 0..200 {
+            let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+            let mut edits = Vec::new();
+            for _ in 0..40 {
+                // Mostly names that exist or were inserted; sometimes a repeated one.
+                let anchor = format!("p{}", next(12));
+                let name = format!("p{}", next(if round % 2 == 0 { 60 } else { 14 }) + 8);
+                edits.push(match next(4) {
+                    0 => Edit::Before(crate::plan::InsertEdit {
+                        phase: anchor,
+                        insert: phase(name),
+                    }),
+                    1 => Edit::After(crate::plan::InsertEdit {
+                        phase: anchor,
+                        insert: phase(name),
+                    }),
+                    2 => Edit::Replace(crate::plan::ReplaceEdit {
+                        phase: anchor,
+                        with: phase(name),
+                    }),
+                    _ => Edit::Delete(crate::plan::DeleteEdit { phase: anchor }),
+                });
+            }
+            let (expected, missing) = by_search(names.clone(), &edits);
+            let mut list = PhaseList::new(names.into_iter().map(phase).collect());
+            let mut failed = 0;
+            for edit in &edits {
+                let new = match edit {
+                    Edit::Before(insert) | Edit::After(insert) => Some(insert.insert.clone()),
+                    Edit::Replace(replace) => Some(replace.with.clone()),
+                    Edit::Delete(_) => None,
+                };
+                failed += usize::from(!list.apply(edit, new));
+            }
+            let got: Vec<String> = list.into_vec().into_iter().map(|p| p.name).collect();
+            assert_eq!(got, expected, "round {round}: {edits:?}");
+            assert_eq!(failed, missing, "round {round}");
+        }
+    }
+
+    #[test]
+    fn twenty_thousand_edits_of_twenty_thousand_phases() {
+        let phases: Vec<String> = (0..20_000)
+            .map(|i| format!(r#"{{"name":"p{i}","steps":[]}}"#))
+            .collect();
+        let edits: Vec<String> = (0..20_000)
+            .map(|i| {
+                format!(r#"{{"after":{{"phase":"p{i}","insert":{{"name":"e{i}","steps":[]}}}}}}"#)
+            })
+            .collect();
+        let p = plan_from_str(&format!(
+            r#"{{"version":1,"name":"x","phases":[{}],"edits":[{}]}}"#,
+            phases.join(","),
+            edits.join(",")
+        ))
+        .unwrap();
+        let expanded = expand(&p, &[]).unwrap();
+        assert_eq!(expanded.phases.len(), 40_000);
+        assert_eq!(expanded.phases[1].name, "e0");
+        assert_eq!(expanded.phases[39_999].name, "e19999");
     }
 }

@@ -4,10 +4,20 @@
 //! input), `${env.NAME}`, `${build.top}` and `${build.cores}`. `$${` writes a literal `${`; any
 //! other `$` is literal. [`resolve`] replaces every reference using a [`ResolveContext`] and fails
 //! on the first unknown name of each string, with its JSON path. Nothing is left for run time.
+//!
+//! Resolution is linear in the plan and bounded in its output: references may produce at most
+//! [`MAX_EXPANSION`] bytes in all (each `${env.X}` copies X's value, so a chain of variables that
+//! each use the previous one twice doubles at every step), and `${env.X}` follows at most
+//! [`MAX_ENV_DEPTH`] variables deep (resolution recurses through them).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::error::{PlanError, PlanErrorKind, PlanErrors};
+use crate::error::{
+    known_names, PlanError, PlanErrorKind, PlanErrors, Problems, MAX_ENV_DEPTH, MAX_EXPANSION,
+    MAX_KNOWN,
+};
+use crate::excerpt::excerpt;
 use crate::path::JsonPath;
 use crate::plan::{Input, Plan, Step};
 
@@ -84,7 +94,7 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
     };
     if parts.iter().any(|part| !valid_part(part)) {
-        return Err(format!("`${{{body}}}` is not a reference"));
+        return Err(format!("`${{{}}}` is not a reference", excerpt(body)));
     }
     match parts.as_slice() {
         ["outputs", name] => Ok(Reference::Output((*name).to_owned())),
@@ -93,9 +103,13 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
             index: None,
         }),
         ["inputs", name, index] => {
-            let index = index
-                .parse()
-                .map_err(|_| format!("`{index}` in `${{{body}}}` is not a list index"))?;
+            let index = index.parse().map_err(|_| {
+                format!(
+                    "`{}` in `${{{}}}` is not a list index",
+                    excerpt(index),
+                    excerpt(body)
+                )
+            })?;
             Ok(Reference::Input {
                 name: (*name).to_owned(),
                 index: Some(index),
@@ -105,13 +119,16 @@ fn parse_reference(body: &str) -> Result<Reference, String> {
         ["build", "top"] => Ok(Reference::BuildTop),
         ["build", "cores"] => Ok(Reference::BuildCores),
         ["build", other] => Err(format!(
-            "`build.{other}` does not exist; use `build.top` or `build.cores`"
+            "`build.{}` does not exist; use `build.top` or `build.cores`",
+            excerpt(other)
         )),
-        [namespace, ..] if NAMESPACES.contains(namespace) => {
-            Err(format!("`${{{body}}}` has the wrong number of parts"))
-        }
+        [namespace, ..] if NAMESPACES.contains(namespace) => Err(format!(
+            "`${{{}}}` has the wrong number of parts",
+            excerpt(body)
+        )),
         [namespace, ..] => Err(format!(
-            "unknown namespace `{namespace}`; use one of {}",
+            "unknown namespace `{}`; use one of {}",
+            excerpt(namespace),
             NAMESPACES.join(", ")
         )),
         [] => Err("empty reference".to_owned()),
@@ -326,20 +343,58 @@ fn for_each_step_template(
 
 /// Checks the syntax of every reference, without resolving names.
 pub fn check_syntax(plan: &Plan) -> Vec<PlanError> {
-    let mut errors = Vec::new();
+    let mut problems = Problems::new();
+    check_syntax_into(plan, &mut problems);
+    problems
+        .finish()
+        .err()
+        .map(|errors| errors.0)
+        .unwrap_or_default()
+}
+
+/// [`check_syntax`] into `problems`.
+pub(crate) fn check_syntax_into(plan: &Plan, problems: &mut Problems) {
     let mut copy = plan.clone();
     for_each_template(&mut copy, &mut |path, text| {
         if let Err(problem) = parse_template(text) {
-            errors.push(PlanError::new(
-                path,
-                PlanErrorKind::MalformedReference {
-                    text: text.clone(),
-                    problem,
-                },
-            ));
+            problems.push_with(|| {
+                PlanError::new(
+                    path,
+                    PlanErrorKind::MalformedReference {
+                        text: text.clone(),
+                        problem,
+                    },
+                )
+            });
         }
     });
-    errors
+}
+
+/// What references may still produce (see [`MAX_EXPANSION`]); the first string that would
+/// exceed it is an error, the strings after it are left alone.
+struct Budget {
+    left: Cell<usize>,
+    exceeded: Cell<bool>,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget {
+            left: Cell::new(MAX_EXPANSION),
+            exceeded: Cell::new(false),
+        }
+    }
+
+    /// Takes `bytes` from the budget; false when there are not that many left.
+    fn take(&self, bytes: usize) -> bool {
+        match self.left.get().checked_sub(bytes) {
+            Some(left) if !self.exceeded.get() => {
+                self.left.set(left);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Returns `plan` with every reference replaced, or every string that failed.
@@ -347,9 +402,17 @@ pub fn check_syntax(plan: &Plan) -> Vec<PlanError> {
 /// `${env.NAME}` looks in the plan's `env` first, then in `context.base_env`; inside the plan's
 /// own `env.NAME`, `${env.NAME}` means the base value (so `PATH = "${env.PATH}:/x"` extends).
 /// A step's `env` sees the plan's resolved `env`.
+///
+/// Names longer than [`crate::error::MAX_NAME`] are reported alone, as [`crate::validate()`]
+/// does, before anything is resolved.
 pub fn resolve(plan: &Plan, context: &ResolveContext) -> Result<Plan, PlanErrors> {
-    let mut errors = Vec::new();
-    let env = resolve_env(plan, context, &mut errors);
+    let too_long = crate::validate::check_name_lengths(plan);
+    if !too_long.is_empty() {
+        too_long.finish()?;
+    }
+    let mut errors = Problems::new();
+    let budget = Budget::new();
+    let env = resolve_env(plan, context, &budget, &mut errors);
     let mut resolved = plan.clone();
     let scope = Scope {
         plan,
@@ -360,11 +423,11 @@ pub fn resolve(plan: &Plan, context: &ResolveContext) -> Result<Plan, PlanErrors
         let is_env =
             matches!(path.segments().first(), Some(crate::path::Segment::Key(k)) if k == "env");
         if !is_env {
-            scope.substitute(path, text, &mut errors);
+            scope.substitute(path, text, &budget, &mut errors);
         }
     });
     resolved.env = env.clone();
-    PlanErrors::check(errors)?;
+    errors.finish()?;
     Ok(resolved)
 }
 
@@ -375,8 +438,14 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    fn substitute(&self, path: JsonPath, text: &mut String, errors: &mut Vec<PlanError>) {
-        match render(text, &path, &mut |reference, body| {
+    fn substitute(
+        &self,
+        path: JsonPath,
+        text: &mut String,
+        budget: &Budget,
+        errors: &mut Problems,
+    ) {
+        match render(text, &path, budget, &mut |reference, body| {
             self.lookup(reference, body, &mut |name| {
                 self.env
                     .get(name)
@@ -385,7 +454,8 @@ impl Scope<'_> {
             })
         }) {
             Ok(value) => *text = value,
-            Err(error) => errors.push(error),
+            Err(Some(error)) => errors.push(error),
+            Err(None) => {}
         }
     }
 
@@ -395,25 +465,27 @@ impl Scope<'_> {
         body: &str,
         env: &mut dyn FnMut(&str) -> Option<String>,
     ) -> Result<String, (String, Vec<String>)> {
+        let _ = body;
         match reference {
             Reference::Output(name) => self.context.outputs.get(name).cloned().ok_or_else(|| {
                 (
-                    format!("the plan has no output `{name}`"),
-                    self.context.outputs.keys().cloned().collect(),
+                    format!("the plan has no output `{}`", excerpt(name)),
+                    known_names(self.context.outputs.keys()),
                 )
             }),
             Reference::Input { name, index } => {
-                let known = || self.plan.inputs.keys().cloned().collect();
+                let known = || known_names(self.plan.inputs.keys());
+                let shown = excerpt(name);
                 match (self.plan.inputs.get(name), index) {
-                    (None, _) => Err((format!("the plan has no input `{name}`"), known())),
+                    (None, _) => Err((format!("the plan has no input `{shown}`"), known())),
                     (Some(Input::Path(path)), None) => Ok(path.clone()),
                     (Some(Input::Path(_)), Some(_)) => Err((
-                        format!("input `{name}` is a single path: write `${{inputs.{name}}}`"),
+                        format!("input `{shown}` is a single path: write `${{inputs.{shown}}}`"),
                         Vec::new(),
                     )),
                     (Some(Input::List(paths)), None) => Err((
                         format!(
-                            "input `{name}` is a list of {} paths: write `${{inputs.{name}.0}}`",
+                            "input `{shown}` is a list of {} paths: write `${{inputs.{shown}.0}}`",
                             paths.len()
                         ),
                         Vec::new(),
@@ -421,7 +493,7 @@ impl Scope<'_> {
                     (Some(Input::List(paths)), Some(i)) => {
                         paths.get(*i).cloned().ok_or_else(|| {
                             (
-                                format!("input `{name}` has {} paths, no index {i}", paths.len()),
+                                format!("input `{shown}` has {} paths, no index {i}", paths.len()),
                                 Vec::new(),
                             )
                         })
@@ -429,50 +501,68 @@ impl Scope<'_> {
                 }
             }
             Reference::Env(name) => env(name).ok_or_else(|| {
-                let mut known: BTreeSet<String> = self.env.keys().cloned().collect();
-                known.extend(self.context.base_env.keys().cloned());
+                // The first names of both maps, in order: enough for a hint, bounded.
+                let mut known: BTreeSet<&String> = self.env.keys().take(MAX_KNOWN).collect();
+                known.extend(self.context.base_env.keys().take(MAX_KNOWN));
                 (
-                    format!("`{name}` is neither in the plan's `env` nor set by kiln"),
-                    known.into_iter().collect(),
+                    format!(
+                        "`{}` is neither in the plan's `env` nor set by kiln",
+                        excerpt(name)
+                    ),
+                    known_names(known),
                 )
             }),
             Reference::BuildTop => Ok(self.context.build_top.clone()),
             Reference::BuildCores => Ok(self.context.build_cores.to_string()),
         }
-        .map_err(|(problem, known)| {
-            let _ = body;
-            (problem, known)
-        })
     }
 }
 
 type Lookup<'a> = dyn FnMut(&Reference, &str) -> Result<String, (String, Vec<String>)> + 'a;
 
-fn render(text: &str, path: &JsonPath, lookup: &mut Lookup<'_>) -> Result<String, PlanError> {
+/// `text` with its references replaced. `Err(None)`: the budget was spent by an earlier string,
+/// whose error was reported.
+fn render(
+    text: &str,
+    path: &JsonPath,
+    budget: &Budget,
+    lookup: &mut Lookup<'_>,
+) -> Result<String, Option<PlanError>> {
     let pieces = parse_template(text).map_err(|problem| {
-        PlanError::new(
+        Some(PlanError::new(
             path.clone(),
             PlanErrorKind::MalformedReference {
                 text: text.to_owned(),
                 problem,
             },
-        )
+        ))
     })?;
     let mut out = String::with_capacity(text.len());
     for piece in pieces {
         match piece {
             Piece::Text(literal) => out.push_str(&literal),
             Piece::Ref(reference, body) => match lookup(&reference, &body) {
-                Ok(value) => out.push_str(&value),
+                Ok(value) => {
+                    if !budget.take(value.len()) {
+                        if budget.exceeded.replace(true) {
+                            return Err(None);
+                        }
+                        return Err(Some(PlanError::new(
+                            path.clone(),
+                            PlanErrorKind::ExpansionTooLarge,
+                        )));
+                    }
+                    out.push_str(&value)
+                }
                 Err((problem, known)) => {
-                    return Err(PlanError::new(
+                    return Err(Some(PlanError::new(
                         path.clone(),
                         PlanErrorKind::UnknownReference {
                             reference: body,
                             problem,
                             known,
                         },
-                    ))
+                    )))
                 }
             },
         }
@@ -484,7 +574,8 @@ fn render(text: &str, path: &JsonPath, lookup: &mut Lookup<'_>) -> Result<String
 fn resolve_env(
     plan: &Plan,
     context: &ResolveContext,
-    errors: &mut Vec<PlanError>,
+    budget: &Budget,
+    errors: &mut Problems,
 ) -> BTreeMap<String, String> {
     #[derive(Clone, Copy, PartialEq)]
     enum State {
@@ -498,7 +589,8 @@ fn resolve_env(
         state: BTreeMap<String, State>,
         values: BTreeMap<String, String>,
         stack: Vec<String>,
-        errors: Vec<PlanError>,
+        budget: &'a Budget,
+        errors: Problems,
     }
     impl Resolver<'_> {
         fn value(&mut self, name: &str) -> Option<String> {
@@ -517,6 +609,19 @@ fn resolve_env(
                 None => {}
             }
             let template = self.plan.env.get(name)?.clone();
+            if self.stack.len() >= MAX_ENV_DEPTH {
+                // Resolution recurses once per variable in the chain: stop before the stack
+                // does. The variables on the way resolve with this one empty.
+                self.errors.push(PlanError::new(
+                    JsonPath::root().key("env").key(name),
+                    PlanErrorKind::ReferencesTooDeep {
+                        name: excerpt(name).to_string(),
+                    },
+                ));
+                self.state.insert(name.to_owned(), State::Done);
+                self.values.insert(name.to_owned(), String::new());
+                return Some(String::new());
+            }
             self.state.insert(name.to_owned(), State::Visiting);
             self.stack.push(name.to_owned());
             let path = JsonPath::root().key("env").key(name);
@@ -526,7 +631,8 @@ fn resolve_env(
                 context: self.scope.context,
                 env: self.scope.env,
             };
-            let result = render(&template, &path, &mut |reference, body| {
+            let budget = self.budget;
+            let result = render(&template, &path, budget, &mut |reference, body| {
                 scope.lookup(reference, body, &mut |var| {
                     if var == own_name {
                         self.context.base_env.get(var).cloned()
@@ -541,7 +647,9 @@ fn resolve_env(
             let value = match result {
                 Ok(value) => value,
                 Err(error) => {
-                    self.errors.push(error);
+                    if let Some(error) = error {
+                        self.errors.push(error);
+                    }
                     String::new()
                 }
             };
@@ -561,12 +669,13 @@ fn resolve_env(
         state: BTreeMap::new(),
         values: BTreeMap::new(),
         stack: Vec::new(),
-        errors: Vec::new(),
+        budget,
+        errors: Problems::new(),
     };
     for name in plan.env.keys() {
         resolver.value(name);
     }
-    errors.append(&mut resolver.errors);
+    errors.append(resolver.errors);
     resolver.values
 }
 
@@ -678,5 +787,69 @@ mod tests {
             matches!(&errors[0].kind, PlanErrorKind::ReferenceCycle { cycle } if cycle == &["A", "B", "A"]),
             "{errors:?}"
         );
+    }
+
+    #[test]
+    fn a_long_chain_of_variables_is_an_error_not_a_stack_overflow() {
+        let env: Vec<String> = (0..10_000)
+            .map(|i| format!("\"V{i:06}\":\"${{env.V{:06}}}\"", i + 1))
+            .collect();
+        let p = plan(&format!("{{{}}}", env.join(",")), r#"["${env.V000000}"]"#);
+        let errors = resolve(&p, &context()).unwrap_err();
+        assert!(
+            matches!(&errors.0[0].kind, PlanErrorKind::ReferencesTooDeep { .. }),
+            "{errors}"
+        );
+        assert_eq!(errors.0[0].path.to_string(), "env.V000100");
+        // A chain of MAX_ENV_DEPTH variables is fine.
+        let mut env: Vec<String> = (0..MAX_ENV_DEPTH - 1)
+            .map(|i| format!("\"V{i:06}\":\"${{env.V{:06}}}\"", i + 1))
+            .collect();
+        env.push(format!("\"V{:06}\":\"end\"", MAX_ENV_DEPTH - 1));
+        let p = plan(&format!("{{{}}}", env.join(",")), r#"["${env.V000000}"]"#);
+        assert!(resolve(&p, &context()).is_ok());
+    }
+
+    #[test]
+    fn exponential_expansion_stops_at_the_limit() {
+        // Each variable is the next one twice: 2^40 bytes if nothing stopped it.
+        let mut env: Vec<String> = (0..40)
+            .map(|i| {
+                format!(
+                    "\"V{i:02}\":\"${{env.V{:02}}}${{env.V{:02}}}\"",
+                    i + 1,
+                    i + 1
+                )
+            })
+            .collect();
+        env.push(r#""V40":"ab""#.to_owned());
+        let p = plan(&format!("{{{}}}", env.join(",")), r#"["${env.V00}"]"#);
+        let errors = resolve(&p, &context()).unwrap_err();
+        let too_large = errors
+            .0
+            .iter()
+            .filter(|e| e.kind == PlanErrorKind::ExpansionTooLarge)
+            .count();
+        assert_eq!(too_large, 1, "{errors}");
+        assert!(errors.to_string().contains("more than 64 MiB"));
+    }
+
+    #[test]
+    fn huge_references_make_short_messages() {
+        let huge = "k".repeat(4 << 20);
+        for argv in [
+            format!(r#"["${{inputs.{huge}}}"]"#),
+            format!(r#"["${{{huge}.x}}"]"#),
+            format!(r#"["${{env.{huge}}}"]"#),
+        ] {
+            let p = plan("{}", &argv);
+            let errors = match check_syntax(&p).into_iter().next() {
+                Some(error) => PlanErrors(vec![error]),
+                None => resolve(&p, &context()).unwrap_err(),
+            };
+            let shown = errors.to_string();
+            let hint = errors.0[0].hint().unwrap_or_default();
+            assert!(shown.len() + hint.len() < 2048, "{}", shown.len());
+        }
     }
 }

@@ -1,12 +1,19 @@
 //! Structural checks that serde cannot express: unique names, non-empty argv, absolute input
-//! paths, valid variable names, reference syntax. [`validate`] reports every problem at once.
+//! paths, valid variable names, reference syntax. [`validate`] reports every problem at once (up
+//! to [`MAX_ERRORS`](crate::error::MAX_ERRORS), see [`Problems`]).
+//!
+//! Every check is linear in the size of the plan. Names longer than [`MAX_NAME`] bytes are
+//! refused first, alone ([`check_name_lengths`]): the other checks copy a map's key into the path
+//! of every value under it, so a 40 MiB input name over a list of a million paths would cost
+//! 40 TiB of copies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use crate::error::{PlanError, PlanErrorKind, PlanErrors};
+use crate::error::{known_names, PlanError, PlanErrorKind, PlanErrors, Problems, MAX_NAME};
+use crate::excerpt::excerpt;
 use crate::path::JsonPath;
 use crate::plan::{Edit, FixupStep, Phase, Plan, Step, PLAN_VERSION};
-use crate::reference::check_syntax;
+use crate::reference::check_syntax_into;
 
 /// The outputs a plan declares, or the default `["out"]`.
 pub fn declared_outputs(plan: &Plan) -> Vec<String> {
@@ -15,9 +22,11 @@ pub fn declared_outputs(plan: &Plan) -> Vec<String> {
         .unwrap_or_else(|| vec!["out".to_owned()])
 }
 
-/// `[A-Za-z0-9_.+-]+`, not starting with `.`: safe in file names, logs and Nix.
+/// `[A-Za-z0-9_.+-]+`, not starting with `.`, at most [`MAX_NAME`] bytes: safe in file names,
+/// logs and Nix.
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_NAME
         && !name.starts_with('.')
         && name
             .chars()
@@ -30,16 +39,107 @@ pub fn is_valid_reference_name(name: &str) -> bool {
     is_valid_name(name) && !name.contains('.')
 }
 
-/// A POSIX-portable environment variable name.
+/// A POSIX-portable environment variable name, at most [`MAX_NAME`] bytes.
 pub fn is_valid_env_name(name: &str) -> bool {
+    if name.len() > MAX_NAME {
+        return false;
+    }
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Every structural problem in `plan`, in document order.
+/// Names longer than [`MAX_NAME`] bytes: output, input, phase and variable names, and the keys
+/// of `outputChecks`. Each is reported at its own path; the name is not copied elsewhere.
+pub fn check_name_lengths(plan: &Plan) -> Problems {
+    let mut problems = Problems::new();
+    let mut check = |what: &'static str, name: &str, path: &dyn Fn() -> JsonPath| {
+        if name.len() > MAX_NAME {
+            problems.push_with(|| {
+                PlanError::new(
+                    path(),
+                    PlanErrorKind::NameTooLong {
+                        what,
+                        name: excerpt(name).to_string(),
+                        length: name.len(),
+                    },
+                )
+            });
+        }
+    };
+    let root = JsonPath::root();
+    for (index, name) in plan.outputs.iter().flatten().enumerate() {
+        check("output name", name, &|| root.key("outputs").index(index));
+    }
+    for name in plan.inputs.keys() {
+        check("input name", name, &|| root.key("inputs").key(name));
+    }
+    for name in plan.env.keys() {
+        check("environment variable name", name, &|| {
+            root.key("env").key(name)
+        });
+    }
+    let mut phase = |phase: &Phase, path: &JsonPath| {
+        check("phase name", &phase.name, &|| path.key("name"));
+        for (index, step) in phase.steps.iter().enumerate() {
+            let step_path = || path.key("steps").index(index).key(step.kind());
+            let (what, map, field) = match step {
+                Step::Run(run) => ("environment variable name", &run.env, "env"),
+                Step::Configure(configure) => ("environment variable name", &configure.env, "env"),
+                Step::Substitute(substitute) => ("variable name", &substitute.vars, "vars"),
+                Step::Fixup(fixup) => {
+                    for name in fixup.output_checks.keys() {
+                        check("output name", name, &|| {
+                            step_path().key("outputChecks").key(name)
+                        });
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            for name in map.keys() {
+                check(what, name, &|| step_path().key(field).key(name));
+            }
+        }
+    };
+    for (index, edit) in plan.edits.iter().enumerate() {
+        let path = root.key("edits").index(index).key(edit.kind());
+        match edit {
+            Edit::Before(insert) | Edit::After(insert) => {
+                phase(&insert.insert, &path.key("insert"))
+            }
+            Edit::Replace(replace) => phase(&replace.with, &path.key("with")),
+            Edit::Delete(_) => {}
+        }
+    }
+    for (index, each) in plan.phases.iter().enumerate() {
+        phase(each, &root.key("phases").index(index));
+    }
+    if let Some(fixup) = plan
+        .preset
+        .as_ref()
+        .and_then(|preset| preset.fixup.as_ref())
+    {
+        for name in fixup.output_checks.keys() {
+            check("output name", name, &|| {
+                root.key("preset")
+                    .key("fixup")
+                    .key("outputChecks")
+                    .key(name)
+            });
+        }
+    }
+    problems
+}
+
+/// Every structural problem in `plan`, in document order. Names longer than [`MAX_NAME`] bytes
+/// are reported alone (see the [module docs](self)).
 pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
-    let mut errors = Vec::new();
+    let too_long = check_name_lengths(plan);
+    if !too_long.is_empty() {
+        return too_long.finish_by(|error| document_order(&error.path));
+    }
+    let mut errors = Problems::new();
     let root = JsonPath::root();
     if plan.version != PLAN_VERSION {
         errors.push(PlanError::new(
@@ -69,16 +169,18 @@ pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
         }
         for (index, input_path) in input.paths().iter().enumerate() {
             if !input_path.starts_with('/') {
-                let at = match input {
-                    crate::plan::Input::Path(_) => path.clone(),
-                    crate::plan::Input::List(_) => path.index(index),
-                };
-                errors.push(PlanError::new(
-                    at,
-                    PlanErrorKind::RelativeInputPath {
-                        path: input_path.clone(),
-                    },
-                ));
+                errors.push_with(|| {
+                    let at = match input {
+                        crate::plan::Input::Path(_) => path.clone(),
+                        crate::plan::Input::List(_) => path.index(index),
+                    };
+                    PlanError::new(
+                        at,
+                        PlanErrorKind::RelativeInputPath {
+                            path: input_path.clone(),
+                        },
+                    )
+                });
             }
         }
     }
@@ -89,18 +191,19 @@ pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
         ("propagate", "build", &plan.propagate.build),
         ("propagate", "host", &plan.propagate.host),
     ];
+    let inputs = known_names(plan.inputs.keys());
     for (role, list, names) in lists {
-        {
-            for (index, name) in names.iter().enumerate() {
-                if !plan.inputs.contains_key(name) {
-                    errors.push(PlanError::new(
+        for (index, name) in names.iter().enumerate() {
+            if !plan.inputs.contains_key(name) {
+                errors.push_with(|| {
+                    PlanError::new(
                         root.key(role).key(list).index(index),
                         PlanErrorKind::UnknownInput {
                             name: name.clone(),
-                            known: plan.inputs.keys().cloned().collect(),
+                            known: inputs.clone(),
                         },
-                    ));
-                }
+                    )
+                });
             }
         }
     }
@@ -155,12 +258,16 @@ pub fn validate(plan: &Plan) -> Result<(), PlanErrors> {
         }
     }
     check_output_names(plan, &mut errors);
-    errors.extend(check_syntax(plan));
-    errors.sort_by_key(|error| document_order(plan, &error.path));
-    PlanErrors::check(errors)
+    check_syntax_into(plan, &mut errors);
+    errors.finish_by(|error| document_order(&error.path))
 }
 
-fn check_phase(phase: &crate::plan::Phase, path: &JsonPath, errors: &mut Vec<PlanError>) {
+/// "phase `NAME`, step N" for messages, with the name bounded.
+pub(crate) fn step_context(phase: &str, step_index: usize) -> String {
+    format!("phase `{}`, step {}", excerpt(phase), step_index + 1)
+}
+
+fn check_phase(phase: &crate::plan::Phase, path: &JsonPath, errors: &mut Problems) {
     if phase.name.is_empty() {
         errors.push(PlanError::new(
             path.key("name"),
@@ -185,11 +292,14 @@ fn check_phase(phase: &crate::plan::Phase, path: &JsonPath, errors: &mut Vec<Pla
     }
     for (step_index, step) in phase.steps.iter().enumerate() {
         let step_path = path.key("steps").index(step_index).key(step.kind());
-        let context = format!("phase `{}`, step {}", phase.name, step_index + 1);
         let before = errors.len();
         check_step(step, &step_path, errors);
-        for error in &mut errors[before..] {
-            error.context = Some(context.clone());
+        let found = errors.since(before);
+        if !found.is_empty() {
+            let context = step_context(&phase.name, step_index);
+            for error in found {
+                error.context = Some(context.clone());
+            }
         }
     }
 }
@@ -202,7 +312,7 @@ fn fixup_steps(plan: &Plan) -> Vec<FixupAt<'_>> {
     fn in_phase<'a>(phase: &'a Phase, path: JsonPath, found: &mut Vec<FixupAt<'a>>) {
         for (step_index, step) in phase.steps.iter().enumerate() {
             if let Step::Fixup(fixup) = step {
-                let context = format!("phase `{}`, step {}", phase.name, step_index + 1);
+                let context = step_context(&phase.name, step_index);
                 let step_path = path.key("steps").index(step_index).key("fixup");
                 found.push((fixup.as_ref(), step_path, Some(context)));
             }
@@ -237,15 +347,17 @@ fn fixup_steps(plan: &Plan) -> Vec<FixupAt<'_>> {
 /// and `propagatedBuildOutputs`; and the fixup's `dev` role, when set, must be where `propagate`
 /// records (setup.sh writes the propagated inputs and the dev output's siblings into one file of
 /// `${!outputDev}`).
-fn check_output_names(plan: &Plan, errors: &mut Vec<PlanError>) {
+fn check_output_names(plan: &Plan, errors: &mut Problems) {
     let outputs = declared_outputs(plan);
-    let has = |name: &str| outputs.iter().any(|output| output == name);
+    let output_set: HashSet<&str> = outputs.iter().map(String::as_str).collect();
+    let has = |name: &str| output_set.contains(name);
+    let known = known_names(&outputs);
     let unknown = |name: &str, path: JsonPath, context: &Option<String>| {
         let mut error = PlanError::new(
             path,
             PlanErrorKind::UnknownOutput {
                 name: name.to_owned(),
-                known: outputs.clone(),
+                known: known.clone(),
             },
         );
         error.context = context.clone();
@@ -253,11 +365,9 @@ fn check_output_names(plan: &Plan, errors: &mut Vec<PlanError>) {
     };
     if let Some(name) = &plan.propagate.output {
         if !has(name) {
-            errors.push(unknown(
-                name,
-                JsonPath::root().key("propagate").key("output"),
-                &None,
-            ));
+            errors.push_with(|| {
+                unknown(name, JsonPath::root().key("propagate").key("output"), &None)
+            });
         }
     }
     let propagates = !plan.propagate.build.is_empty() || !plan.propagate.host.is_empty();
@@ -266,13 +376,15 @@ fn check_output_names(plan: &Plan, errors: &mut Vec<PlanError>) {
         for (role, name) in fixup.output_roles.set() {
             let remove = role == "devdoc" && name == "REMOVE";
             if !remove && !has(name) {
-                errors.push(unknown(name, path.key("outputRoles").key(role), &context));
+                errors.push_with(|| unknown(name, path.key("outputRoles").key(role), &context));
             }
         }
         for (index, name) in fixup.propagated_build_outputs.iter().flatten().enumerate() {
             if !has(name) {
-                let at = path.key("propagatedBuildOutputs").index(index);
-                errors.push(unknown(name, at, &context));
+                errors.push_with(|| {
+                    let at = path.key("propagatedBuildOutputs").index(index);
+                    unknown(name, at, &context)
+                });
             }
         }
         if let (Some(dev), true) = (&fixup.output_roles.dev, propagates) {
@@ -291,7 +403,7 @@ fn check_output_names(plan: &Plan, errors: &mut Vec<PlanError>) {
     }
 }
 
-fn check_outputs(plan: &Plan, errors: &mut Vec<PlanError>) {
+fn check_outputs(plan: &Plan, errors: &mut Problems) {
     let Some(outputs) = &plan.outputs else {
         return;
     };
@@ -304,7 +416,9 @@ fn check_outputs(plan: &Plan, errors: &mut Vec<PlanError>) {
             },
         ));
     }
+    let mut seen = HashSet::new();
     for (index, name) in outputs.iter().enumerate() {
+        let first = seen.insert(name.as_str());
         if !is_valid_reference_name(name) {
             errors.push(PlanError::new(
                 path.index(index),
@@ -313,7 +427,7 @@ fn check_outputs(plan: &Plan, errors: &mut Vec<PlanError>) {
                     name: name.clone(),
                 },
             ));
-        } else if outputs[..index].contains(name) {
+        } else if !first {
             errors.push(PlanError::new(
                 path.index(index),
                 PlanErrorKind::DuplicateOutput { name: name.clone() },
@@ -322,7 +436,7 @@ fn check_outputs(plan: &Plan, errors: &mut Vec<PlanError>) {
     }
 }
 
-fn check_env_names(env: &BTreeMap<String, String>, path: &JsonPath, errors: &mut Vec<PlanError>) {
+fn check_env_names(env: &BTreeMap<String, String>, path: &JsonPath, errors: &mut Problems) {
     for name in env.keys() {
         if !is_valid_env_name(name) {
             errors.push(PlanError::new(
@@ -333,7 +447,7 @@ fn check_env_names(env: &BTreeMap<String, String>, path: &JsonPath, errors: &mut
     }
 }
 
-fn check_step(step: &Step, path: &JsonPath, errors: &mut Vec<PlanError>) {
+fn check_step(step: &Step, path: &JsonPath, errors: &mut Problems) {
     let empty = |field: &str, what: &'static str| {
         PlanError::new(path.key(field), PlanErrorKind::Empty { what })
     };
@@ -411,7 +525,7 @@ fn check_step(step: &Step, path: &JsonPath, errors: &mut Vec<PlanError>) {
 }
 
 /// A sort key that keeps errors in the order their paths appear in the document.
-fn document_order(plan: &Plan, path: &JsonPath) -> (usize, Vec<usize>) {
+fn document_order(path: &JsonPath) -> (usize, Vec<usize>) {
     use crate::path::Segment;
     const TOP: &[&str] = &[
         "version",
@@ -437,7 +551,6 @@ fn document_order(plan: &Plan, path: &JsonPath) -> (usize, Vec<usize>) {
             Segment::Key(_) => None,
         })
         .collect();
-    let _ = plan;
     (top, indices)
 }
 
@@ -528,6 +641,61 @@ mod tests {
                 "at `phases[1].timeout`: timeout must be at least 1 second",
                 "at `phases[1].steps[0].write.path`: malformed reference in `${oops}`: unknown namespace `oops`; use one of outputs, inputs, env, build",
             ]
+        );
+    }
+
+    #[test]
+    fn long_names_are_reported_alone() {
+        let long = "n".repeat(MAX_NAME + 1);
+        let text = format!(
+            r#"{{"version":2,"name":"x","inputs":{{"{long}":["a","b","c"]}},
+                "phases":[{{"name":"{long}","steps":[{{"run":{{"argv":[]}}}}]}}]}}"#
+        );
+        let found = problems(&text);
+        let shown: Vec<String> = found.iter().map(|e| e.to_string()).collect();
+        assert_eq!(found.len(), 2, "{shown:?}");
+        assert!(shown[0].contains("input name `nnn"), "{}", shown[0]);
+        assert!(shown[0].contains("is 256 bytes long; names are at most 255 bytes"));
+        assert!(shown[1].starts_with("at `phases[0].name`"), "{}", shown[1]);
+        assert!(shown.iter().all(|line| line.len() < 600));
+        // At the limit, a name is fine.
+        assert!(is_valid_name(&"n".repeat(MAX_NAME)));
+        assert!(!is_valid_name(&long));
+        assert!(!is_valid_env_name(&long));
+    }
+
+    #[test]
+    fn many_problems_are_counted_not_all_kept() {
+        let deps: Vec<String> = (0..20_000).map(|i| format!("\"d{i}\"")).collect();
+        let inputs: Vec<String> = (0..20_000).map(|i| format!("\"i{i}\":\"/s\"")).collect();
+        let text = format!(
+            r#"{{"version":1,"name":"x","inputs":{{{}}},"deps":{{"build":[{}]}},
+                "phases":[{{"name":"b","steps":[]}}]}}"#,
+            inputs.join(","),
+            deps.join(",")
+        );
+        let plan = plan_from_str(&text).unwrap();
+        let errors = validate(&plan).unwrap_err();
+        assert_eq!(errors.total(), 20_000);
+        assert_eq!(errors.0.len(), crate::error::MAX_ERRORS + 1);
+        let PlanErrorKind::UnknownInput { known, .. } = &errors.0[0].kind else {
+            panic!("{:?}", errors.0[0]);
+        };
+        assert_eq!(known.len(), crate::error::MAX_KNOWN);
+        assert!(errors.0[0].hint().unwrap().len() < 1024);
+    }
+
+    #[test]
+    fn duplicate_outputs_are_found_among_many() {
+        let mut outputs: Vec<String> = (0..50_000).map(|i| format!("\"o{i}\"")).collect();
+        outputs.push("\"o7\"".to_owned());
+        let text = format!(
+            r#"{{"version":1,"name":"x","outputs":[{}],"phases":[{{"name":"b","steps":[]}}]}}"#,
+            outputs.join(",")
+        );
+        assert_eq!(
+            errors(&text),
+            ["at `outputs[50000]`: duplicate output name `o7`"]
         );
     }
 }

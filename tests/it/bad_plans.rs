@@ -1,8 +1,12 @@
 //! The bad-plan corpus (`tests/bad-plans/`): every file must be refused with exit code 2, a
 //! message naming the JSON path, and no side effect: no process run, no directory created.
 //! Each message is also kept as an insta snapshot, so wording changes are reviewed.
+//!
+//! Hostile plans too big for the corpus are made by the tests below it: 40 MiB names must be
+//! refused with a message of a few hundred bytes (kiln_schema::excerpt), not one that quotes them.
 
 use std::path::Path;
+use std::process::Output;
 
 use crate::common::{describe, Scratch};
 
@@ -71,6 +75,16 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ),
     ("no-phases.json", "phases", "no phases"),
     ("not-an-object.json", "(the document root)", "invalid type"),
+    (
+        "not-utf8.attrs.json",
+        "(the document root)",
+        "(line 19, column 39): not valid UTF-8 at byte offset 410",
+    ),
+    (
+        "not-utf8.json",
+        "(the document root)",
+        "(line 19, column 28): not valid UTF-8 at byte offset 349",
+    ),
     (
         "phase-name-with-space.json",
         "phases[0].name",
@@ -195,8 +209,9 @@ fn bad_plans_are_refused_with_their_path_and_no_side_effects() {
     let mut failures = Vec::new();
     for (file, path, text) in EXPECTED {
         let scratch = Scratch::new();
-        let content = std::fs::read_to_string(corpus_dir().join(file)).unwrap();
-        scratch.write(file, &content);
+        // As bytes: some files are not UTF-8 on purpose.
+        let content = std::fs::read(corpus_dir().join(file)).unwrap();
+        std::fs::write(scratch.path().join(file), content).unwrap();
         let source = if file.ends_with(".attrs.json") {
             "--attrs"
         } else {
@@ -226,6 +241,7 @@ fn bad_plans_are_refused_with_their_path_and_no_side_effects() {
             if output.status.code() != Some(2)
                 || !named
                 || !stderr.contains(text)
+                || stderr.contains("error: error:")
                 || !leftovers.is_empty()
                 || !output.stdout.is_empty()
             {
@@ -244,4 +260,67 @@ fn bad_plans_are_refused_with_their_path_and_no_side_effects() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A plan of about 40 MiB: `key` (40 MiB of `k`) is placed by `make`.
+fn huge_plan(make: impl Fn(&str) -> String) -> String {
+    make(&"k".repeat(40 << 20))
+}
+
+/// Runs `kiln validate` on `plan` and checks the refusal: exit code 2, the JSON path, `text`,
+/// and a message under 4 KiB that shows the name cut short.
+fn assert_refused_briefly(plan: &str, path: &str, text: &str) {
+    let scratch = Scratch::new();
+    scratch.write("plan.json", plan);
+    let output: Output = scratch
+        .kiln()
+        .args(["validate", "plan.json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Bounded before anything is printed, so that a failure does not print 40 MiB either.
+    assert!(
+        output.stderr.len() < 4096,
+        "a message of {} bytes, starting: {}",
+        output.stderr.len(),
+        stderr.chars().take(1000).collect::<String>()
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
+    assert!(stderr.contains(&format!("at `{path}`")), "{stderr}");
+    assert!(stderr.contains(text), "{stderr}");
+    assert!(stderr.contains("kkk…"), "{stderr}");
+}
+
+#[test]
+fn a_40_mib_unknown_key_is_refused_with_a_short_message() {
+    let plan = huge_plan(|key| {
+        format!(r#"{{"version":1,"name":"x","{key}":1,"phases":[{{"name":"b","steps":[]}}]}}"#)
+    });
+    let path = format!("{}…", "k".repeat(64));
+    assert_refused_briefly(&plan, &path, "unknown field `kkkk");
+}
+
+#[test]
+fn a_40_mib_unknown_step_kind_is_refused_with_a_short_message() {
+    let plan = huge_plan(|kind| {
+        format!(
+            r#"{{"version":1,"name":"x","phases":[{{"name":"b","steps":[{{"{kind}":{{}}}}]}}]}}"#
+        )
+    });
+    assert_refused_briefly(&plan, "phases[0].steps[0]", "unknown step kind `kkkk");
+}
+
+#[test]
+fn a_40_mib_unknown_reference_is_refused_with_a_short_message() {
+    let plan = huge_plan(|name| {
+        format!(
+            r#"{{"version":1,"name":"x","inputs":{{"src":"/s"}},"phases":[{{"name":"b","steps":[
+                {{"run":{{"argv":["${{inputs.{name}}}"]}}}}]}}]}}"#
+        )
+    });
+    assert_refused_briefly(
+        &plan,
+        "phases[0].steps[0].run.argv[0]",
+        "unknown reference `${inputs.kkkk",
+    );
 }

@@ -1,6 +1,10 @@
-//! The command line itself: help text, schema output, `plan`, and running with no command.
+//! The command line itself: help text, schema output, `plan`, running with no command, and how
+//! errors are printed (`error:` once per line, whoever wrote the line).
 
-use crate::common::{describe, Scratch};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+use crate::common::{describe, kiln_bin, Scratch, TOOLCHAIN};
 
 #[test]
 fn help_lists_commands_examples_and_exit_codes() {
@@ -90,4 +94,84 @@ fn builder_mode_reads_attrs_json_from_the_build_directory() {
         std::fs::read_to_string(out.join("cores")).unwrap(),
         format!("5 {}", out.display())
     );
+}
+
+/// Fails unless stderr has something and no line of it says `error:` twice (`kiln: error: error:`,
+/// `error: … error: …`).
+fn assert_error_said_once(output: &Output) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{}", describe(output));
+    assert!(stderr.contains("error:"), "{}", describe(output));
+    for line in stderr.lines() {
+        assert!(
+            line.matches("error:").count() <= 1,
+            "`error:` twice in `{line}`\n{}",
+            describe(output)
+        );
+    }
+}
+
+#[test]
+fn errors_of_the_command_line_say_error_once() {
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.path().join("latin1.json"),
+        b"{\"name\":\"caf\xe9\"}",
+    )
+    .unwrap();
+    scratch.write(
+        "plan.json",
+        r#"{"version":1,"name":"p","phases":[{"name":"build","steps":[]}]}"#,
+    );
+    let cases: [&[&str]; 5] = [
+        &["validate", "missing.json"],
+        &["validate", "latin1.json"],
+        &["build", "--attrs", "latin1.json"],
+        &["build", "plan.json", "--no-sandbox", "--from", "nope"],
+        &[],
+    ];
+    for args in cases {
+        let output = scratch.kiln().args(args).output().unwrap();
+        assert_error_said_once(&output);
+    }
+}
+
+/// The sandbox's init and kiln's phase runner print their own `error: …` lines; a local build
+/// relays them to the display, which adds `kiln: error: ` itself. Made to happen with a kiln that
+/// only root may run: inside the sandbox the build user cannot execute it.
+#[test]
+fn errors_relayed_from_the_sandbox_say_error_once() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root, to make a kiln the build user cannot run");
+        return;
+    }
+    let scratch = Scratch::new();
+    let kiln = scratch.path().join("kiln");
+    std::fs::copy(kiln_bin(), &kiln).unwrap();
+    std::fs::set_permissions(&kiln, std::fs::Permissions::from_mode(0o700)).unwrap();
+    scratch.write(
+        "plan.json",
+        r#"{"version":1,"name":"p","phases":[{"name":"build","steps":[
+            {"write":{"path":"${outputs.out}","content":"x"}}]}]}"#,
+    );
+    for format in ["human", "json"] {
+        let output = Command::new(&kiln)
+            .current_dir(scratch.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("TMPDIR", scratch.path())
+            .env("NO_COLOR", "1")
+            .env("KILN_LEND", TOOLCHAIN)
+            .args(["--log-format", format, "build", "plan.json", "--no-cache"])
+            .args(["--out-dir", &format!("out-{format}")])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("cannot run") && stderr.contains("in the sandbox"),
+            "the build user ran a kiln only root may run, or failed otherwise:\n{}",
+            describe(&output)
+        );
+        assert_error_said_once(&output);
+    }
 }
