@@ -91,6 +91,8 @@ pub fn prepare(
                 .into(),
             ));
         }
+        // A set: a plan may declare many outputs, and `retain` asks once per path.
+        let declared: std::collections::BTreeSet<&String> = declared.iter().collect();
         paths.outputs.retain(|name, _| declared.contains(name));
     }
     let out_lib = paths.outputs.get("out").map(|out| out.join("lib"));

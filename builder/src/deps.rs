@@ -12,6 +12,7 @@
 //! phase edits. Every variable records where it came from, for `kiln plan`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use kiln_schema::hook::{Hook, HOOK_FILE};
@@ -237,8 +238,13 @@ fn visit(
 
 /// Reads a whitespace-separated list of paths; a missing file is an empty list.
 fn read_list(path: &Path) -> Result<Vec<PathBuf>, DepsError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text.split_whitespace().map(PathBuf::from).collect()),
+    // Paths are bytes: a non-UTF-8 one is kept exactly, not refused or converted.
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(bytes
+            .split(u8::is_ascii_whitespace)
+            .filter(|word| !word.is_empty())
+            .map(|word| PathBuf::from(std::ffi::OsStr::from_bytes(word)))
+            .collect()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(source) => Err(DepsError::Read {
             path: path.to_owned(),
@@ -249,8 +255,8 @@ fn read_list(path: &Path) -> Result<Vec<PathBuf>, DepsError> {
 
 fn read_hook(dep: &Path, env: &mut DependencyEnv) -> Result<(), DepsError> {
     let path = dep.join(HOOK_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(source) => return Err(DepsError::Read { path, source }),
     };
@@ -258,7 +264,8 @@ fn read_hook(dep: &Path, env: &mut DependencyEnv) -> Result<(), DepsError> {
         path: path.clone(),
         errors,
     };
-    let hook: Hook = kiln_schema::parse::from_str(&text).map_err(|e| invalid(e.into()))?;
+    // Not UTF-8 is an invalid hook (with where), not a read error.
+    let hook: Hook = kiln_schema::parse::from_slice(&bytes).map_err(|e| invalid(e.into()))?;
     if hook.version != 1 {
         return Err(invalid(
             kiln_schema::PlanError::new(
@@ -362,6 +369,24 @@ pub fn write_propagated(plan: &Plan, output: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_hook_that_is_not_utf8_is_invalid_and_propagated_paths_are_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(super::HOOK_FILE).parent().unwrap()).unwrap();
+        std::fs::write(dir.path().join(super::HOOK_FILE), b"{\"version\": 1, \xff}").unwrap();
+        let error = super::read_hook(dir.path(), &mut super::DependencyEnv::default()).unwrap_err();
+        assert!(
+            matches!(error, super::DepsError::InvalidHook { .. }),
+            "{error:?}"
+        );
+        let list = dir.path().join("propagated");
+        std::fs::write(&list, b"/nix/store/a-x\n /nix/store/b-\xff\t").unwrap();
+        let paths = super::read_list(&list).unwrap();
+        assert_eq!(paths.len(), 2);
+        assert_eq!(paths[1].as_os_str().as_bytes(), b"/nix/store/b-\xff");
+    }
+
     #[test]
     fn strict_deps_keep_host_tools_off_path() {
         let dir = tempfile::tempdir().unwrap();

@@ -1806,7 +1806,8 @@ fn unknown_attribute_warning(name: &str) -> Option<String> {
         String::new()
     };
     Some(format!(
-        "attribute `{name}` looks like stdenv vocabulary but kiln does not know it: ignored, as stdenv with __structuredAttrs ignores unknown attributes{suggestion}"
+        "attribute `{}` looks like stdenv vocabulary but kiln does not know it: ignored, as stdenv with __structuredAttrs ignores unknown attributes{suggestion}",
+        kiln_schema::excerpt::excerpt(name)
     ))
 }
 
