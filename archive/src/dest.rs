@@ -27,8 +27,10 @@
 
 use std::collections::HashSet;
 use std::fs::{self, DirBuilder, File, FileTimes, OpenOptions, Permissions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::io::{self, Read};
+use std::os::unix::fs::{
+    DirBuilderExt as _, FileExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -291,15 +293,43 @@ impl Dest {
         mtime: Option<(i64, u32)>,
         content: &mut dyn Read,
     ) -> Result<(), UnpackError> {
+        self.create_file(entry, relative, mode, mtime, content, false)
+    }
+
+    /// Creates a sparse file (a GNU tar sparse entry) with the content of `content`, in which
+    /// the holes read as zeros: zero chunks are skipped rather than written, so the holes stay
+    /// holes on disk, as GNU tar makes them, and a small archive cannot fill the disk with the
+    /// zeros of a huge sparse file.
+    pub(crate) fn sparse_file(
+        &mut self,
+        entry: &Path,
+        relative: &Path,
+        mode: u32,
+        mtime: Option<(i64, u32)>,
+        content: &mut dyn Read,
+    ) -> Result<(), UnpackError> {
+        self.create_file(entry, relative, mode, mtime, content, true)
+    }
+
+    fn create_file(
+        &mut self,
+        entry: &Path,
+        relative: &Path,
+        mode: u32,
+        mtime: Option<(i64, u32)>,
+        content: &mut dyn Read,
+        holes: bool,
+    ) -> Result<(), UnpackError> {
         if relative.as_os_str().is_empty() {
             return Err(self.unsafe_entry(entry, UnsafeEntry::Empty));
         }
         self.ensure_parents(entry, relative)?;
         let path = self.root.join(relative);
-        let mut file = self.create_new(entry, &path, mode)?;
+        let file = self.create_new(entry, &path, mode)?;
         if self.buffer.is_empty() {
             self.buffer = vec![0; 256 * 1024];
         }
+        let mut length: u64 = 0;
         loop {
             let read = match content.read(&mut self.buffer) {
                 Ok(0) => break,
@@ -313,7 +343,18 @@ impl Dest {
                     })
                 }
             };
-            file.write_all(&self.buffer[..read])
+            let chunk = &self.buffer[..read];
+            // A fold without early exit, so that it vectorises: holes can be gigabytes.
+            let zeros = holes && chunk.iter().fold(0u8, |any, byte| any | byte) == 0;
+            if !zeros {
+                file.write_all_at(chunk, length)
+                    .map_err(|source| self.write_error(path.clone(), source))?;
+            }
+            length += read as u64;
+        }
+        if holes {
+            // A hole at the end is not written either: the length makes it.
+            file.set_len(length)
                 .map_err(|source| self.write_error(path.clone(), source))?;
         }
         if let Some((seconds, nanos)) = mtime {

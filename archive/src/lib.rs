@@ -10,7 +10,9 @@
 //! bzip2-, xz- or zstd-compressed; zip; a single compressed file (decompressed next to the
 //! others); or a directory (copied). Archives are read as streams and decompressed on a helper
 //! thread, and every entry goes through one set of safety rules (no absolute paths, no `..`, no
-//! writing through symlinks, hard links only inside): see the `dest` module.
+//! writing through symlinks, hard links only inside): see the `dest` module. A GNU sparse file
+//! keeps its holes and is at most [`MAX_SPARSE_SIZE`] bytes, so that a tiny archive cannot
+//! fill the disk.
 //!
 //! Errors are [`UnpackError`]s that name the archive and the entry. File-system calls use
 //! `std::fs` directly rather than `fs_err`: each failure is wrapped in a variant that already
@@ -58,6 +60,7 @@ use std::path::{Path, PathBuf};
 pub use copy::strip_hash;
 pub use detect::{open_decompressed, Compression};
 pub use error::{UnpackError, UnsafeEntry};
+pub use untar::MAX_SPARSE_SIZE;
 
 use dest::Dest;
 
@@ -821,6 +824,93 @@ mod tests {
                 tarball.display()
             )
         );
+    }
+
+    /// A GNU sparse tar (type `S`) holding `pkg/sparse`: `real_size` bytes, a hole and then one
+    /// 512-byte data block that ends with `data`.
+    fn sparse_tar(real_size: u64, data: &[u8]) -> Vec<u8> {
+        // Octal when it fits, else GNU's base-256 (a leading 0x80).
+        let number = |field: &mut [u8], value: u64| {
+            let last = field.len() - 1;
+            let text = format!("{value:0last$o}");
+            if text.len() == last {
+                field[..last].copy_from_slice(text.as_bytes());
+                field[last] = 0;
+            } else {
+                field.fill(0);
+                field[0] = 0x80;
+                let start = field.len() - 8;
+                field[start..].copy_from_slice(&value.to_be_bytes());
+            }
+        };
+        let mut header = tar::Header::new_gnu();
+        header.set_path("pkg/sparse").unwrap();
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_mode(0o644);
+        header.set_mtime(1_000_000_000);
+        header.set_size(512);
+        let gnu = header.as_gnu_mut().unwrap();
+        number(&mut gnu.realsize, real_size);
+        number(&mut gnu.sparse[0].offset, real_size - 512);
+        number(&mut gnu.sparse[0].numbytes, 512);
+        header.set_cksum();
+        let mut tar = header.as_bytes().to_vec();
+        tar.extend_from_slice(&vec![0; 512 - data.len()]);
+        tar.extend_from_slice(data);
+        tar.extend_from_slice(&[0; 1024]);
+        tar
+    }
+
+    /// Found while bounding the fuzz harness: a 2 KiB sparse tar made kiln write its holes as
+    /// zeros, any size on disk for free. Holes stay holes now, and absurd sizes are refused.
+    #[test]
+    fn sparse_files_keep_their_holes() {
+        let scratch = tempfile::tempdir().unwrap();
+        let size = 64 << 20;
+        let tarball = write(
+            &scratch.path().join("sparse.tar"),
+            &sparse_tar(size, b"the end"),
+        );
+        let into = scratch.path().join("build");
+        unpack(&tarball, &into).unwrap();
+        let file = into.join("pkg/sparse");
+        let metadata = fs::metadata(&file).unwrap();
+        assert_eq!(metadata.len(), size);
+        assert!(
+            metadata.blocks() * 512 < 1 << 20,
+            "{} bytes allocated",
+            metadata.blocks() * 512
+        );
+        let content = fs::read(&file).unwrap();
+        assert!(content.ends_with(b"the end"));
+        assert!(content[..content.len() - 7].iter().all(|byte| *byte == 0));
+
+        // A hole at the end (the data block is all zeros) still gives the length.
+        let tarball = write(
+            &scratch.path().join("tail.tar"),
+            &sparse_tar(size, &[0; 512]),
+        );
+        let into = scratch.path().join("tail");
+        unpack(&tarball, &into).unwrap();
+        assert_eq!(fs::metadata(into.join("pkg/sparse")).unwrap().len(), size);
+    }
+
+    #[test]
+    fn refuses_huge_sparse_files() {
+        let scratch = tempfile::tempdir().unwrap();
+        let tarball = write(&scratch.path().join("bomb.tar"), &sparse_tar(1 << 50, b"x"));
+        let into = scratch.path().join("build");
+        let error = unpack(&tarball, &into).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the entry `pkg/sparse` of `{}` is a sparse file of {} bytes (larger than 16 \
+                 GiB), which kiln does not unpack",
+                tarball.display(),
+                1u64 << 50
+            )
+        );
+        assert!(!into.join("pkg/sparse").exists());
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! them through a [`Dest`], which enforces the safety rules.
 //!
 //! The `tar` crate parses headers, including GNU long names and links, PAX extended headers and
-//! GNU sparse files; everything written goes through [`Dest`]. Directory, regular file, symlink
+//! GNU sparse files; everything written goes through [`Dest`]. A sparse file keeps its holes
+//! (as with GNU tar) and may be at most [`MAX_SPARSE_SIZE`] bytes: its declared size costs the
+//! archive nothing, so without both a tiny archive could fill the disk with zeros. Directory, regular file, symlink
 //! and hard link entries are created; PAX global headers and GNU volume labels are skipped;
 //! device nodes and FIFOs are refused with [`UnpackError::UnsupportedEntry`].
 
@@ -13,6 +15,13 @@ use tar::EntryType;
 
 use crate::dest::Dest;
 use crate::UnpackError;
+
+/// The largest GNU sparse file (tar entry type `S`) that unpacking creates; a larger one is
+/// [`UnpackError::UnsupportedEntry`]. Holes are not written (they stay holes, as with GNU tar),
+/// but the tar reader still hands them over as zeros, so without this bound a few hundred bytes
+/// of archive could keep the unpacker busy for hours. Real source archives have no sparse files
+/// this large.
+pub const MAX_SPARSE_SIZE: u64 = 16 << 30;
 
 /// Extracts every entry of the tar stream `reader` into `dest`; returns the number of entries
 /// created. `archive` names the source in errors.
@@ -51,8 +60,23 @@ pub(crate) fn untar(reader: impl Read, archive: &Path, mut dest: Dest) -> Result
             .map_err(|source| entry_error(&path, source))?;
         let mtime = entry_mtime(&mut entry).map_err(|source| entry_error(&path, source))?;
         match kind {
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            EntryType::Regular | EntryType::Continuous => {
                 dest.file(&path, &relative, mode, Some((mtime, 0)), &mut entry)?;
+            }
+            EntryType::GNUSparse => {
+                // `size()` is the file's real size, holes included.
+                let size = entry.size();
+                if size > MAX_SPARSE_SIZE {
+                    return Err(UnpackError::UnsupportedEntry {
+                        archive: archive.to_owned(),
+                        entry: path,
+                        kind: format!(
+                            "sparse file of {size} bytes (larger than {} GiB)",
+                            MAX_SPARSE_SIZE >> 30
+                        ),
+                    });
+                }
+                dest.sparse_file(&path, &relative, mode, Some((mtime, 0)), &mut entry)?;
             }
             EntryType::Directory => dest.dir(&path, &relative, mode, Some(mtime))?,
             EntryType::Symlink => {

@@ -143,6 +143,12 @@ fn shrunk(value: &[u8], info: &elf::DynInfo) -> Vec<u8> {
             candidate.push(b'/');
             candidate.extend_from_slice(library);
             let candidate = PathBuf::from(<std::ffi::OsString as OsStringExt>::from_vec(candidate));
+            // Only a regular file can be a library. The RPATH and the library names come from
+            // the file being fixed: opening whatever they name could block on a FIFO or a
+            // terminal (`/dev` + `tty`, `/proc/self/fd` + `1`) and hang the build.
+            if !std::fs::metadata(&candidate).is_ok_and(|metadata| metadata.is_file()) {
+                continue;
+            }
             let mut head = [0u8; 20];
             let Ok(n) = fsx::read_head(&candidate, &mut head) else {
                 continue;
@@ -242,6 +248,39 @@ mod tests {
         assert_eq!(output.stdout, b"hello from greet\n");
         // Shrinking again changes nothing.
         assert_eq!(shrink_rpath(&program).unwrap(), ShrinkResult::default());
+    }
+
+    /// Found while writing the fuzz harness: a needed library that the RPATH leads to a FIFO
+    /// (or a terminal) was opened for reading and blocked forever. Only regular files are
+    /// looked at now.
+    #[test]
+    fn a_fifo_on_the_search_path_is_not_opened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real/lib");
+        greet_library(&real);
+        let trap = tmp.path().join("trap");
+        fs::create_dir_all(&trap).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(trap.join("libgreet.so"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let program = tmp.path().join("out/bin/hello");
+        let rpath = format!("-Wl,-rpath,{}:{}", trap.display(), real.display());
+        greet_program(&program, &real, &[&rpath, "-Wl,--enable-new-dtags"]);
+
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let file = program.clone();
+        std::thread::spawn(move || sender.send(shrink_rpath(&file)));
+        let result = receiver
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("shrink_rpath blocked on the FIFO")
+            .unwrap();
+        assert_eq!(
+            search_paths(&program),
+            (vec![], vec![real.display().to_string()])
+        );
+        assert_eq!(result.changes.len(), 1);
     }
 
     /// Runs `program`, retrying while exec says "text file busy": a test running in parallel may
