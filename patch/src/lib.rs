@@ -376,7 +376,10 @@ impl Plan<'_> {
                 Some(old.clone()),
                 FileChange::Deleted,
             ),
-            (Some(old), Some(new)) if git.rename || git.copy => {
+            // A rename or copy onto itself changes nothing but the content, as GNU patch and
+            // `git apply` treat it: it is a modification (marking the source as deleted would
+            // delete the file).
+            (Some(old), Some(new)) if (git.rename || git.copy) && old != new => {
                 let change = if git.rename {
                     FileChange::Renamed { from: old.clone() }
                 } else {

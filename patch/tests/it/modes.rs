@@ -1,7 +1,8 @@
 //! Modes from git headers (`new file mode`, `new mode`): only the permission bits `0o777` are
 //! taken, never setuid, setgid or sticky (kiln-archive and state restore mask the same way), and
 //! only regular files are created: a symlink (`120000`) or a submodule (`160000`) is refused with
-//! the line of the header that asked for it, and nothing of the patch is written.
+//! the line of the header that asked for it, and nothing of the patch is written. A rename or
+//! copy onto itself keeps the file.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -123,4 +124,19 @@ fn changing_a_file_into_a_symlink_or_a_submodule_is_refused() {
     );
     assert_eq!(mode(src.join("run")), 0o644);
     assert!(!src.join("vendor").exists());
+}
+
+#[test]
+fn a_rename_onto_itself_keeps_the_file() {
+    // Found by the fuzzer (fuzz/artifacts/patch/rename-onto-itself): the source of a rename was
+    // marked deleted after its destination was planned, and both were the same file.
+    for to in ["run", "elsewhere"] {
+        let (dir, src) = scratch();
+        let (_, result) = apply(
+            &dir,
+            &format!("diff --git a/run b/run\nrename from run\nrename to {to}\n"),
+        );
+        result.unwrap();
+        assert_eq!(fs::read_to_string(src.join("run")).unwrap(), "#!/bin/sh\n");
+    }
 }
