@@ -50,15 +50,14 @@ fn become_(caller: Caller, scratch: &Scratch) -> Vec<String> {
     .to_vec()
 }
 
-/// `kiln ARGS...` as `caller` in `scratch`, with the toolchain lent (set KILN_LEND again to
-/// lend more).
-fn kiln_as(caller: Caller, scratch: &Scratch, args: &[&str]) -> Command {
-    let mut argv = become_(caller, scratch);
-    argv.push(kiln_bin().display().to_string());
-    argv.extend(args.iter().map(|arg| arg.to_string()));
-    let mut command = Command::new(&argv[0]);
+/// `PROGRAM ARGS...` (`argv`) as `caller` in `scratch`, with a clean environment, the toolchain
+/// lent (set KILN_LEND again to lend more) and the cache in the scratch directory.
+fn as_caller(caller: Caller, scratch: &Scratch, argv: &[String]) -> Command {
+    let mut argv_as = become_(caller, scratch);
+    argv_as.extend(argv.iter().cloned());
+    let mut command = Command::new(&argv_as[0]);
     command
-        .args(&argv[1..])
+        .args(&argv_as[1..])
         .current_dir(scratch.path())
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -66,8 +65,16 @@ fn kiln_as(caller: Caller, scratch: &Scratch, args: &[&str]) -> Command {
         .env("TMPDIR", scratch.path())
         .env("NO_COLOR", "1")
         .env("KILN_LEND", TOOLCHAIN)
-        .env("KILN_CACHE_DIR", scratch.path().join("cache"))
-        .stdin(Stdio::null());
+        .env("KILN_CACHE_DIR", scratch.path().join("cache"));
+    command
+}
+
+/// `kiln ARGS...` as `caller` in `scratch` ([`as_caller`]), with no standard input.
+fn kiln_as(caller: Caller, scratch: &Scratch, args: &[&str]) -> Command {
+    let mut argv = vec![kiln_bin().display().to_string()];
+    argv.extend(args.iter().map(|arg| arg.to_string()));
+    let mut command = as_caller(caller, scratch, &argv);
+    command.stdin(Stdio::null());
     command
 }
 
@@ -107,20 +114,11 @@ fn on_a_terminal(
         "{command_line}; echo KILN-EXIT=$?; python3 {}",
         reader.display()
     );
-    let mut argv = become_(caller, scratch);
-    argv.extend(["script", "-qfec", &line, "/dev/null"].map(str::to_owned));
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .current_dir(scratch.path())
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", scratch.path())
-        .env("TMPDIR", scratch.path())
+    let argv = ["script", "-qfec", &line, "/dev/null"].map(str::to_owned);
+    let mut child = as_caller(caller, scratch, &argv)
         .env("TERM", "dumb")
         .env("SHELL", "/bin/bash")
-        .env("NO_COLOR", "1")
         .env("KILN_LEND", format!("{TOOLCHAIN}{lend}"))
-        .env("KILN_CACHE_DIR", scratch.path().join("cache"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
