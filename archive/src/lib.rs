@@ -58,7 +58,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 pub use copy::strip_hash;
-pub use detect::{open_decompressed, Compression};
+pub use detect::{open_decompressed, Compression, MAX_DECODER_MEMORY};
 pub use error::{UnpackError, UnsafeEntry};
 pub use untar::MAX_SPARSE_SIZE;
 

@@ -285,7 +285,12 @@ fn check_report(report: &PatchReport, tree: &Path, before: &Snapshot) {
             );
         }
     }
-    assert_no_temporary(tree, tree, before);
+    let reported: Vec<&Path> = report
+        .files
+        .iter()
+        .map(|file| file.path.as_path())
+        .collect();
+    assert_no_temporary(tree, tree, before, &reported);
 }
 
 fn plain_path(path: &Path) -> bool {
@@ -296,8 +301,8 @@ fn plain_path(path: &Path) -> bool {
 }
 
 /// No `.kiln-patch*` temporary file is left anywhere in the tree (a file of that name that
-/// was there before is the tree's own).
-fn assert_no_temporary(tree: &Path, dir: &Path, before: &Snapshot) {
+/// was there before is the tree's own, and one the report names is the patch's).
+fn assert_no_temporary(tree: &Path, dir: &Path, before: &Snapshot, reported: &[&Path]) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
@@ -309,12 +314,14 @@ fn assert_no_temporary(tree: &Path, dir: &Path, before: &Snapshot) {
             .unwrap_or(&entry.path())
             .to_owned();
         assert!(
-            !name.to_string_lossy().starts_with(".kiln-patch") || before.0.contains_key(&relative),
+            !name.to_string_lossy().starts_with(".kiln-patch")
+                || before.0.contains_key(&relative)
+                || reported.contains(&relative.as_path()),
             "a temporary file {} is left behind",
             entry.path().display()
         );
         if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
-            assert_no_temporary(tree, &entry.path(), before);
+            assert_no_temporary(tree, &entry.path(), before, reported);
         }
     }
 }
