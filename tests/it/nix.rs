@@ -87,9 +87,14 @@ pub(crate) fn require_nix() {
 
 /// `nix-build FIXTURE --arg kiln BIN --argstr nonce NONCE ... --no-out-link EXTRA...`.
 pub(crate) fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
+    nix_build_file(&root().join("tests/fixtures").join(fixture), nonce, extra)
+}
+
+/// [`nix_build`] of any expression file.
+pub(crate) fn nix_build_file(expression: &Path, nonce: &str, extra: &[&str]) -> Output {
     require_nix();
     Command::new("nix-build")
-        .arg(root().join("tests/fixtures").join(fixture))
+        .arg(expression)
         .arg("--arg")
         .arg("kiln")
         .arg(static_kiln())

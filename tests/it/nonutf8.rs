@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use crate::common::{describe, Scratch, TOOLCHAIN};
-use crate::nix::{nonce, out_path, require_nix, root, static_kiln, NIX_OPTIONS};
+use crate::nix::{nonce, out_path, root};
 
 /// The name of the source's top directory: `src-` and a byte that is never UTF-8.
 const TOP: &[u8] = b"src-\xff";
@@ -368,18 +368,7 @@ in
 }
 
 fn nix_build_attr(expression: &Path, attr: &str, nonce: &str) -> Output {
-    require_nix();
-    Command::new("nix-build")
-        .arg(expression)
-        .args(["-A", attr])
-        .arg("--arg")
-        .arg("kiln")
-        .arg(static_kiln())
-        .args(["--argstr", "nonce", nonce])
-        .args(NIX_OPTIONS)
-        .arg("--no-out-link")
-        .output()
-        .expect("nix-build runs")
+    crate::nix::nix_build_file(expression, nonce, &["-A", attr])
 }
 
 #[test]
