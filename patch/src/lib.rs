@@ -323,6 +323,7 @@ impl Plan<'_> {
     /// tree; `None` if it does not exist. Whatever is on the way must be a real directory and
     /// the file a regular file.
     fn current(&self, path: &Path, line: usize) -> Result<Option<Planned>, PatchError> {
+        self.check_planned_shape(path, line)?;
         if let Some(planned) = self.files.get(path) {
             return Ok(planned.content.is_some().then(|| planned.clone()));
         }
@@ -335,6 +336,38 @@ impl Plan<'_> {
             mode: Some(existing.mode),
             line,
         }))
+    }
+
+    /// Refuses `path` when the files planned so far make it impossible to write: a planned
+    /// file on its way (the patch made `dir` a file, then names `dir/x`), or planned files
+    /// under it (the patch made `dir/x`, then names `dir` as a file). The tree alone cannot
+    /// tell, as neither exists there yet; found while planning, nothing has been written.
+    fn check_planned_shape(&self, path: &Path, line: usize) -> Result<(), PatchError> {
+        let planned_file = |path: &Path| self.files.get(path).is_some_and(|p| p.content.is_some());
+        if let Some(parent) = path.ancestors().skip(1).find(|a| planned_file(a)) {
+            return Err(PatchError::NotADirectory {
+                patch: self.patch.to_owned(),
+                line,
+                file: path.to_owned(),
+                parent: parent.to_owned(),
+            });
+        }
+        // Paths order component by component, so everything under `path` follows it.
+        let has_planned_child = self
+            .files
+            .range(path.to_path_buf()..)
+            .skip_while(|(planned, _)| *planned == path)
+            .take_while(|(planned, _)| planned.starts_with(path))
+            .any(|(_, planned)| planned.content.is_some());
+        if has_planned_child {
+            return Err(PatchError::NotRegularFile {
+                patch: self.patch.to_owned(),
+                line,
+                file: path.to_owned(),
+                kind: FileKind::Directory,
+            });
+        }
+        Ok(())
     }
 
     fn set(&mut self, path: PathBuf, planned: Planned) {
@@ -914,6 +947,37 @@ new mode 100755
         )
         .unwrap_err();
         assert!(matches!(error, PatchError::FileExists { .. }), "{error}");
+    }
+
+    /// Found by fuzzing (`fuzz/artifacts/patch/crash-3d257d6f…`): a patch that makes `dir` a file
+    /// and then names `dir/x` (or the other way round) failed only while writing, after `dir`
+    /// had been written. It is refused while planning, and the tree stays as it was.
+    #[test]
+    fn a_path_planned_as_file_and_as_directory_is_refused_before_writing() {
+        let create = |path: &str| format!("--- /dev/null\n+++ b/{path}\n@@ -0,0 +1 @@\n+{path}\n");
+        for (first, second, expected) in [
+            (
+                "dir",
+                "dir/created.txt",
+                "is under `dir`, which is not a directory",
+            ),
+            (
+                "dir/created.txt",
+                "dir",
+                "`dir` is a directory, not a regular file",
+            ),
+        ] {
+            let dir = tree(&[("main.c", "main\n")]);
+            let text = format!("{}{}", create(first), create(second));
+            let error = apply(&dir, "shape.patch", &text, 1).unwrap_err();
+            assert!(error.to_string().contains(expected), "{error}");
+            assert!(error.to_string().contains("line 6"), "{error}");
+            let left: Vec<_> = fs::read_dir(dir.path().join("src"))
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name())
+                .collect();
+            assert_eq!(left, ["main.c"], "{first} then {second}: the tree changed");
+        }
     }
 
     #[test]
