@@ -114,7 +114,12 @@ pub(crate) struct Dest {
     umask: u32,
     buffer: Vec<u8>,
     entries: u64,
+    /// Whether top-level `bin`, `sbin` and `lib*` entries go under `usr/`.
+    merge_usr: bool,
 }
+
+/// The top-level directories that a merged-/usr system keeps under `usr/` (Debian's usrmerge).
+const MERGED_INTO_USR: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32", "libo32"];
 
 impl Dest {
     /// A destination rooted at `root`, which must exist; `archive` names the source in errors.
@@ -133,6 +138,7 @@ impl Dest {
             umask: process_umask(),
             buffer: Vec::new(),
             entries: 0,
+            merge_usr: false,
         })
     }
 
@@ -165,7 +171,30 @@ impl Dest {
 
     /// Validates an entry path; the result is relative to the root.
     pub(crate) fn relative(&self, entry: &Path) -> Result<PathBuf, UnpackError> {
-        enclosed(entry).map_err(|reason| self.unsafe_entry(entry, reason))
+        enclosed(entry)
+            .map(|relative| self.relocate(relative))
+            .map_err(|reason| self.unsafe_entry(entry, reason))
+    }
+
+    /// Entries under `bin`, `sbin` and the `lib*` directories go under `usr/` instead, as on a
+    /// merged-/usr system, when the destination was made [`Dest::merging_usr`].
+    fn relocate(&self, relative: PathBuf) -> PathBuf {
+        if !self.merge_usr {
+            return relative;
+        }
+        let mut components = relative.components();
+        match components.next() {
+            Some(Component::Normal(first)) if MERGED_INTO_USR.iter().any(|d| first == *d) => {
+                Path::new("usr").join(&relative)
+            }
+            _ => relative,
+        }
+    }
+
+    /// Makes this destination merge `/usr` (see [`crate::ExtractOptions::merge_usr`]).
+    pub(crate) fn merging_usr(mut self, merge: bool) -> Dest {
+        self.merge_usr = merge;
+        self
     }
 
     /// Makes sure every ancestor of `relative` is a real directory, creating missing ones.
@@ -427,7 +456,9 @@ impl Dest {
         let outside = || UnsafeEntry::LinkOutside {
             target: target.to_owned(),
         };
-        let target_relative = enclosed(target).map_err(|_| self.unsafe_entry(entry, outside()))?;
+        let target_relative = enclosed(target)
+            .map(|relative| self.relocate(relative))
+            .map_err(|_| self.unsafe_entry(entry, outside()))?;
         // Every directory on the way to the target must be a real directory too; a target
         // reached through a symlink could be any file on the system.
         let mut prefix = PathBuf::new();

@@ -29,7 +29,7 @@ pub enum UnpackError {
     },
 
     /// The source is a file in a format kiln does not know (by its first bytes).
-    #[error("cannot unpack `{source_path}`: not a tar, zip, gzip, bzip2, xz or zstd file")]
+    #[error("cannot unpack `{source_path}`: not a tar, zip, .deb, gzip, bzip2, xz or zstd file")]
     UnknownFormat {
         /// The source that was inspected.
         source_path: PathBuf,
@@ -43,6 +43,15 @@ pub enum UnpackError {
         /// Why it failed.
         #[source]
         source: io::Error,
+    },
+
+    /// An `ar` archive that is not a Debian binary package kiln can read (see deb(5)).
+    #[error("`{archive}` is not a Debian binary package: {reason}")]
+    NotADeb {
+        /// The archive that was read.
+        archive: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
 
     /// The zip archive's directory or one of its entries could not be read.

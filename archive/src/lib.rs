@@ -6,9 +6,11 @@
 //! explicit `sourceRoot`), makes it writable and reports the newest file mtime under it, which the
 //! runtime uses to raise `SOURCE_DATE_EPOCH`.
 //!
-//! Sources are recognised by content ([`Compression`], tar and zip magic): tar, possibly gzip-,
-//! bzip2-, xz- or zstd-compressed; zip; a single compressed file (decompressed next to the
-//! others); or a directory (copied). Archives are read as streams and decompressed on a helper
+//! Sources are recognised by content ([`Compression`], tar, zip and `ar` magic): tar, possibly
+//! gzip-, bzip2-, xz- or zstd-compressed; zip; a Debian binary package (`.deb`, whose `data.tar`
+//! is extracted: see the `deb` module); a single compressed file (decompressed next to the
+//! others); or a directory (copied). [`ExtractOptions::merge_usr`] lays out a root file system
+//! (such as a `.deb`'s) as on a merged-/usr system. Archives are read as streams and decompressed on a helper
 //! thread, and every entry goes through one set of safety rules (no absolute paths, no `..`, no
 //! writing through symlinks, hard links only inside): see the `dest` module. A GNU sparse file
 //! keeps its holes and is at most [`MAX_SPARSE_SIZE`] bytes, so that a tiny archive cannot
@@ -45,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod copy;
+mod deb;
 mod dest;
 mod detect;
 mod error;
@@ -111,14 +114,45 @@ pub fn unpack_sources(
     })
 }
 
+/// How [`unpack_one_with`] lays out what it extracts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExtractOptions {
+    /// Put the entries under the top-level `bin`, `sbin`, `lib`, `lib32`, `lib64`, `libx32` and
+    /// `libo32` under `usr/` instead (hard link targets too), as Debian's merged /usr does: a
+    /// `.deb`'s `./lib/x86_64-linux-gnu/libc.so.6` becomes `usr/lib/x86_64-linux-gnu/libc.so.6`.
+    /// Symlink targets are left as they are.
+    pub merge_usr: bool,
+}
+
+impl ExtractOptions {
+    /// Options with [`ExtractOptions::merge_usr`] set to `merge`.
+    pub fn merge_usr(merge: bool) -> ExtractOptions {
+        ExtractOptions { merge_usr: merge }
+    }
+}
+
 /// Extracts one source into `into` (created if missing) and returns how many entries it
-/// created.
+/// created; [`unpack_one_with`] with the default options.
 ///
 /// A directory is copied to `into/<name>` and a single compressed file decompressed to
 /// `into/<name without the compression's extension>`, `<name>` without a store hash in both
 /// cases. The result is not made writable beyond what extraction does (`u+w` on everything it
 /// creates); [`unpack_sources`] does that for the whole source root.
 pub fn unpack_one(source: &Path, into: &Path) -> Result<u64, UnpackError> {
+    unpack_one_with(source, into, &ExtractOptions::default())
+}
+
+/// Extracts one source into `into` (created if missing), laid out as `options` say, and
+/// returns how many entries it created; see [`unpack_one`].
+pub fn unpack_one_with(
+    source: &Path,
+    into: &Path,
+    options: &ExtractOptions,
+) -> Result<u64, UnpackError> {
+    let make_dest = |source: &Path| {
+        Ok::<_, UnpackError>(Dest::new(into, source)?.merging_usr(options.merge_usr))
+    };
     let open_error = |error| UnpackError::Open {
         source_path: source.to_owned(),
         source: error,
@@ -140,11 +174,14 @@ pub fn unpack_one(source: &Path, into: &Path) -> Result<u64, UnpackError> {
     let stream = BufReader::with_capacity(128 * 1024, io::Cursor::new(head.to_vec()).chain(file));
     if compression == Compression::None {
         if detect::is_tar(head) {
-            return untar::untar(stream, source, Dest::new(into, source)?);
+            return untar::untar(stream, source, make_dest(source)?);
         }
         if detect::is_zip(head) {
             let file = File::open(source).map_err(open_error)?;
-            return unzip::unzip(file, source, Dest::new(into, source)?);
+            return unzip::unzip(file, source, make_dest(source)?);
+        }
+        if deb::is_deb(head) {
+            return deb::undeb(stream, source, make_dest(source)?);
         }
         return Err(UnpackError::UnknownFormat {
             source_path: source.to_owned(),
@@ -157,7 +194,7 @@ pub fn unpack_one(source: &Path, into: &Path) -> Result<u64, UnpackError> {
         source: error,
     })?;
     if detect::is_tar(decompressed_head) {
-        return untar::untar(reader, source, Dest::new(into, source)?);
+        return untar::untar(reader, source, make_dest(source)?);
     }
     // A single compressed file: `foo.gz` becomes `foo`.
     let stem = compression
@@ -174,7 +211,7 @@ pub fn unpack_one(source: &Path, into: &Path) -> Result<u64, UnpackError> {
             destination,
         });
     }
-    let mut dest = Dest::new(into, source)?;
+    let mut dest = make_dest(source)?;
     let relative = dest.relative(relative)?;
     let mtime = metadata_mtime(&metadata);
     let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions());
@@ -980,7 +1017,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "cannot unpack `{}`: not a tar, zip, gzip, bzip2, xz or zstd file",
+                "cannot unpack `{}`: not a tar, zip, .deb, gzip, bzip2, xz or zstd file",
                 text.display()
             )
         );

@@ -137,8 +137,9 @@ pub fn unpack(step: &UnpackStep, cwd: &Path) -> Result<UnpackOutcome, BuiltinErr
     match &step.into {
         Some(into) => {
             let into = cwd.join(into);
+            let options = kiln_archive::ExtractOptions::merge_usr(step.merge_usr);
             for source in &sources {
-                kiln_archive::unpack_one(source, &into)?;
+                kiln_archive::unpack_one_with(source, &into, &options)?;
             }
             Ok(UnpackOutcome::default())
         }

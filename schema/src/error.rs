@@ -212,6 +212,9 @@ pub enum PlanErrorKind {
     /// A timeout of zero seconds.
     #[error("timeout must be at least 1 second")]
     ZeroTimeout,
+    /// An unpack step with `mergeUsr` but no `into`.
+    #[error("`mergeUsr` needs `into`: a merged /usr lays out a root file system, which has no source root")]
+    MergeUsrWithoutInto,
     /// A substitute step with nothing to replace.
     #[error("substitute step has nothing to do: give `replace` or `vars`")]
     EmptySubstitute,
@@ -355,6 +358,10 @@ impl PlanError {
                     .to_owned(),
             ),
             PlanErrorKind::NameTooLong { .. } => Some("choose a shorter name".to_owned()),
+            PlanErrorKind::MergeUsrWithoutInto => Some(
+                "unpack the packages into a directory, e.g. \"into\": \"${outputs.out}\""
+                    .to_owned(),
+            ),
             PlanErrorKind::ReferencesTooDeep { .. } => Some(
                 "refer to the variable that holds the value rather than through a chain".to_owned(),
             ),

@@ -490,7 +490,8 @@ pub struct SubstituteStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UnpackStep {
-    /// Archives (tar, tar.gz/bz2/xz/zst, zip, a compressed file) or directories, in order.
+    /// Archives (tar, tar.gz/bz2/xz/zst, zip, a Debian package's files, a compressed file) or
+    /// directories, in order.
     pub srcs: Vec<String>,
     /// The source root, relative to the unpack directory, when it is not the single new
     /// directory (stdenv's `sourceRoot`).
@@ -500,6 +501,11 @@ pub struct UnpackStep {
     /// change of working directory: e.g. Debian's `debian/` tarball inside the source root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub into: Option<String>,
+    /// Lay the sources out as on a merged-/usr system: entries under the top-level `bin`,
+    /// `sbin`, `lib`, `lib32`, `lib64` and `libx32` go under `usr/` (for unpacking Debian
+    /// packages into a root). Needs `into`. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge_usr: bool,
 }
 
 /// Apply patches in order.

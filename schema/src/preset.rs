@@ -163,12 +163,14 @@ pub fn preset_phases(preset: &Preset, plan_sets_ldflags: bool) -> Vec<Phase> {
         srcs: preset.srcs.clone(),
         source_root: preset.source_root.clone(),
         into: None,
+        merge_usr: false,
     })];
     for extra in &preset.extra_sources {
         unpack.push(Step::Unpack(UnpackStep {
             srcs: vec![extra.src.clone()],
             source_root: None,
             into: Some(extra.into.clone()),
+            merge_usr: false,
         }));
     }
     phases.push(phase("unpack", unpack));

@@ -483,8 +483,16 @@ fn check_step(step: &Step, path: &JsonPath, errors: &mut Problems) {
                 errors.push(empty("link", "the link path"));
             }
         }
-        Step::Unpack(unpack) if unpack.srcs.is_empty() => {
-            errors.push(empty("srcs", "the source list"))
+        Step::Unpack(unpack) => {
+            if unpack.srcs.is_empty() {
+                errors.push(empty("srcs", "the source list"));
+            }
+            if unpack.merge_usr && unpack.into.is_none() {
+                errors.push(PlanError::new(
+                    path.key("mergeUsr"),
+                    PlanErrorKind::MergeUsrWithoutInto,
+                ));
+            }
         }
         Step::Patch(patch) if patch.patches.is_empty() && patch.series.is_none() => errors.push(
             empty("patches", "the patch list (and there is no `series`)"),

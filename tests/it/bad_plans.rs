@@ -69,6 +69,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "not valid JSON: EOF while parsing",
     ),
     (
+        "merge-usr-without-into.json",
+        "phases[0].steps[1].unpack.mergeUsr",
+        "`mergeUsr` needs `into`",
+    ),
+    (
         "mode-not-octal.json",
         "phases[0].steps[1].write.mode",
         "octal mode",

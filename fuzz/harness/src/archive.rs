@@ -13,7 +13,11 @@
 //! | 6 | the bytes lzma-compressed, named `source.tar.lzma` |
 //! | 7 | the bytes as they are, named `hello-1.0.tar.gz` |
 //!
-//! and `(byte >> 3) % 4` the `sourceRoot`: none (0, 1), `.` (2) or `pkg` (3).
+//! and `(byte >> 3) % 4` the `sourceRoot`: none (0, 1), `.` (2) or `pkg` (3). Bit 5 unpacks
+//! with `unpack_one_with` and a merged /usr instead (no source root then).
+//!
+//! A `.deb` (an `ar` archive) is recognised by content like the other formats, through
+//! selectors 0 and 7.
 //!
 //! Invariants checked:
 //!
@@ -32,7 +36,9 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use kiln_archive::{unpack_sources, Compression, UnpackError, UnpackOptions};
+use kiln_archive::{
+    unpack_one_with, unpack_sources, Compression, ExtractOptions, UnpackError, UnpackOptions,
+};
 
 use crate::snapshot::Scratch;
 
@@ -74,6 +80,18 @@ pub fn archive(data: &[u8]) {
         .expect("a symlink in the build directory");
     let before = scratch.snapshot(&[&into]);
 
+    if selector & 0x20 != 0 {
+        let result = unpack_one_with(&source, &into, &ExtractOptions::merge_usr(true));
+        crate::note("archive", || format!("{name} (merged /usr): {result:?}"));
+        if let Err(error) = &result {
+            check_error(error, &source, &into);
+        }
+        scratch.snapshot(&[&into]).assert_unchanged(
+            &before,
+            "unpacking with a merged /usr: the scratch directory outside the build directory",
+        );
+        return;
+    }
     let options = UnpackOptions { source_root };
     let result = unpack_sources(std::slice::from_ref(&source), &into, &options);
     crate::note("archive", || format!("{name}: {result:?}"));
@@ -164,6 +182,9 @@ fn bounded(bytes: &[u8], name: &str) -> bool {
     if compression == Compression::None && bytes.starts_with(b"PK") {
         return zip_bounded(bytes);
     }
+    if compression == Compression::None && bytes.starts_with(b"!<arch>\n") {
+        return ar_bounded(bytes);
+    }
     tar_bounded(&decompressed)
 }
 
@@ -181,6 +202,27 @@ pub(crate) fn tar_bounded(bytes: &[u8]) -> bool {
         if total > MAX_CONTENT {
             return false;
         }
+    }
+    true
+}
+
+/// Every member of an `ar` archive (a `.deb`), decompressed by content, is a bounded tar.
+fn ar_bounded(bytes: &[u8]) -> bool {
+    let mut rest = &bytes[8..];
+    while rest.len() >= 60 {
+        let size = std::str::from_utf8(&rest[48..58])
+            .ok()
+            .and_then(|size| size.trim_end().parse::<usize>().ok());
+        let Some(size) = size else {
+            return true;
+        };
+        let name = String::from_utf8_lossy(&rest[..16]).trim_end().to_owned();
+        let data = &rest[60..];
+        let member = &data[..size.min(data.len())];
+        if !bounded(member, &name) {
+            return false;
+        }
+        rest = &data[(size + size % 2).min(data.len())..];
     }
     true
 }
