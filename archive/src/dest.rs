@@ -191,6 +191,22 @@ impl Dest {
         }
     }
 
+    /// When merging /usr, the target an absolute symlink target at `relative` gets instead: the
+    /// path it names in the root being unpacked (merged too), relative to the link's directory.
+    /// `None` for relative targets, and for targets with `..` (left as they are).
+    fn rooted_target(&self, relative: &Path, target: &Path) -> Option<PathBuf> {
+        if !self.merge_usr || !target.is_absolute() {
+            return None;
+        }
+        let inside = self.relocate(enclosed(target.strip_prefix("/").ok()?).ok()?);
+        let depth = relative
+            .parent()
+            .map_or(0, |parent| parent.components().count());
+        let mut rooted: PathBuf = std::iter::repeat_n(Component::ParentDir, depth).collect();
+        rooted.push(&inside);
+        (!rooted.as_os_str().is_empty()).then_some(rooted)
+    }
+
     /// Makes this destination merge `/usr` (see [`crate::ExtractOptions::merge_usr`]).
     pub(crate) fn merging_usr(mut self, merge: bool) -> Dest {
         self.merge_usr = merge;
@@ -426,6 +442,8 @@ impl Dest {
         }
         self.ensure_parents(entry, relative)?;
         let path = self.root.join(relative);
+        let rooted = self.rooted_target(relative, target);
+        let target = rooted.as_deref().unwrap_or(target);
         match std::os::unix::fs::symlink(target, &path) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {

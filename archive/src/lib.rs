@@ -121,7 +121,10 @@ pub struct ExtractOptions {
     /// Put the entries under the top-level `bin`, `sbin`, `lib`, `lib32`, `lib64`, `libx32` and
     /// `libo32` under `usr/` instead (hard link targets too), as Debian's merged /usr does: a
     /// `.deb`'s `./lib/x86_64-linux-gnu/libc.so.6` becomes `usr/lib/x86_64-linux-gnu/libc.so.6`.
-    /// Symlink targets are left as they are.
+    /// The sources are taken as root file systems: an absolute symlink target names a path of
+    /// that root, so it becomes a relative link to where that path is now (`lib64/ld.so ->
+    /// /lib/x86_64-linux-gnu/ld.so` becomes `usr/lib64/ld.so -> ../lib/x86_64-linux-gnu/ld.so`),
+    /// and the tree can be moved anywhere (into the store). Relative targets are left as they are.
     pub merge_usr: bool,
 }
 

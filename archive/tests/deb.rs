@@ -128,14 +128,19 @@ fn merging_usr_moves_bin_and_lib_under_usr() {
         fs::read(usr.join("lib/x86_64-linux-gnu/libfoo.so.1.2")).unwrap(),
         b"\x7fELF not really"
     );
-    // Symlink targets are left alone: fixing absolute ones is the caller's business.
+    // Relative symlinks are left alone; absolute ones name a path of the package's root, so
+    // they become relative links to where that path is now, and resolve inside the tree.
     assert_eq!(
         fs::read_link(usr.join("lib/x86_64-linux-gnu/libfoo.so.1")).unwrap(),
         Path::new("libfoo.so.1.2")
     );
     assert_eq!(
         fs::read_link(usr.join("lib64/libfoo-abs.so")).unwrap(),
-        Path::new("/lib/x86_64-linux-gnu/libfoo.so.1")
+        Path::new("../../usr/lib/x86_64-linux-gnu/libfoo.so.1")
+    );
+    assert_eq!(
+        fs::read(usr.join("lib64/libfoo-abs.so")).unwrap(),
+        b"\x7fELF not really"
     );
     // The hard link's target moved too, and the two names are still one file.
     let gzip = fs::metadata(usr.join("bin/gzip")).unwrap();

@@ -501,9 +501,10 @@ pub struct UnpackStep {
     /// change of working directory: e.g. Debian's `debian/` tarball inside the source root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub into: Option<String>,
-    /// Lay the sources out as on a merged-/usr system: entries under the top-level `bin`,
-    /// `sbin`, `lib`, `lib32`, `lib64` and `libx32` go under `usr/` (for unpacking Debian
-    /// packages into a root). Needs `into`. Default false.
+    /// Unpack the sources as root file systems (Debian packages) laid out as on a merged-/usr
+    /// system: entries under the top-level `bin`, `sbin`, `lib`, `lib32`, `lib64` and `libx32`
+    /// go under `usr/`, and absolute symlink targets become relative links inside `into`.
+    /// Needs `into`. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub merge_usr: bool,
 }
