@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use kiln_schema::{ConfigureStep, FixupStep, MakeStep, PatchStep, UnpackStep};
+use kiln_schema::{AutoPatchelfStep, ConfigureStep, FixupStep, MakeStep, PatchStep, UnpackStep};
 use thiserror::Error;
 
 /// Why a built-in step failed.
@@ -53,6 +53,9 @@ pub enum BuiltinError {
     /// An output failed its checks (references or size).
     #[error("output checks failed")]
     OutputChecks(#[source] kiln_fixup::StepError),
+    /// Patching ELF files (`autoPatchelf`) failed.
+    #[error(transparent)]
+    AutoPatchelf(kiln_fixup::StepError),
 }
 
 impl BuiltinError {
@@ -154,6 +157,24 @@ pub fn unpack(step: &UnpackStep, cwd: &Path) -> Result<UnpackOutcome, BuiltinErr
             })
         }
     }
+}
+
+/// Runs an `autoPatchelf` step (paths relative to `cwd`); returns a line saying how many files
+/// it rewrote.
+pub fn auto_patchelf(step: &AutoPatchelfStep, cwd: &Path) -> Result<String, BuiltinError> {
+    let paths: Vec<PathBuf> = step.paths.iter().map(|path| cwd.join(path)).collect();
+    let options = kiln_fixup::patchelf::AutoPatchelfOptions {
+        interpreter: step.interpreter.as_ref().map(|path| cwd.join(path)),
+        search_path: step.search_path.iter().map(|dir| cwd.join(dir)).collect(),
+        ignore_missing: step.ignore_missing.clone(),
+    };
+    let outcome = kiln_fixup::patchelf::auto_patchelf(&paths, &options)
+        .map_err(BuiltinError::AutoPatchelf)?;
+    Ok(format!(
+        "patched the interpreter or RUNPATH of {} ELF file{}",
+        outcome.changed.len(),
+        if outcome.changed.len() == 1 { "" } else { "s" }
+    ))
 }
 
 /// Applies the step's patches in `cwd`, then the patches of its quilt `series`; returns a line

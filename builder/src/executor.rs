@@ -619,6 +619,15 @@ impl Execution<'_> {
                 }
                 Ok(())
             }
+            Step::AutoPatchelf(patchelf) => {
+                let text = builtin::auto_patchelf(patchelf, phase_cwd)
+                    .map_err(|source| BuildError::Builtin { at, source })?;
+                reporter.report(&LogEvent::Message {
+                    level: Level::Info,
+                    text: &text,
+                });
+                Ok(())
+            }
             file_step => {
                 let report = kiln_phases::run_file_step(file_step, phase_cwd)
                     .map_err(|source| BuildError::FileStep { at, source })?;
@@ -799,6 +808,7 @@ pub fn describe_step(step: &Step) -> String {
         }
         Step::Make(make) => display_argv(&builtin::make_argv(make, "N", &[], &make.targets)),
         Step::Fixup(_) => "every output".to_owned(),
+        Step::AutoPatchelf(patchelf) => patchelf.paths.join(" "),
     }
 }
 

@@ -141,3 +141,57 @@ pub(crate) fn machine_of(head: &[u8]) -> Option<u16> {
         _ => u16::from_le_bytes(bytes),
     })
 }
+
+/// The program interpreter (`PT_INTERP`) of the ELF file `bytes`, without its NUL; `None` when it
+/// has none.
+pub(crate) fn interpreter(bytes: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+    let header = Elf::parse_header(bytes)?;
+    let ctx = Ctx::new(header.container()?, header.endianness()?);
+    let phdrs = ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum as usize, ctx)?;
+    let Some(interp) = phdrs
+        .iter()
+        .find(|phdr| phdr.p_type == goblin::elf::program_header::PT_INTERP)
+    else {
+        return Ok(None);
+    };
+    let start = usize::try_from(interp.p_offset).unwrap_or(usize::MAX);
+    let end =
+        usize::try_from(interp.p_offset.saturating_add(interp.p_filesz)).unwrap_or(usize::MAX);
+    let Some(raw) = bytes.get(start..end) else {
+        return Err(Error::Malformed(format!(
+            "the interpreter at {start:#x} is outside the file"
+        )));
+    };
+    let len = memchr::memchr(0, raw).unwrap_or(raw.len());
+    Ok(Some(raw[..len].to_vec()))
+}
+
+/// Checks that every segment and section of the ELF file `bytes` lies inside it (the header
+/// tables included), so that a patcher that trusts those sizes allocates no more than the
+/// file's size. A hostile file may claim sections of exabytes.
+pub(crate) fn check_bounds(bytes: &[u8]) -> Result<(), Error> {
+    use goblin::elf::section_header::{SectionHeader, SHT_NOBITS};
+    let header = Elf::parse_header(bytes)?;
+    let ctx = Ctx::new(header.container()?, header.endianness()?);
+    let len = bytes.len() as u64;
+    let inside = |what: &str, offset: u64, size: u64| {
+        if offset.checked_add(size).is_some_and(|end| end <= len) {
+            Ok(())
+        } else {
+            Err(Error::Malformed(format!(
+                "{what} at {offset:#x} of {size:#x} bytes extends past the end of the file ({len:#x} bytes)"
+            )))
+        }
+    };
+    let phdrs = ProgramHeader::parse(bytes, header.e_phoff as usize, header.e_phnum as usize, ctx)?;
+    for phdr in &phdrs {
+        inside("a segment", phdr.p_offset, phdr.p_filesz)?;
+    }
+    let shdrs = SectionHeader::parse(bytes, header.e_shoff as usize, header.e_shnum as usize, ctx)?;
+    for shdr in &shdrs {
+        if shdr.sh_type != SHT_NOBITS {
+            inside("a section", shdr.sh_offset, shdr.sh_size)?;
+        }
+    }
+    Ok(())
+}

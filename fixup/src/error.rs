@@ -153,6 +153,34 @@ pub enum StepError {
         source: goblin::error::Error,
     },
 
+    /// An ELF file could not be rewritten (interpreter, RUNPATH).
+    #[error("cannot patch the ELF file `{path}`: {message}")]
+    PatchElf {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// Libraries that ELF files need are in no directory of the search path.
+    #[error(
+        "{} need libraries found in no directory of the search path ({}): {}; add the directory \
+         that holds them to `searchPath`, or list them in `ignoreMissing`",
+        if .missing.len() == 1 { "1 file".to_owned() } else { format!("{} files", .missing.len()) },
+        if .search_path.is_empty() {
+            "empty".to_owned()
+        } else {
+            .search_path.iter().map(|dir| format!("`{}`", dir.display())).collect::<Vec<_>>().join(", ")
+        },
+        missing_list(.missing)
+    )]
+    MissingLibraries {
+        /// Each file with the needed libraries it lacks.
+        missing: Vec<(PathBuf, Vec<String>)>,
+        /// The directories searched.
+        search_path: Vec<PathBuf>,
+    },
+
     /// An external program (`strip`, `ranlib`) could not be started.
     #[error("cannot run `{program}`")]
     Spawn {
@@ -366,4 +394,20 @@ pub enum FixupError {
         #[source]
         source: rayon::ThreadPoolBuildError,
     },
+}
+
+/// `file` needs `a`, `b`; … for at most 5 files.
+fn missing_list(missing: &[(PathBuf, Vec<String>)]) -> String {
+    let mut parts: Vec<String> = missing
+        .iter()
+        .take(5)
+        .map(|(file, names)| {
+            let names: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+            format!("`{}` needs {}", file.display(), names.join(", "))
+        })
+        .collect();
+    if missing.len() > 5 {
+        parts.push(format!("and {} more files", missing.len() - 5));
+    }
+    parts.join("; ")
 }

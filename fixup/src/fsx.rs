@@ -35,7 +35,7 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn new(path: PathBuf, meta: &Metadata) -> Entry {
+    pub(crate) fn new(path: PathBuf, meta: &Metadata) -> Entry {
         let file_type = meta.file_type();
         let kind = if file_type.is_symlink() {
             Kind::Symlink

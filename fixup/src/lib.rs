@@ -74,6 +74,7 @@ pub mod libtool;
 pub mod man;
 pub mod moves;
 pub mod outputs;
+pub mod patchelf;
 pub mod rpath;
 pub mod shebangs;
 pub mod strip;

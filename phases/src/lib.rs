@@ -77,7 +77,8 @@ pub fn run_file_step(step: &Step, cwd: &Path) -> Result<StepReport, StepError> {
         | Step::Patch(_)
         | Step::Configure(_)
         | Step::Make(_)
-        | Step::Fixup(_) => return Err(StepError::NotAFileStep),
+        | Step::Fixup(_)
+        | Step::AutoPatchelf(_) => return Err(StepError::NotAFileStep),
         Step::Write(step) => write::run(step, cwd).map(|()| Vec::new())?,
         Step::Mkdir(step) => mkdir::run(step, cwd).map(|()| Vec::new())?,
         Step::Copy(step) => copy::run(step, cwd).map(|()| Vec::new())?,

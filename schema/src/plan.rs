@@ -345,6 +345,9 @@ pub enum Step {
     /// stdenv's fixup of every output: move docs, patch shebangs, strip, shrink RPATHs, compress
     /// man pages, prune libtool files, check symlinks and references.
     Fixup(Box<FixupStep>),
+    /// Point prebuilt ELF files at the store (nixpkgs' autoPatchelfHook): set their interpreter,
+    /// and a RUNPATH of the search-path directories that hold their libraries.
+    AutoPatchelf(AutoPatchelfStep),
 }
 
 impl Step {
@@ -364,6 +367,7 @@ impl Step {
             Step::Configure(_) => "configure",
             Step::Make(_) => "make",
             Step::Fixup(_) => "fixup",
+            Step::AutoPatchelf(_) => "autoPatchelf",
         }
     }
 
@@ -382,6 +386,7 @@ impl Step {
         "configure",
         "make",
         "fixup",
+        "autoPatchelf",
     ];
 }
 
@@ -507,6 +512,28 @@ pub struct UnpackStep {
     /// Needs `into`. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub merge_usr: bool,
+}
+
+/// Point prebuilt ELF files at the store, as nixpkgs' autoPatchelfHook does: every
+/// dynamically linked ELF file under `paths` gets `interpreter` (when it has one) and a
+/// `DT_RUNPATH` of the `searchPath` directories that hold its `DT_NEEDED` libraries, in order
+/// (`$ORIGIN` entries kept, other old entries dropped). A library found nowhere fails the step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AutoPatchelfStep {
+    /// Files or directories (walked without following symlinks) whose ELF files are patched.
+    pub paths: Vec<String>,
+    /// The dynamic loader to set as the interpreter of every ELF file that has one, e.g.
+    /// `${inputs.runtime}/lib/ld-linux-x86-64.so.2`. Without it, interpreters are left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpreter: Option<String>,
+    /// Directories to look for needed libraries in, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search_path: Vec<String>,
+    /// Needed libraries (file names such as `libfoo.so.1`) that may be found nowhere; `*`
+    /// allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore_missing: Vec<String>,
 }
 
 /// Apply patches in order.

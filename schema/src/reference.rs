@@ -324,6 +324,11 @@ fn for_each_step_template(
             visit_option(&mut make.makefile, path.key("makefile"), visit);
         }
         Step::Fixup(fixup) => for_each_fixup_template(fixup, path, visit),
+        Step::AutoPatchelf(patchelf) => {
+            visit_list(&mut patchelf.paths, &path.key("paths"), visit);
+            visit_option(&mut patchelf.interpreter, path.key("interpreter"), visit);
+            visit_list(&mut patchelf.search_path, &path.key("searchPath"), visit);
+        }
         Step::Substitute(substitute) => {
             visit(path.key("file"), &mut substitute.file);
             if let Some(out) = &mut substitute.out {

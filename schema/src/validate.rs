@@ -500,6 +500,9 @@ fn check_step(step: &Step, path: &JsonPath, errors: &mut Problems) {
         Step::Configure(configure) if configure.script.is_empty() => {
             errors.push(empty("script", "the script path"))
         }
+        Step::AutoPatchelf(patchelf) if patchelf.paths.is_empty() => {
+            errors.push(empty("paths", "the list of paths to patch"))
+        }
         Step::Remove(remove) if remove.path.is_empty() => errors.push(empty("path", "the path")),
         Step::Chmod(chmod) if chmod.path.is_empty() => errors.push(empty("path", "the path")),
         Step::Substitute(substitute) => {

@@ -2,8 +2,9 @@
 //! (`rpath::shrink_rpath`, which reads the dynamic section and edits `.dynstr` in place), the
 //! build-directory audit (`audit::audit_tmpdir`, which reads the RPATH) and build-ID reading
 //! (`debuginfo::separate_debug_info` with no `objcopy` on the search path: it reads every
-//! file's notes, then only warns). The ELF readers themselves are private to kiln-fixup; these
-//! are their nearest public entry points.
+//! file's notes, then only warns), and `patchelf::auto_patchelf` (the `autoPatchelf` step,
+//! which grows the file with the elb crate) on a copy. The ELF readers themselves are private
+//! to kiln-fixup; these are their nearest public entry points.
 //!
 //! The file is read-only (mode 0555) like a file in an output after `chmod`, so the in-place
 //! edit has to make it writable and restore the mode.
@@ -16,7 +17,9 @@
 //!   value is the old one with entries dropped, and at most as many bytes differ as the old
 //!   values were long;
 //! - shrinking again changes nothing (an RPATH is shrunk to what is needed in one go);
-//! - a failure leaves the file as it was and names it.
+//! - a failure leaves the file as it was and names it;
+//! - `auto_patchelf` changes nothing but its file, leaves the file as it was when it fails
+//!   (naming it), and a second run after a successful one changes nothing.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -106,6 +109,56 @@ pub fn elf(data: &[u8]) {
     scratch.snapshot(&[]).assert_unchanged(
         &untouched,
         "the audit and the build-ID scan: the scratch directory",
+    );
+    auto_patchelf(&scratch, data, &lib);
+}
+
+/// `auto_patchelf` on a copy of the input in `bin/`, with a store-like interpreter path (longer
+/// than any Debian one, so the file must grow) and the output's `lib` as search path.
+fn auto_patchelf(scratch: &Scratch, data: &[u8], lib: &Path) {
+    use kiln_fixup::patchelf::{auto_patchelf, AutoPatchelfOptions};
+    let program = scratch.work.join("out/bin/prog");
+    fs::create_dir_all(program.parent().expect("a parent")).expect("the bin directory");
+    fs::write(&program, data).expect("the program");
+    let options =
+        AutoPatchelfOptions {
+            interpreter: Some(scratch.work.join(
+                "nix/store/0123456789abcdefghijklmnopqrstuv-runtime/lib/ld-linux-x86-64.so.2",
+            )),
+            search_path: vec![lib.to_owned()],
+            ignore_missing: vec!["*".to_owned()],
+        };
+    let before = scratch.snapshot(&[&program]);
+    let result = auto_patchelf(std::slice::from_ref(&program), &options);
+    crate::note("elf", || format!("auto_patchelf: {result:?}"));
+    match result {
+        Ok(outcome) if !outcome.changed.is_empty() => {
+            let again = auto_patchelf(std::slice::from_ref(&program), &options)
+                .expect("a file that was patched patches again");
+            assert!(
+                again.changed.is_empty(),
+                "patching twice changed the file again"
+            );
+        }
+        Ok(_) => assert!(
+            fs::read(&program).expect("the program") == data,
+            "the file changed, but no change was reported"
+        ),
+        Err(error) => {
+            let rendered = error.to_string();
+            assert!(
+                rendered.contains(&program.display().to_string()),
+                "the error `{rendered}` does not name the file"
+            );
+            assert!(
+                fs::read(&program).expect("the program") == data,
+                "a failed autoPatchelf (`{rendered}`) changed the file"
+            );
+        }
+    }
+    scratch.snapshot(&[&program]).assert_unchanged(
+        &before,
+        "autoPatchelf: the scratch directory besides the file",
     );
 }
 
