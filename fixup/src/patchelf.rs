@@ -14,7 +14,8 @@
 //! The edit is done in process with the `elb` crate, which grows the file when the new strings
 //! do not fit (a new loadable segment holds the interpreter and the new `.dynstr`), as patchelf
 //! does; a Debian binary's 28-byte interpreter becomes a store path of 90 or more. Each file
-//! is patched in memory and only then written over its old content (the inode stays, so hard
+//! is patched in memory and only then written over its old content (after every file's
+//! libraries were looked up: a library being rewritten would read as empty) (the inode stays, so hard
 //! links stay hard links, and a file elb cannot patch is left as it was), each inode once, in
 //! parallel on the current rayon pool. Relocatable objects, static archives and statically linked programs are left
 //! alone; so is a file whose interpreter and RUNPATH are already right.
@@ -73,19 +74,42 @@ pub fn auto_patchelf(
         .filter(|entry| !fsx::in_build_id(&entry.path))
         .collect();
     let interpreter = options.interpreter.as_deref().map(c_path).transpose()?;
-    let results = fsx::par_map(&files, |entry| {
-        patch_one(&entry.path, entry.mode, interpreter.as_ref(), options)
+    // Every decision is made before any file is written: deciding reads the libraries'
+    // headers, and a library that is being rewritten reads as empty.
+    let decisions = fsx::par_map(&files, |entry| {
+        decide_file(&entry.path, interpreter.as_ref(), options)
     })?;
-    let mut outcome = Outcome::default();
-    let mut missing = Vec::new();
-    for (entry, (changed, lacking)) in files.iter().zip(results) {
-        if changed {
-            outcome.changed.push(entry.path.clone());
-        }
-        if !lacking.is_empty() {
-            missing.push((entry.path.clone(), lacking));
-        }
-    }
+    let changes: Vec<_> = files
+        .iter()
+        .zip(&decisions)
+        .filter(|(_, decision)| {
+            decision
+                .as_ref()
+                .is_some_and(|d| d.interpreter.is_some() || d.runpath.is_some())
+        })
+        .collect();
+    fsx::par_map(&changes, |(entry, decision)| {
+        let decision = decision.as_ref().expect("filtered above");
+        let patched = patch_bytes(&entry.path, fsx::read(&entry.path)?, decision)?;
+        fsx::with_writable(&entry.path, entry.mode, || {
+            write_in_place(&entry.path, &patched)
+        })
+    })?;
+    let outcome = Outcome {
+        changed: changes
+            .iter()
+            .map(|(entry, _)| entry.path.clone())
+            .collect(),
+        warnings: Vec::new(),
+    };
+    let missing: Vec<_> = files
+        .iter()
+        .zip(decisions)
+        .filter_map(|(entry, decision)| {
+            let lacking = decision?.missing;
+            (!lacking.is_empty()).then(|| (entry.path.clone(), lacking))
+        })
+        .collect();
     if !missing.is_empty() {
         return Err(StepError::MissingLibraries {
             missing,
@@ -102,28 +126,16 @@ fn c_path(path: &Path) -> Result<CString, StepError> {
     })
 }
 
-/// Patches one file; returns whether it changed and the needed libraries found nowhere.
-fn patch_one(
+/// What to change in `path`; `None` when it is not a dynamically linked ELF file.
+fn decide_file(
     path: &Path,
-    mode: u32,
     interpreter: Option<&CString>,
     options: &AutoPatchelfOptions,
-) -> Result<(bool, Vec<String>), StepError> {
+) -> Result<Option<Decision>, StepError> {
     if !fsx::is_elf(path)? {
-        return Ok((false, Vec::new()));
+        return Ok(None);
     }
-    let bytes = fsx::read(path)?;
-    let decision = decide(path, &bytes, interpreter, options)?;
-    let Some(decision) = decision else {
-        return Ok((false, Vec::new()));
-    };
-    let missing = decision.missing.clone();
-    if decision.interpreter.is_none() && decision.runpath.is_none() {
-        return Ok((false, missing));
-    }
-    let patched = patch_bytes(path, bytes, &decision)?;
-    fsx::with_writable(path, mode, || write_in_place(path, &patched))?;
-    Ok((true, missing))
+    decide(path, &fsx::read(path)?, interpreter, options)
 }
 
 /// What to change in the ELF file `bytes`; `None` when it is not dynamically linked.
@@ -228,7 +240,7 @@ fn patch_bytes(path: &Path, bytes: Vec<u8>, decision: &Decision) -> Result<Vec<u
         path: path.to_owned(),
         source,
     })?;
-    let limit = bytes.len() as u64 + MAX_GROWTH;
+    let limit = (bytes.len() as u64).saturating_mul(2) + MAX_GROWTH;
     let mut file = BoundedCursor {
         inner: std::io::Cursor::new(bytes),
         limit,
@@ -255,8 +267,9 @@ fn patch_bytes(path: &Path, bytes: Vec<u8>, decision: &Decision) -> Result<Vec<u
     Ok(patcher.finish().map_err(failed)?.inner.into_inner())
 }
 
-/// How many bytes a patched file may grow by: the new interpreter, `.dynstr`, program and
-/// section header tables take a few pages; a file that would grow more is malformed.
+/// How much a patched file may grow by, besides doubling: the new interpreter, `.dynstr`
+/// (which elb moves whole; gcc's `cc1` has a large one), program and section header tables.
+/// A file that would grow more is malformed, and this bounds what a hostile one can allocate.
 const MAX_GROWTH: u64 = 1 << 20;
 
 /// An in-memory file that refuses to be written past `limit` bytes (elb trusts the offsets it

@@ -1,0 +1,300 @@
+# kiln's stage 0: a C/C++ toolchain in the Nix store, made from Debian bookworm's binary
+# packages by kiln itself (no bash, no nixpkgs), so that builds need nothing of the host.
+#
+#   stage0 = import ./bootstrap/stage0 { kiln = ...; };
+#   stage0.runtime     glibc, libgcc_s, libstdc++: what a built program needs at run time
+#   stage0.toolchain   gcc/g++ 12, binutils, libc headers, sh, coreutils, make, ...: what a
+#                      build needs; its bin/ goes on PATH as any input's
+#   stage0.debs        the .deb files, by package name (fixed-output store paths)
+#
+# The .debs are pinned in ./debs.lock and added to the store by
+# `bash scripts/fetch-stage0-debs.sh`; this file refers to them only by name and hash, like
+# nixpkgs' requireFile, and never downloads anything. A missing one fails evaluation with a
+# message naming that script.
+#
+# How the pieces fit (docs/toolchain.md says why):
+#
+# - Each derivation unpacks its .debs into its output with a merged /usr (`mergeUsr`: `lib/`
+#   and `bin/` go under `usr/`, absolute symlinks become relative ones), then links `bin`, `lib`,
+#   `lib64` and `sbin` to their `usr/` directories, as a merged-/usr Debian system does.
+# - `autoPatchelf` gives every ELF file the runtime's loader as interpreter and a RUNPATH of the
+#   store directories that hold its libraries: the runtime's first (one glibc for everything),
+#   then the toolchain's own (libisl, libmpc, ... for cc1).
+# - gcc needs no wrapper: a `specs` file in its library directory (read by gcc at every start)
+#   adds `--sysroot=<toolchain>` for gcc and for ld (headers, crt files and the libc linker
+#   scripts come from the toolchain, laid out as Debian lays them out; ld resolves the scripts'
+#   `/lib/...` paths inside the sysroot), and makes every program it links use the
+#   runtime's loader and carry a RUNPATH to the runtime's libraries. The toolchain holds its
+#   own copy of the runtime's files for linking (ld resolves the libc.so script inside the
+#   sysroot); programs refer only to the runtime.
+{ kiln }:
+
+let
+  kilnLib = import ../. { inherit kiln; };
+  inherit (kilnLib) refs;
+  inherit (builtins)
+    filter
+    map
+    match
+    elemAt
+    length
+    genList
+    replaceStrings
+    listToAttrs
+    ;
+
+  # --- The lock: `set package version arch sha256` per line. -----------------------------------
+
+  lockLines = filter (line: line != "" && match "[[:space:]]*#.*" line == null) (
+    filter builtins.isString (builtins.split "\n" (builtins.readFile ./debs.lock))
+  );
+
+  parseLine =
+    line:
+    let
+      fields = filter (field: builtins.isString field && field != "") (
+        builtins.split "[[:space:]]+" line
+      );
+    in
+    if length fields != 5 then
+      throw "bootstrap/stage0/debs.lock: a line needs 5 fields (set package version arch sha256): '${line}'"
+    else
+      {
+        set = elemAt fields 0;
+        package = elemAt fields 1;
+        version = elemAt fields 2;
+        arch = elemAt fields 3;
+        sha256 = elemAt fields 4;
+      };
+
+  entries = map parseLine lockLines;
+
+  # The store name scripts/fetch-stage0-debs.sh gives the file: no epoch, `~` as `_`.
+  storeName =
+    entry:
+    let
+      noEpoch =
+        let
+          parts = match "[0-9]+:(.*)" entry.version;
+        in
+        if parts == null then entry.version else builtins.head parts;
+    in
+    "${entry.package}_${replaceStrings [ "~" ] [ "_" ] noEpoch}_${entry.arch}.deb";
+
+  fetchHint = "run `bash scripts/fetch-stage0-debs.sh` (it downloads the pinned .debs with apt-get and adds them to the store)";
+
+  # One .deb as a fixed-output path. Like nixpkgs' requireFile it is never built: the script
+  # adds it to the store, where Nix finds it valid by name and hash. The builder only runs when
+  # it is missing, and fails naming the script (evaluation fails first, below, when it can tell).
+  debFile =
+    entry:
+    let
+      name = storeName entry;
+      drv = derivation {
+        inherit name;
+        system = builtins.currentSystem;
+        builder = kilnLib.builder;
+        __structuredAttrs = true;
+        outputHashMode = "flat";
+        outputHashAlgo = "sha256";
+        outputHash = entry.sha256;
+        kiln = kilnLib.mkPlan {
+          inherit name;
+          phases = [
+            {
+              name = "missing";
+              steps = [
+                { run.argv = [ "/${name}-is-not-in-the-store:${replaceStrings [ " " "`" ] [ "-" "" ] fetchHint}" ]; }
+              ];
+            }
+          ];
+        };
+      };
+      # Impure evaluation (nix-build) can see whether the path is there and say so at once.
+      present = builtins.pathExists (builtins.unsafeDiscardStringContext drv.outPath);
+    in
+    if builtins ? currentSystem && !present then
+      throw "kiln stage 0: ${name} (${entry.package} ${entry.version}, pinned in bootstrap/stage0/debs.lock) is not in the Nix store: ${fetchHint}"
+    else
+      drv;
+
+  debs = listToAttrs (
+    map (entry: {
+      name = entry.package;
+      value = debFile entry;
+    }) entries
+  );
+
+  debsOf = set: map (entry: debs.${entry.package}) (filter (entry: entry.set == set) entries);
+
+  # --- Building a root from .debs. -------------------------------------------------------------
+
+  multiarch = "x86_64-linux-gnu";
+
+  # The steps that unpack the input list `name` into the output as a merged-/usr root, with
+  # top-level links to the `usr/` directories `dirs`.
+  unpackRoot = name: count: dirs: [
+    {
+      unpack = {
+        srcs = genList (index: refs.inputAt name index) count;
+        into = refs.out;
+        mergeUsr = true;
+      };
+    }
+  ]
+  ++ map
+    (dir: {
+      symlink = {
+        target = "usr/${dir}";
+        link = "${refs.out}/${dir}";
+      };
+    })
+    dirs;
+
+  runtimeDebs = debsOf "runtime";
+
+  runtime = kilnLib.mkDerivation {
+    name = "kiln-stage0-runtime";
+    inputs.debs = runtimeDebs;
+    phases = [
+      {
+        name = "unpack";
+        steps = unpackRoot "debs" (length runtimeDebs) [
+          "lib"
+          "lib64"
+        ];
+      }
+      {
+        name = "patchelf";
+        steps = [
+          {
+            autoPatchelf = {
+              paths = [ refs.out ];
+              interpreter = "${refs.out}/usr/lib/${multiarch}/ld-linux-x86-64.so.2";
+              # iconv's modules link helpers of their own directory.
+              searchPath = [
+                "${refs.out}/usr/lib/${multiarch}"
+                "${refs.out}/usr/lib/${multiarch}/gconv"
+              ];
+            };
+          }
+        ];
+      }
+    ];
+  };
+
+  # The runtime's loader and library directory, as store path strings.
+  loader = "${runtime}/usr/lib/${multiarch}/ld-linux-x86-64.so.2";
+  runtimeLib = "${runtime}/usr/lib/${multiarch}";
+
+  toolchainDebs = runtimeDebs ++ debsOf "core";
+
+  gccLib = "usr/lib/gcc/${multiarch}/12";
+
+  # gcc's specs, appended to the built-in ones (`+`): the sysroot for headers, crt files and
+  # libraries, the toolchain's own `as` and `ld` whatever PATH says (`-B`, as nixpkgs'
+  # cc-wrapper does), and the runtime's loader and library directory for every program linked.
+  specs = ''
+    *self_spec:
+    + %{!-sysroot=*:--sysroot=${refs.out}} -B${refs.out}/usr/bin/
+
+    *link:
+    + --sysroot=${refs.out} %{!static:%{!static-pie:%{!shared:-dynamic-linker ${loader}}}} %{!static:%{!static-pie:-rpath ${runtimeLib}}}
+
+  '';
+
+  toolchain = kilnLib.mkDerivation {
+    name = "kiln-stage0-toolchain";
+    inputs = {
+      debs = toolchainDebs;
+      runtime = runtime;
+    };
+    phases = [
+      {
+        name = "unpack";
+        steps = unpackRoot "debs" (length toolchainDebs) [
+          "bin"
+          "sbin"
+          "lib"
+          "lib64"
+        ];
+      }
+      {
+        name = "patchelf";
+        steps = [
+          {
+            autoPatchelf = {
+              paths = [ refs.out ];
+              interpreter = loader;
+              searchPath = [
+                runtimeLib
+                "${refs.out}/usr/lib/${multiarch}"
+                "${refs.out}/usr/lib/${multiarch}/gconv"
+              ];
+            };
+          }
+        ];
+      }
+      {
+        name = "configure";
+        steps = [
+          {
+            write = {
+              path = "${refs.out}/${gccLib}/specs";
+              content = specs;
+            };
+          }
+        ]
+        # The names configure scripts and make look for (dash already gives `sh`).
+        ++ map
+            (pair: {
+              symlink = {
+                target = elemAt pair 1;
+                link = "${refs.out}/usr/bin/${elemAt pair 0}";
+              };
+            })
+            [
+              [ "cc" "gcc-12" ]
+              [ "gcc" "gcc-12" ]
+              [ "c++" "g++-12" ]
+              [ "g++" "g++-12" ]
+              [ "cpp" "cpp-12" ]
+            ];
+      }
+      {
+        name = "check";
+        steps = [
+          {
+            write = {
+              path = "${refs.top}/check.c";
+              content = ''
+                #include <math.h>
+                #include <stdio.h>
+                int main(void) { printf("stage 0 works: %.1f\n", sqrt(2.25)); return 0; }
+              '';
+            };
+          }
+          {
+            run.argv = [
+              "${refs.out}/bin/gcc"
+              "-O2"
+              "-o"
+              "${refs.top}/check"
+              "${refs.top}/check.c"
+              "-lm"
+            ];
+          }
+          { run.argv = [ "${refs.top}/check" ]; }
+        ];
+      }
+    ];
+  };
+in
+{
+  inherit
+    debs
+    runtime
+    toolchain
+    entries
+    ;
+}
