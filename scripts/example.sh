@@ -4,9 +4,11 @@
 #
 #   bash scripts/example.sh
 #
-# IMPURE: the example compiles with the HOST's gcc, lent to the sandbox through
-# extra-sandbox-paths (see KILN_NIX_OPTS in scripts/lib.sh); kiln itself needs nothing from the
-# host. Every run rebuilds (a fresh `nonce`), so you see kiln's phases each time.
+# Nothing of the host is lent to the sandbox (KILN_NIX_PURE_OPTS in scripts/lib.sh): the
+# program is compiled by kiln's stage-0 toolchain (bootstrap/stage0), which kiln itself builds
+# in the store from pinned Debian packages (downloaded once by scripts/fetch-stage0-debs.sh).
+# Every run rebuilds the program (a fresh `nonce`), so you see kiln's phases each time; the
+# toolchain is built once.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,12 +21,15 @@ kiln_info "==> building the static kiln (scripts/build-static.sh)"
 kiln="$(bash scripts/build-static.sh | tail -n 1)"
 kiln_info "kiln: $kiln"
 
-kiln_info "==> nix-build tests/fixtures/hello-c, with kiln as the builder"
+kiln_info "==> the stage-0 toolchain's Debian packages (scripts/fetch-stage0-debs.sh)"
+bash scripts/fetch-stage0-debs.sh >/dev/null
+
+kiln_info "==> nix-build tests/fixtures/hello-c, with kiln as the builder, nothing of the host lent"
 nix-build tests/fixtures/hello-c \
     --arg kiln "$kiln" \
     --argstr nonce "$(date +%s.%N)" \
     --out-link result \
-    "${KILN_NIX_OPTS[@]}" ||
+    "${KILN_NIX_PURE_OPTS[@]}" ||
     kiln_die "nix-build tests/fixtures/hello-c failed (the build log is above)."
 
 kiln_info "==> running ./result/bin/hello-kiln"

@@ -20,13 +20,20 @@ KILN_STATIC_PATH="$KILN_STATIC_DIR/$KILN_TARGET/release/kiln"
 # - sandbox-fallback false: Nix's default silently builds WITHOUT a sandbox when it cannot make
 #   one. We would rather fail loudly than test something other than what we think we test.
 # - substituters '': no binary cache (there is no network to reach one anyway).
-# - extra-sandbox-paths: IMPURE. Lends the host's toolchain (gcc, coreutils, libc, ...) to the
-#   sandbox so test derivations can compile C without nixpkgs. Only tests and examples do this;
-#   kiln itself is static and needs none of it.
-KILN_NIX_OPTS=(
+#
+# KILN_NIX_PURE_OPTS is all of that: the sandbox sees store paths only. Builds that use kiln's
+# stage-0 toolchain (bootstrap/stage0; its .debs come from scripts/fetch-stage0-debs.sh) need
+# nothing else.
+KILN_NIX_PURE_OPTS=(
     --option sandbox true
     --option sandbox-fallback false
     --option substituters ''
+)
+# KILN_NIX_OPTS adds extra-sandbox-paths: IMPURE. It lends the host's toolchain (gcc,
+# coreutils, libc, ...) to the sandbox, for the test fixtures that have not moved to the
+# stage-0 toolchain yet. kiln itself is static and needs none of it.
+KILN_NIX_OPTS=(
+    "${KILN_NIX_PURE_OPTS[@]}"
     --option extra-sandbox-paths "/bin /usr /lib /lib64 /etc/alternatives"
 )
 

@@ -27,7 +27,11 @@
 #   runtime's loader and carry a RUNPATH to the runtime's libraries. The toolchain holds its
 #   own copy of the runtime's files for linking (ld resolves the libc.so script inside the
 #   sysroot); programs refer only to the runtime.
-{ kiln }:
+{
+  kiln,
+  # The pinned .debs (tests point this at a lock of their own).
+  lock ? ./debs.lock,
+}:
 
 let
   kilnLib = import ../. { inherit kiln; };
@@ -46,7 +50,7 @@ let
   # --- The lock: `set package version arch sha256` per line. -----------------------------------
 
   lockLines = filter (line: line != "" && match "[[:space:]]*#.*" line == null) (
-    filter builtins.isString (builtins.split "\n" (builtins.readFile ./debs.lock))
+    filter builtins.isString (builtins.split "\n" (builtins.readFile lock))
   );
 
   parseLine =
@@ -191,7 +195,7 @@ let
 
   gccLib = "usr/lib/gcc/${multiarch}/12";
 
-  # gcc's specs, appended to the built-in ones (`+`): the sysroot for headers, crt files and
+  # gcc's specs, appended to its built-in ones (`+` appends to a spec): the sysroot for headers, crt files and
   # libraries, the toolchain's own `as` and `ld` whatever PATH says (`-B`, as nixpkgs'
   # cc-wrapper does), and the runtime's loader and library directory for every program linked.
   specs = ''
@@ -238,12 +242,44 @@ let
       {
         name = "configure";
         steps = [
+          # A specs file in gcc's library directory replaces gcc's built-in specs whole (gcc
+          # then skips the set-up that picks, e.g., the shared libgcc for g++), so it starts as
+          # gcc's own -dumpspecs and the additions are appended.
+          {
+            run = {
+              argv = [
+                "${refs.out}/usr/bin/gcc-12"
+                "-dumpspecs"
+              ];
+              stdout = "${refs.top}/builtin.specs";
+            };
+          }
           {
             write = {
-              path = "${refs.out}/${gccLib}/specs";
+              path = "${refs.top}/kiln.specs";
               content = specs;
             };
           }
+          {
+            run = {
+              argv = [
+                "${refs.out}/bin/cat"
+                "${refs.top}/builtin.specs"
+                "${refs.top}/kiln.specs"
+              ];
+              stdout = "${refs.out}/${gccLib}/specs";
+            };
+          }
+        ]
+        # Links to what the .debs do not ship: gcc's sanitizer and plugin libraries, and tar's
+        # remote-tape helper (an alternative that dpkg would make).
+        ++ map (path: { remove.path = "${refs.out}/${path}"; }) [
+          "${gccLib}/libasan.so"
+          "${gccLib}/libubsan.so"
+          "${gccLib}/libtsan.so"
+          "${gccLib}/liblsan.so"
+          "${gccLib}/libcc1.so"
+          "etc/rmt"
         ]
         # The names configure scripts and make look for (dash already gives `sh`).
         ++ map

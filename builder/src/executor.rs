@@ -137,6 +137,17 @@ pub enum BuildError {
         /// The step's `PATH`.
         path: String,
     },
+    /// The file a run step's `stdout` names could not be created.
+    #[error("{at}: cannot create `{}` for the program's standard output", path.display())]
+    StdoutFile {
+        /// Where.
+        at: StepLocation,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The program could not be started.
     #[error("{at}: cannot start `{}`", program.display())]
     Spawn {
@@ -185,6 +196,7 @@ impl BuildError {
             | BuildError::Interrupted { at, .. }
             | BuildError::ProgramNotFound { at, .. }
             | BuildError::Spawn { at, .. }
+            | BuildError::StdoutFile { at, .. }
             | BuildError::FileStep { at, .. }
             | BuildError::Builtin { at, .. }
             | BuildError::MissingCwd { at, .. } => at,
@@ -491,10 +503,25 @@ impl Execution<'_> {
                     Some(cwd) => phase_cwd.join(cwd),
                     None => phase_cwd.to_owned(),
                 };
+                let stdout = match &run.stdout {
+                    Some(file) => {
+                        let path = cwd.join(file);
+                        let opened = std::fs::File::create(&path).map_err(|source| {
+                            BuildError::StdoutFile {
+                                at: at.clone(),
+                                path: path.clone(),
+                                source,
+                            }
+                        })?;
+                        Some(std::sync::Arc::new(opened))
+                    }
+                    None => None,
+                };
                 let process = Process {
                     argv: run.argv.clone(),
                     cwd,
                     env: &run.env,
+                    stdout,
                 };
                 self.spawn(&at, process, &state.env, limits, reporter, signals)
                     .await
@@ -511,6 +538,7 @@ impl Execution<'_> {
                     argv,
                     cwd: phase_cwd.to_owned(),
                     env: &configure.env,
+                    stdout: None,
                 };
                 self.spawn(&at, process, &state.env, limits, reporter, signals)
                     .await
@@ -535,6 +563,7 @@ impl Execution<'_> {
                             ),
                             cwd: phase_cwd.to_owned(),
                             env: &no_env,
+                            stdout: None,
                         };
                         if self.probe(&at, probe, &state.env, limits, signals).await? {
                             found = Some(candidate.clone());
@@ -557,6 +586,7 @@ impl Execution<'_> {
                     argv: builtin::make_argv(make, &cores, &[], &targets),
                     cwd: phase_cwd.to_owned(),
                     env: &no_env,
+                    stdout: None,
                 };
                 self.spawn(&at, process, &state.env, limits, reporter, signals)
                     .await
@@ -744,6 +774,7 @@ impl Execution<'_> {
             argv: process.argv.clone(),
             env: step_env,
             cwd: process.cwd.clone(),
+            stdout: process.stdout.clone(),
         })
     }
 
@@ -774,6 +805,8 @@ struct Process<'a> {
     cwd: PathBuf,
     /// The step's own variables, over the build environment.
     env: &'a BTreeMap<String, String>,
+    /// The file standard output goes to, when not the log.
+    stdout: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// The phase's deadline and timeout, for the step's processes.

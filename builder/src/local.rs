@@ -793,6 +793,7 @@ impl<'a> LocalBuild<'a> {
             argv,
             env: BTreeMap::new(),
             cwd: PathBuf::from("/"),
+            stdout: None,
         };
         let limits = RunLimits {
             deadline: None,

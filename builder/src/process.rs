@@ -35,6 +35,8 @@ pub struct ChildSpec {
     pub env: BTreeMap<String, String>,
     /// The working directory.
     pub cwd: PathBuf,
+    /// Where standard output goes instead of the pipe (a file already opened for writing).
+    pub stdout: Option<std::sync::Arc<std::fs::File>>,
 }
 
 /// Limits for one child.
@@ -91,7 +93,10 @@ pub async fn run_child(
         .envs(&spec.env)
         .current_dir(&spec.cwd)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(writer.try_clone()?))
+        .stdout(match &spec.stdout {
+            Some(file) => Stdio::from(file.try_clone()?),
+            None => Stdio::from(writer.try_clone()?),
+        })
         .stderr(Stdio::from(writer))
         .process_group(0)
         .kill_on_drop(true);
@@ -247,6 +252,7 @@ mod tests {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             env: BTreeMap::from([("PATH".to_owned(), "/usr/bin:/bin".to_owned())]),
             cwd: "/".into(),
+            stdout: None,
         }
     }
 

@@ -105,6 +105,7 @@ mod tests {
             argv: vec!["touch".to_owned(), "x".to_owned()],
             env: Default::default(),
             cwd: None,
+            stdout: None,
         });
         let error = run_file_step(&step, dir.path()).unwrap_err();
         assert!(matches!(error, StepError::NotAFileStep), "{error:?}");

@@ -403,6 +403,11 @@ pub struct RunStep {
     /// Working directory, relative to the phase's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
+    /// Write the program's standard output to this file (created or truncated; relative to
+    /// the step's working directory) instead of the log, like a shell's `> file`. Standard
+    /// error still goes to the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
 }
 
 /// Write `content` to `path`, replacing the file if it exists.

@@ -394,6 +394,7 @@ fn run(argv: Vec<String>) -> Step {
         argv,
         env: BTreeMap::new(),
         cwd: None,
+        stdout: None,
     })
 }
 

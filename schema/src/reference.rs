@@ -279,6 +279,7 @@ fn for_each_step_template(
             if let Some(cwd) = &mut run.cwd {
                 visit(path.key("cwd"), cwd);
             }
+            visit_option(&mut run.stdout, path.key("stdout"), visit);
         }
         Step::Write(write) => {
             visit(path.key("path"), &mut write.path);

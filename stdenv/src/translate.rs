@@ -597,6 +597,7 @@ impl<'r, 'a> Translator<'r, 'a> {
                 argv,
                 env: BTreeMap::new(),
                 cwd: Some("build".to_owned()),
+                stdout: None,
             }),
         ];
         vec![("configure", None, configure)]
@@ -641,6 +642,7 @@ impl<'r, 'a> Translator<'r, 'a> {
             argv,
             env,
             cwd: None,
+            stdout: None,
         })];
         let ninja_flags = literal_list(r.list("ninjaFlags"));
         let ninja = |parallel: bool, targets: &[&str]| {
@@ -658,6 +660,7 @@ impl<'r, 'a> Translator<'r, 'a> {
                 argv,
                 env: [("TERM".to_owned(), "dumb".to_owned())].into(),
                 cwd: None,
+                stdout: None,
             })
         };
         let mut test = ["meson", "test", "--no-rebuild", "--print-errorlogs"]
@@ -825,6 +828,7 @@ impl<'r, 'a> Translator<'r, 'a> {
             ],
             env: self.shell_env.clone(),
             cwd: None,
+            stdout: None,
         })
     }
 
@@ -906,6 +910,7 @@ impl<'r, 'a> Translator<'r, 'a> {
                     argv: vec![literal(&shell), "-e".to_owned(), literal(&path)],
                     env: self.shell_env.clone(),
                     cwd: None,
+                    stdout: None,
                 }),
                 vec![format!("{attribute} (shell code, kilnAllowShell)")],
             );
@@ -1733,6 +1738,7 @@ fn run(argv: Vec<String>) -> Step {
         argv,
         env: BTreeMap::new(),
         cwd: None,
+        stdout: None,
     })
 }
 

@@ -383,3 +383,54 @@ fn a_step_that_ignores_sigterm_is_killed_after_the_grace_period() {
         "processes survived kiln"
     );
 }
+
+#[test]
+fn a_run_steps_stdout_can_go_to_a_file() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "plan.json",
+        r#"{"version":1,"name":"t","inputs":{"host":"/usr"},"phases":[
+            {"name":"build","steps":[
+              {"mkdir":{"path":"${outputs.out}"}},
+              {"run":{"argv":["/bin/sh","-c","echo to-the-file; echo to-the-log >&2"],
+                      "stdout":"${outputs.out}/captured.txt"}},
+              {"run":{"argv":["/bin/sh","-c","echo second"],"stdout":"${outputs.out}/captured.txt"}}
+            ]}]}"#,
+    );
+    let output = scratch
+        .kiln()
+        .args(["build", "plan.json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("to-the-log"), "{stderr}");
+    assert!(!stderr.contains("to-the-file"), "{stderr}");
+    // Truncated by the second step, as `>` does.
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("kiln-out/out/captured.txt")).unwrap(),
+        "second\n"
+    );
+
+    // A file that cannot be created fails the step before the program runs.
+    scratch.write(
+        "bad.json",
+        r#"{"version":1,"name":"t","inputs":{"host":"/usr"},"phases":[
+            {"name":"build","steps":[
+              {"mkdir":{"path":"${outputs.out}"}},
+              {"run":{"argv":["/bin/sh","-c","touch ${outputs.out}/ran"],
+                      "stdout":"${outputs.out}/no/such/dir/x"}}]}]}"#,
+    );
+    let output = scratch
+        .kiln()
+        .args(["build", "bad.json", "--out-dir", "bad-out"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("phase `build`, step 2 (run): cannot create `")
+            && stderr.contains("/no/such/dir/x` for the program's standard output"),
+        "{stderr}"
+    );
+}

@@ -13,5 +13,6 @@ mod nix;
 mod nonutf8;
 mod presets;
 mod split;
+mod stage0;
 mod state;
 mod stdenv;

@@ -3,7 +3,8 @@
 //! These tests need `nix-build` and fail when it is missing (run `scripts/setup.sh`). They use
 //! the static binary named by `KILN_STATIC_BIN` (set by `scripts/test.sh`) or build it once into
 //! `target/static`. Fixtures live in `tests/fixtures/`; each build gets a fresh `nonce` so Nix
-//! really runs it instead of reusing a store path. Host tools are lent to the sandbox with
+//! really runs it instead of reusing a store path. The fixtures that build with kiln's stage-0
+//! toolchain see nothing of the host; the others still get host tools lent to the sandbox with
 //! `extra-sandbox-paths` (impure, see `scripts/lib.sh`).
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,31 @@ pub(crate) const NIX_OPTIONS: &[&str] = &[
     "extra-sandbox-paths",
     "/bin /usr /lib /lib64 /etc/alternatives",
 ];
+
+/// `KILN_NIX_PURE_OPTS`: [`NIX_OPTIONS`] without `extra-sandbox-paths`. The sandbox sees store
+/// paths only; the fixtures that build with the stage-0 toolchain use these.
+pub(crate) const NIX_PURE_OPTIONS: &[&str] = NIX_OPTIONS.split_at(9).0;
+
+/// The fixtures that build with nothing of the host (the stage-0 toolchain): [`nix_build`]
+/// runs them with [`NIX_PURE_OPTIONS`].
+const PURE_FIXTURES: &[&str] = &["hello-c", "stage0/cpp.nix"];
+
+/// Adds the stage-0 toolchain's pinned `.deb`s to the store, once per test run
+/// (`scripts/fetch-stage0-debs.sh`: cached outside the repository, a second run only hashes).
+pub(crate) fn stage0_debs() {
+    static FETCHED: OnceLock<()> = OnceLock::new();
+    FETCHED.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(root().join("scripts/fetch-stage0-debs.sh"))
+            .output()
+            .expect("bash runs");
+        assert!(
+            output.status.success(),
+            "scripts/fetch-stage0-debs.sh failed:\n{}",
+            describe(&output)
+        );
+    });
+}
 
 pub(crate) fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -85,13 +111,30 @@ pub(crate) fn require_nix() {
     );
 }
 
-/// `nix-build FIXTURE --arg kiln BIN --argstr nonce NONCE ... --no-out-link EXTRA...`.
+/// `nix-build FIXTURE --arg kiln BIN --argstr nonce NONCE ... --no-out-link EXTRA...`, with
+/// [`NIX_PURE_OPTIONS`] for the [`PURE_FIXTURES`] and [`NIX_OPTIONS`] for the others.
 pub(crate) fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
-    nix_build_file(&root().join("tests/fixtures").join(fixture), nonce, extra)
+    let expression = root().join("tests/fixtures").join(fixture);
+    if PURE_FIXTURES.contains(&fixture) {
+        stage0_debs();
+        nix_build_with(&expression, nonce, NIX_PURE_OPTIONS, extra)
+    } else {
+        nix_build_with(&expression, nonce, NIX_OPTIONS, extra)
+    }
 }
 
-/// [`nix_build`] of any expression file.
+/// [`nix_build`] of any expression file (with [`NIX_OPTIONS`]).
 pub(crate) fn nix_build_file(expression: &Path, nonce: &str, extra: &[&str]) -> Output {
+    nix_build_with(expression, nonce, NIX_OPTIONS, extra)
+}
+
+/// [`nix_build`] of any expression file with the given Nix options.
+pub(crate) fn nix_build_with(
+    expression: &Path,
+    nonce: &str,
+    options: &[&str],
+    extra: &[&str],
+) -> Output {
     require_nix();
     Command::new("nix-build")
         .arg(expression)
@@ -99,7 +142,7 @@ pub(crate) fn nix_build_file(expression: &Path, nonce: &str, extra: &[&str]) -> 
         .arg("kiln")
         .arg(static_kiln())
         .args(["--argstr", "nonce", nonce])
-        .args(NIX_OPTIONS)
+        .args(options)
         .arg("--no-out-link")
         .args(extra)
         .output()
@@ -136,6 +179,7 @@ fn reported_phases(events: &[serde_json::Value]) -> Vec<String> {
 
 /// The phase names of a fixture's plan, read from the derivation itself.
 fn plan_phases(fixture: &str) -> Vec<String> {
+    stage0_debs();
     let expression = format!(
         "map (phase: phase.name) (import {} {{ kiln = {}; }}).kiln.phases",
         root().join("tests/fixtures").join(fixture).display(),
