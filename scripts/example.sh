@@ -21,8 +21,9 @@ kiln_info "==> building the static kiln (scripts/build-static.sh)"
 kiln="$(bash scripts/build-static.sh | tail -n 1)"
 kiln_info "kiln: $kiln"
 
-kiln_info "==> the stage-0 toolchain's Debian packages (scripts/fetch-stage0-debs.sh)"
+kiln_info "==> the stage-0 toolchain: its Debian packages (scripts/fetch-stage0-debs.sh), then kiln builds it"
 bash scripts/fetch-stage0-debs.sh >/dev/null
+kiln_pure_opts "$kiln"
 
 kiln_info "==> nix-build tests/fixtures/hello-c, with kiln as the builder, nothing of the host lent"
 nix-build tests/fixtures/hello-c \

@@ -23,12 +23,24 @@ KILN_STATIC_PATH="$KILN_STATIC_DIR/$KILN_TARGET/release/kiln"
 #
 # KILN_NIX_PURE_OPTS is all of that: the sandbox sees store paths only. Builds that use kiln's
 # stage-0 toolchain (bootstrap/stage0; its .debs come from scripts/fetch-stage0-debs.sh) need
-# nothing else.
+# nothing else but /bin/sh, which configure scripts and make recipes run: `kiln_pure_opts KILN`
+# adds it, mapped to the stage-0 dash (a store path) through sandbox-paths, as NixOS and
+# upstream Nix (built with a sandbox shell) map theirs. Debian's Nix maps none.
 KILN_NIX_PURE_OPTS=(
     --option sandbox true
     --option sandbox-fallback false
     --option substituters ''
 )
+
+# kiln_pure_opts KILN: builds the stage-0 toolchain with the static kiln KILN (once; then Nix
+# finds it built) and adds `/bin/sh=<its dash>` to KILN_NIX_PURE_OPTS.
+kiln_pure_opts() {
+    local toolchain
+    toolchain="$(nix-build --no-out-link "${KILN_NIX_PURE_OPTS[@]}" \
+        -E "(import $KILN_ROOT/bootstrap/stage0 { kiln = $1; }).toolchain" | tail -n 1)" ||
+        kiln_die "building the stage-0 toolchain failed (run scripts/fetch-stage0-debs.sh first)"
+    KILN_NIX_PURE_OPTS+=(--option extra-sandbox-paths "/bin/sh=$toolchain/usr/bin/dash")
+}
 # KILN_NIX_OPTS adds extra-sandbox-paths: IMPURE. It lends the host's toolchain (gcc,
 # coreutils, libc, ...) to the sandbox, for the test fixtures that have not moved to the
 # stage-0 toolchain yet. kiln itself is static and needs none of it.

@@ -89,6 +89,10 @@ fn debian_hello_builds_runs_and_rebuilds_bit_for_bit() {
     let nonce = nonce();
     let (out, build_log) = build("hello.nix", "hello", &nonce, &[]);
     let hello = out.join("bin/hello");
+    // Built with the stage-0 toolchain and nothing of the host (configure and make ran the
+    // stage-0 dash as /bin/sh): the runtime's loader, store RUNPATHs, a closure of hello and
+    // the runtime.
+    crate::stage0::assert_store_only(&out, &hello);
     assert_eq!(stdout(&run(&hello, &[], "")), "Hello, world!\n");
     let version = stdout(&run(&hello, &["--version"], ""));
     assert!(version.starts_with("hello (GNU Hello) 2.10\n"), "{version}");

@@ -31,13 +31,45 @@ pub(crate) const NIX_OPTIONS: &[&str] = &[
     "/bin /usr /lib /lib64 /etc/alternatives",
 ];
 
-/// `KILN_NIX_PURE_OPTS`: [`NIX_OPTIONS`] without `extra-sandbox-paths`. The sandbox sees store
-/// paths only; the fixtures that build with the stage-0 toolchain use these.
+/// [`NIX_OPTIONS`] without `extra-sandbox-paths`: the sandbox sees store paths only.
 pub(crate) const NIX_PURE_OPTIONS: &[&str] = NIX_OPTIONS.split_at(9).0;
 
 /// The fixtures that build with nothing of the host (the stage-0 toolchain): [`nix_build`]
-/// runs them with [`NIX_PURE_OPTIONS`].
-const PURE_FIXTURES: &[&str] = &["hello-c", "stage0/cpp.nix"];
+/// runs them with [`pure_options`].
+const PURE_FIXTURES: &[&str] = &["hello-c", "stage0/cpp.nix", "debian/hello.nix"];
+
+/// `KILN_NIX_PURE_OPTS` of `scripts/lib.sh`: [`NIX_PURE_OPTIONS`] and `/bin/sh` mapped to the
+/// stage-0 toolchain's dash (a store path, with its closure), as NixOS and upstream Nix map
+/// theirs with `sandbox-paths`. Builds the stage-0 toolchain once per test run.
+pub(crate) fn pure_options() -> &'static [String] {
+    static OPTIONS: OnceLock<Vec<String>> = OnceLock::new();
+    OPTIONS.get_or_init(|| {
+        stage0_debs();
+        let expression = format!(
+            "(import {}/bootstrap/stage0 {{ kiln = {}; }}).toolchain",
+            root().display(),
+            static_kiln().display()
+        );
+        let output = Command::new("nix-build")
+            .args(["--no-out-link", "-E", &expression])
+            .args(NIX_PURE_OPTIONS)
+            .output()
+            .expect("nix-build runs");
+        assert!(
+            output.status.success(),
+            "building the stage-0 toolchain failed:\n{}",
+            describe(&output)
+        );
+        let toolchain = out_path(&output);
+        let mut options: Vec<String> = NIX_PURE_OPTIONS.iter().map(|o| (*o).to_owned()).collect();
+        options.extend([
+            "--option".to_owned(),
+            "extra-sandbox-paths".to_owned(),
+            format!("/bin/sh={}/usr/bin/dash", toolchain.display()),
+        ]);
+        options
+    })
+}
 
 /// Adds the stage-0 toolchain's pinned `.deb`s to the store, once per test run
 /// (`scripts/fetch-stage0-debs.sh`: cached outside the repository, a second run only hashes).
@@ -116,8 +148,8 @@ pub(crate) fn require_nix() {
 pub(crate) fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
     let expression = root().join("tests/fixtures").join(fixture);
     if PURE_FIXTURES.contains(&fixture) {
-        stage0_debs();
-        nix_build_with(&expression, nonce, NIX_PURE_OPTIONS, extra)
+        let options: Vec<&str> = pure_options().iter().map(String::as_str).collect();
+        nix_build_with(&expression, nonce, &options, extra)
     } else {
         nix_build_with(&expression, nonce, NIX_OPTIONS, extra)
     }

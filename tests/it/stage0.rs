@@ -149,7 +149,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Checks a program built with the stage-0 toolchain: the runtime's loader, store-only
 /// RUNPATHs, a closure of the program and the runtime, and no host path in the program's own
 /// files or (beyond the explained allow-list) the runtime's. Returns the runtime.
-fn assert_store_only(out: &Path, program: &Path) -> PathBuf {
+pub(crate) fn assert_store_only(out: &Path, program: &Path) -> PathBuf {
     let interpreter = interpreter(program);
     assert!(
         interpreter.starts_with("/nix/store/")
