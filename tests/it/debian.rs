@@ -93,6 +93,12 @@ fn debian_hello_builds_runs_and_rebuilds_bit_for_bit() {
     // stage-0 dash as /bin/sh): the runtime's loader, store RUNPATHs, a closure of hello and
     // the runtime.
     crate::stage0::assert_store_only(&out, &hello);
+    // Portable: its closure, imported into a fresh store under a new root, runs there with
+    // nothing of the host around it.
+    assert_eq!(
+        crate::stage0::run_in_a_fresh_store(&out, &hello, &[]),
+        "Hello, world!\n"
+    );
     assert_eq!(stdout(&run(&hello, &[], "")), "Hello, world!\n");
     let version = stdout(&run(&hello, &["--version"], ""));
     assert!(version.starts_with("hello (GNU Hello) 2.10\n"), "{version}");

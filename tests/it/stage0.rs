@@ -210,6 +210,10 @@ fn hello_c_needs_nothing_of_the_host() {
         String::from_utf8_lossy(&run.stdout),
         "hello-kiln (built by kiln, with the stage-0 store toolchain)\n"
     );
+    assert_eq!(
+        run_in_a_fresh_store(&out, &program, &["Nix"]),
+        "Hello from kiln!\nHello, Nix!\n"
+    );
 }
 
 #[test]
@@ -263,4 +267,58 @@ fn a_deb_missing_from_the_store_fails_evaluation_naming_the_script() {
         ),
         "{stderr}"
     );
+}
+
+/// Exports the closure of `out` (`nix-store --export`), imports it into a fresh store under a
+/// new root (`nix-store --store ROOT --import`), and runs `program` there with `chroot`, where
+/// nothing but that store exists: no `/usr`, `/lib`, `/lib64` or `/bin` of the host. Returns
+/// the program's standard output.
+pub(crate) fn run_in_a_fresh_store(out: &Path, program: &Path, args: &[&str]) -> String {
+    let scratch = tempfile::tempdir().unwrap();
+    let export = scratch.path().join("closure.export");
+    let paths = closure(out);
+    let exported = Command::new("nix-store")
+        .arg("--export")
+        .args(&paths)
+        .stdout(fs::File::create(&export).unwrap())
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{}", describe(&exported));
+    let root = scratch.path().join("root");
+    let imported = Command::new("nix-store")
+        .arg("--store")
+        .arg(&root)
+        .arg("--import")
+        .stdin(fs::File::open(&export).unwrap())
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{}", describe(&imported));
+    // The new root holds the store and nothing else.
+    let top: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(top, ["nix"]);
+    let mut in_store: Vec<PathBuf> = fs::read_dir(root.join("nix/store"))
+        .unwrap()
+        .map(|entry| PathBuf::from("/nix/store").join(entry.unwrap().file_name()))
+        // `.links` is the store's hard-link pool for optimised files.
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| !name.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    in_store.sort();
+    let mut expected = paths.clone();
+    expected.sort();
+    assert_eq!(in_store, expected, "the fresh store holds the closure");
+    let ran = Command::new("/usr/sbin/chroot")
+        .arg(&root)
+        .arg(program)
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("chroot runs (the tests run as root)");
+    assert!(ran.status.success(), "{}", describe(&ran));
+    String::from_utf8_lossy(&ran.stdout).into_owned()
 }
