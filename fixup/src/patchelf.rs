@@ -264,7 +264,53 @@ fn patch_bytes(path: &Path, bytes: Vec<u8>, decision: &Decision) -> Result<Vec<u
                 .map_err(failed)?;
         }
     }
-    Ok(patcher.finish().map_err(failed)?.inner.into_inner())
+    let patched = patcher.finish().map_err(failed)?.inner.into_inner();
+    verify(path, &patched, decision)?;
+    Ok(patched)
+}
+
+/// Reads the patched file back with kiln's own reader (the dynamic section found through the
+/// program headers, as the loader finds it) and checks that it says what was decided. elb
+/// edits through the section headers; in a malformed file the two can disagree, and such a
+/// file is refused rather than written half-patched.
+fn verify(path: &Path, patched: &[u8], decision: &Decision) -> Result<(), StepError> {
+    let mismatch = |what: &str| StepError::PatchElf {
+        path: path.to_owned(),
+        message: format!(
+            "after patching, the {what} read back is not the one written (do the section \
+             and program headers disagree?); the file is left as it was"
+        ),
+    };
+    let parse_error = |source| StepError::ParseElf {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(wanted) = &decision.interpreter {
+        let found = elf::interpreter(patched).map_err(parse_error)?;
+        if found.as_deref() != Some(wanted.as_bytes()) {
+            return Err(mismatch("interpreter"));
+        }
+    }
+    if let Some(wanted) = &decision.runpath {
+        let info = elf::dyn_info(patched)
+            .map_err(parse_error)?
+            .ok_or_else(|| mismatch("dynamic section"))?;
+        let found: Vec<&[u8]> = info
+            .search_paths
+            .iter()
+            .map(|entry| entry.value.as_slice())
+            .collect();
+        let expected: Vec<&[u8]> = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            vec![wanted.as_bytes()]
+        };
+        let all_runpath = info.search_paths.iter().all(|entry| entry.kind == "RUNPATH");
+        if found != expected || !all_runpath {
+            return Err(mismatch("RUNPATH"));
+        }
+    }
+    Ok(())
 }
 
 /// How much a patched file may grow by, besides doubling: the new interpreter, `.dynstr`
