@@ -32,6 +32,22 @@ const DISPLAY_BUILD_TOP: &str = "/build";
 fn main() -> ExitCode {
     // The hidden re-exec targets come first: the sandbox's init must start single-threaded.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Called as `cc`, `gcc`, `c++`, `g++` or `cpp` (a symlink in the stage-0 toolchain): the
+    // compiler wrapper, which replaces this process with the real compiler.
+    if let Some(tool) = args
+        .first()
+        .and_then(|name| kiln_cc::Tool::from_program_name(name))
+    {
+        let error = kiln_cc::exec(tool, &args[1..]);
+        let mut message = format!("kiln-cc: error: {error}");
+        let mut cause = std::error::Error::source(&error);
+        while let Some(inner) = cause {
+            message.push_str(&format!("\n  caused by: {inner}"));
+            cause = inner.source();
+        }
+        eprintln!("{message}");
+        return ExitCode::from(1);
+    }
     match args.get(1).and_then(|arg| arg.to_str()) {
         Some(kiln_sandbox::INIT_SUBCOMMAND) => kiln_sandbox::init_main(&args[2..]),
         Some(kiln_builder::inner::INNER_SUBCOMMAND) => {

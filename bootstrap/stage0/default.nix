@@ -281,21 +281,44 @@ let
           "${gccLib}/libcc1.so"
           "etc/rmt"
         ]
-        # The names configure scripts and make look for (dash already gives `sh`).
-        ++ map
-            (pair: {
-              symlink = {
-                target = elemAt pair 1;
-                link = "${refs.out}/usr/bin/${elemAt pair 0}";
+        # The compiler wrapper (NIX_CFLAGS_COMPILE, NIX_LDFLAGS, hardening, store rpaths; see
+        # cc/ in kiln's sources): a copy of the static kiln, which acts as the wrapper when
+        # called as cc, gcc, c++, g++ or cpp, and reads where the real compilers are from
+        # wrapper/nix-support/kiln-cc.json. These are the names configure scripts and make look
+        # for (dash already gives `sh`); gcc-12 and friends stay unwrapped.
+        ++ [
+          { mkdir.path = "${refs.out}/wrapper/bin"; }
+          {
+            copy = {
+              from = kilnLib.builder;
+              to = "${refs.out}/wrapper/bin/kiln-cc";
+            };
+          }
+          {
+            write = {
+              path = "${refs.out}/wrapper/nix-support/kiln-cc.json";
+              content = builtins.toJSON {
+                cc = "${refs.out}/usr/bin/gcc-12";
+                cxx = "${refs.out}/usr/bin/g++-12";
+                cpp = "${refs.out}/usr/bin/cpp-12";
               };
-            })
-            [
-              [ "cc" "gcc-12" ]
-              [ "gcc" "gcc-12" ]
-              [ "c++" "g++-12" ]
-              [ "g++" "g++-12" ]
-              [ "cpp" "cpp-12" ]
-            ];
+            };
+          }
+        ]
+        ++ map
+          (name: {
+            symlink = {
+              target = "../../wrapper/bin/kiln-cc";
+              link = "${refs.out}/usr/bin/${name}";
+            };
+          })
+          [
+            "cc"
+            "gcc"
+            "c++"
+            "g++"
+            "cpp"
+          ];
       }
       {
         name = "check";

@@ -167,6 +167,7 @@ pub fn auto_patchelf(step: &AutoPatchelfStep, cwd: &Path) -> Result<String, Buil
         interpreter: step.interpreter.as_ref().map(|path| cwd.join(path)),
         search_path: step.search_path.iter().map(|dir| cwd.join(dir)).collect(),
         ignore_missing: step.ignore_missing.clone(),
+        exclude: step.exclude.iter().map(|path| cwd.join(path)).collect(),
     };
     let outcome = kiln_fixup::patchelf::auto_patchelf(&paths, &options)
         .map_err(BuiltinError::AutoPatchelf)?;

@@ -42,6 +42,8 @@ pub struct AutoPatchelfOptions {
     pub search_path: Vec<PathBuf>,
     /// Needed libraries (file names such as `libfoo.so.1`) that may be missing; `*` allows all.
     pub ignore_missing: Vec<String>,
+    /// Files, or directories, under `paths` that are left alone.
+    pub exclude: Vec<PathBuf>,
 }
 
 /// What was decided for one file.
@@ -72,6 +74,12 @@ pub fn auto_patchelf(
     let files: Vec<_> = fsx::unique_files(&entries)
         .into_iter()
         .filter(|entry| !fsx::in_build_id(&entry.path))
+        .filter(|entry| {
+            !options
+                .exclude
+                .iter()
+                .any(|skip| entry.path.starts_with(skip))
+        })
         .collect();
     let interpreter = options.interpreter.as_deref().map(c_path).transpose()?;
     // Every decision is made before any file is written: deciding reads the libraries'
@@ -245,7 +253,14 @@ fn patch_bytes(path: &Path, bytes: Vec<u8>, decision: &Decision) -> Result<Vec<u
         inner: std::io::Cursor::new(bytes),
         limit,
     };
-    let parsed = elb::Elf::read(&mut file, PAGE_SIZE).map_err(failed)?;
+    let mut parsed = elb::Elf::read(&mut file, PAGE_SIZE).map_err(failed)?;
+    // elb's allocator sees free space wherever no section or segment lies, which includes the
+    // ELF header and the program header table at the start of the first loadable segment: a
+    // small library's grown `.dynstr` landed at offset 0, over the header. A guard section
+    // over that area keeps it taken; it is dropped from the written section table below.
+    let guard = header_guard(&parsed);
+    let guard_size = guard.size;
+    parsed.sections.push(guard);
     let mut patcher = elb::ElfPatcher::new(parsed, file);
     if let Some(interpreter) = &decision.interpreter {
         patcher.set_interpreter(interpreter).map_err(failed)?;
@@ -264,9 +279,81 @@ fn patch_bytes(path: &Path, bytes: Vec<u8>, decision: &Decision) -> Result<Vec<u
                 .map_err(failed)?;
         }
     }
-    let patched = patcher.finish().map_err(failed)?.inner.into_inner();
+    let mut patched = patcher.finish().map_err(failed)?.inner.into_inner();
+    drop_guard(path, &mut patched, guard_size)?;
     verify(path, &patched, decision)?;
     Ok(patched)
+}
+
+/// A section over the ELF header and the program header table (see [`patch_bytes`]).
+fn header_guard(elf: &elb::Elf) -> elb::Section {
+    let header = &elf.header;
+    let tables_end = header.program_header_offset
+        + u64::from(header.num_segments) * u64::from(header.segment_len);
+    let size = tables_end.max(u64::from(header.len));
+    // The address the first loadable segment maps offset 0 to (0 for libraries and PIE).
+    let base = elf
+        .segments
+        .iter()
+        .find(|segment| segment.kind == elb::SegmentKind::Loadable && segment.offset == 0)
+        .map_or(0, |segment| segment.virtual_address);
+    elb::Section {
+        name_offset: 0,
+        kind: elb::SectionKind::ProgramBits,
+        flags: elb::SectionFlags::ALLOC,
+        virtual_address: base,
+        offset: 0,
+        size,
+        link: 0,
+        info: 0,
+        align: 1,
+        entry_len: 0,
+    }
+}
+
+/// Removes the guard section from the section header table elb wrote: it must be the last
+/// entry, which `e_shnum` then leaves out.
+fn drop_guard(path: &Path, patched: &mut [u8], guard_size: u64) -> Result<(), StepError> {
+    use goblin::elf::section_header::{SectionHeader, SHT_PROGBITS};
+    let refused = |why: &str| StepError::PatchElf {
+        path: path.to_owned(),
+        message: format!("{why}; the file is left as it was"),
+    };
+    let header = goblin::elf::Elf::parse_header(patched)
+        .map_err(|_| refused("the patched file has no ELF header"))?;
+    let ctx = goblin::container::Ctx::new(
+        header.container().map_err(|_| refused("bad ELF class"))?,
+        header
+            .endianness()
+            .map_err(|_| refused("bad ELF data encoding"))?,
+    );
+    let sections = SectionHeader::parse(
+        patched,
+        header.e_shoff as usize,
+        header.e_shnum as usize,
+        ctx,
+    )
+    .map_err(|_| refused("the patched section table cannot be read"))?;
+    let last = sections
+        .last()
+        .ok_or_else(|| refused("the patched file has no sections"))?;
+    let is_guard = last.sh_type == SHT_PROGBITS
+        && last.sh_offset == 0
+        && last.sh_size == guard_size
+        && last.sh_name == 0;
+    if !is_guard {
+        return Err(refused("the ELF patcher reordered the sections"));
+    }
+    // e_shnum sits at offset 60 (ELF64) or 48 (ELF32), in the file's byte order.
+    let at = if ctx.container.is_big() { 60 } else { 48 };
+    let count = header.e_shnum - 1;
+    let bytes = if ctx.le.is_little() {
+        count.to_le_bytes()
+    } else {
+        count.to_be_bytes()
+    };
+    patched[at..at + 2].copy_from_slice(&bytes);
+    Ok(())
 }
 
 /// Reads the patched file back with kiln's own reader (the dynamic section found through the
@@ -277,23 +364,20 @@ fn verify(path: &Path, patched: &[u8], decision: &Decision) -> Result<(), StepEr
     let mismatch = |what: &str| StepError::PatchElf {
         path: path.to_owned(),
         message: format!(
-            "after patching, the {what} read back is not the one written (do the section \
-             and program headers disagree?); the file is left as it was"
+            "after patching, the {what} read back is not the one written (the section and \
+             program headers disagree, or the ELF patcher misplaced a table); the file is left \
+             as it was: list it in `exclude` if it can do without"
         ),
     };
-    let parse_error = |source| StepError::ParseElf {
-        path: path.to_owned(),
-        source,
-    };
     if let Some(wanted) = &decision.interpreter {
-        let found = elf::interpreter(patched).map_err(parse_error)?;
+        let found = elf::interpreter(patched).map_err(|_| mismatch("interpreter"))?;
         if found.as_deref() != Some(wanted.as_bytes()) {
             return Err(mismatch("interpreter"));
         }
     }
     if let Some(wanted) = &decision.runpath {
         let info = elf::dyn_info(patched)
-            .map_err(parse_error)?
+            .map_err(|_| mismatch("dynamic section"))?
             .ok_or_else(|| mismatch("dynamic section"))?;
         let found: Vec<&[u8]> = info
             .search_paths
@@ -305,7 +389,10 @@ fn verify(path: &Path, patched: &[u8], decision: &Decision) -> Result<(), StepEr
         } else {
             vec![wanted.as_bytes()]
         };
-        let all_runpath = info.search_paths.iter().all(|entry| entry.kind == "RUNPATH");
+        let all_runpath = info
+            .search_paths
+            .iter()
+            .all(|entry| entry.kind == "RUNPATH");
         if found != expected || !all_runpath {
             return Err(mismatch("RUNPATH"));
         }
@@ -426,6 +513,7 @@ mod tests {
                 PathBuf::from("/lib/x86_64-linux-gnu"),
             ],
             ignore_missing: Vec::new(),
+            exclude: Vec::new(),
         };
 
         let outcome = auto_patchelf(&[tmp.path().join("out")], &options).unwrap();
@@ -463,6 +551,7 @@ mod tests {
             interpreter: None,
             search_path: vec![PathBuf::from("/lib/x86_64-linux-gnu")],
             ignore_missing: Vec::new(),
+            exclude: Vec::new(),
         };
         let error = auto_patchelf(std::slice::from_ref(&program), &options).unwrap_err();
         assert_eq!(
@@ -513,6 +602,7 @@ mod tests {
             interpreter: Some(long_loader(tmp.path())),
             search_path: vec![],
             ignore_missing: Vec::new(),
+            exclude: Vec::new(),
         };
         let outcome = auto_patchelf(std::slice::from_ref(&out), &options).unwrap();
         assert!(outcome.changed.is_empty());
@@ -521,5 +611,39 @@ mod tests {
             .map(|name| fs::read(out.join(name)).unwrap())
             .collect();
         assert_eq!(before, after);
+    }
+
+    /// elb's allocator took the ELF header's bytes for free space: a small library's grown
+    /// `.dynstr` (glibc's iconv modules) landed at offset 0, over the header, with `DT_STRTAB`
+    /// 0. With the guard section it lands elsewhere, the loader finds the RUNPATH, and the
+    /// guard does not stay in the section table; `exclude` leaves a file alone.
+    #[test]
+    fn small_libraries_are_patched_without_clobbering_the_header_and_exclude_skips_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let module = tmp.path().join("out/lib/gconv/EUC-JP.so");
+        fs::create_dir_all(module.parent().unwrap()).unwrap();
+        fs::copy("/usr/lib/x86_64-linux-gnu/gconv/EUC-JP.so", &module).unwrap();
+        let before = fs::read(&module).unwrap();
+        let sections_before = goblin::elf::Elf::parse(&before)
+            .unwrap()
+            .section_headers
+            .len();
+        let mut options = AutoPatchelfOptions {
+            interpreter: None,
+            search_path: vec![PathBuf::from("/lib/x86_64-linux-gnu")],
+            ignore_missing: vec!["*".to_owned()],
+            exclude: vec![tmp.path().join("out/lib/gconv")],
+        };
+        let outcome = auto_patchelf(&[tmp.path().join("out")], &options).unwrap();
+        assert!(outcome.changed.is_empty());
+        assert_eq!(fs::read(&module).unwrap(), before);
+
+        options.exclude.clear();
+        auto_patchelf(&[tmp.path().join("out")], &options).unwrap();
+        let after = fs::read(&module).unwrap();
+        let parsed = goblin::elf::Elf::parse(&after).unwrap();
+        assert_eq!(parsed.runpaths, ["$ORIGIN:/lib/x86_64-linux-gnu"]);
+        assert_eq!(parsed.section_headers.len(), sections_before);
+        assert_eq!(after[..4], *b"\x7fELF");
     }
 }

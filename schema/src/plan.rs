@@ -539,6 +539,9 @@ pub struct AutoPatchelfStep {
     /// allows any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ignore_missing: Vec<String>,
+    /// Files or directories under `paths` to leave alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// Apply patches in order.

@@ -329,6 +329,7 @@ fn for_each_step_template(
             visit_list(&mut patchelf.paths, &path.key("paths"), visit);
             visit_option(&mut patchelf.interpreter, path.key("interpreter"), visit);
             visit_list(&mut patchelf.search_path, &path.key("searchPath"), visit);
+            visit_list(&mut patchelf.exclude, &path.key("exclude"), visit);
         }
         Step::Substitute(substitute) => {
             visit(path.key("file"), &mut substitute.file);

@@ -36,7 +36,12 @@ pub(crate) const NIX_PURE_OPTIONS: &[&str] = NIX_OPTIONS.split_at(9).0;
 
 /// The fixtures that build with nothing of the host (the stage-0 toolchain): [`nix_build`]
 /// runs them with [`pure_options`].
-const PURE_FIXTURES: &[&str] = &["hello-c", "stage0/cpp.nix", "debian/hello.nix"];
+const PURE_FIXTURES: &[&str] = &[
+    "hello-c",
+    "stage0/cpp.nix",
+    "stage0/flags.nix",
+    "debian/hello.nix",
+];
 
 /// `KILN_NIX_PURE_OPTS` of `scripts/lib.sh`: [`NIX_PURE_OPTIONS`] and `/bin/sh` mapped to the
 /// stage-0 toolchain's dash (a store path, with its closure), as NixOS and upstream Nix map

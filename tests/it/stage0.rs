@@ -224,15 +224,64 @@ fn a_cpp_program_takes_libstdcxx_from_the_runtime() {
     let program = out.join("bin/sum");
     let runtime = assert_store_only(&out, &program);
     assert!(readelf(&["-d"], &program).contains("Shared library: [libstdc++.so.6]"));
+    // The runtime's libraries first (the specs' -rpath); then the output's own lib/, which
+    // the wrapper adds from LD_RUN_PATH like stdenv's self-rpath (this plan has no fixup to
+    // shrink it away).
     assert_eq!(
         runpath(&program),
-        [runtime
-            .join("usr/lib/x86_64-linux-gnu")
-            .display()
-            .to_string()]
+        [
+            runtime
+                .join("usr/lib/x86_64-linux-gnu")
+                .display()
+                .to_string(),
+            out.join("lib").display().to_string()
+        ]
     );
     let run = Command::new(&program).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&run.stdout), "sum 10\n");
+}
+
+/// nixpkgs' compiler variables take effect through kiln's wrapper, as cc-wrapper makes them:
+/// a `-D` from `NIX_CFLAGS_COMPILE`, `-lm` from `NIX_LDFLAGS`, and the default hardening
+/// (RELRO, BIND_NOW, PIE, stack protector, fortified calls), which `NIX_HARDENING_ENABLE=""`
+/// turns off.
+#[test]
+fn nix_cflags_ldflags_and_hardening_reach_the_store_gcc() {
+    let output = nix_build("stage0/flags.nix", &nonce(), &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let out = out_path(&output);
+    let program = out.join("bin/flags");
+    assert_store_only(&out, &program);
+    let run = Command::new(&program).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "from-nix-cflags 2.0 ok\n"
+    );
+    let dynamic = readelf(&["-W", "-d"], &program);
+    assert!(dynamic.contains("Shared library: [libm.so.6]"), "{dynamic}");
+    assert!(
+        dynamic.contains("(BIND_NOW)") || dynamic.contains("Flags: NOW"),
+        "{dynamic}"
+    );
+    assert!(readelf(&["-W", "-l"], &program).contains("GNU_RELRO"));
+    assert!(readelf(&["-W", "-h"], &program).contains("DYN (Position-Independent Executable"));
+    let symbols = readelf(&["-W", "--dyn-syms"], &program);
+    assert!(symbols.contains("__stack_chk_fail"), "{symbols}");
+    assert!(symbols.contains("__printf_chk"), "{symbols}");
+
+    let output = nix_build("stage0/flags.nix", &nonce(), &["--argstr", "hardening", ""]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let plain = out_path(&output).join("bin/flags");
+    let dynamic = readelf(&["-W", "-d"], &plain);
+    assert!(
+        !dynamic.contains("BIND_NOW") && !dynamic.contains("NOW"),
+        "{dynamic}"
+    );
+    let symbols = readelf(&["-W", "--dyn-syms"], &plain);
+    assert!(
+        !symbols.contains("__stack_chk_fail") && !symbols.contains("__printf_chk"),
+        "{symbols}"
+    );
 }
 
 #[test]

@@ -127,6 +127,7 @@ fn auto_patchelf(scratch: &Scratch, data: &[u8], lib: &Path) {
             )),
             search_path: vec![lib.to_owned()],
             ignore_missing: vec!["*".to_owned()],
+            exclude: Vec::new(),
         };
     let before = scratch.snapshot(&[&program]);
     let result = auto_patchelf(std::slice::from_ref(&program), &options);
