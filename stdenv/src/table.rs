@@ -184,6 +184,8 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row("__ignoreNulls", C::Derivation, K::Any, S::Ignored("read by Nix")),
     row("strictDeps", C::Derivation, K::Bool, S::Supported("`deps.strict`: only `nativeBuildInputs` put their `bin` on `PATH`")),
     row("passAsFile", C::Derivation, K::List, S::Unsupported("with `__structuredAttrs` Nix writes no such files; read the value from `env` or an input")),
+    row("hardeningDisable", C::Derivation, K::List, S::Supported("removed from `NIX_HARDENING_ENABLE` (nixpkgs' default set; `all` removes every flag), which kiln's compiler wrapper applies (the stage-0 toolchain's `cc`, see docs/toolchain.md)")),
+    row("hardeningEnable", C::Derivation, K::List, S::Supported("added to `NIX_HARDENING_ENABLE` (e.g. `pie`)")),
     row("NIX_DEBUG", C::Derivation, K::Any, S::Differently("ignored: use `nix-build -vv` (kiln's steps at level 5) or `kiln plan`")),
     // --- Sources and patches ------------------------------------------------------------------
     row("src", C::Sources, K::Path, S::Supported("input `src`; the `unpack` step of phase `unpack`")),

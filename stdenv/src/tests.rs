@@ -1042,3 +1042,24 @@ fn wrong_type_relative_path_and_unsupported_errors_say_what_to_do() {
         assert!(hint.is_some_and(|h| !h.is_empty()), "{extra}: {found:?}");
     }
 }
+
+#[test]
+fn hardening_disable_and_enable_become_nix_hardening_enable() {
+    let t = ok(json!({}));
+    assert!(!t.plan.env.contains_key("NIX_HARDENING_ENABLE"));
+    let t = ok(json!({ "hardeningDisable": ["format", "fortify"] }));
+    assert_eq!(
+        t.plan.env["NIX_HARDENING_ENABLE"],
+        "stackprotector pic strictoverflow relro bindnow"
+    );
+    let t = ok(json!({ "hardeningDisable": "all", "hardeningEnable": ["pie"] }));
+    assert_eq!(t.plan.env["NIX_HARDENING_ENABLE"], "");
+    let t = ok(json!({ "hardeningEnable": ["pie", "pic"] }));
+    assert_eq!(
+        t.plan.env["NIX_HARDENING_ENABLE"],
+        "fortify stackprotector pic strictoverflow format relro bindnow pie"
+    );
+    // The derivation's own env wins, as for every default.
+    let t = ok(json!({ "hardeningDisable": ["pic"], "env": { "NIX_HARDENING_ENABLE": "relro" } }));
+    assert_eq!(t.plan.env["NIX_HARDENING_ENABLE"], "relro");
+}

@@ -734,6 +734,26 @@ impl<'r, 'a> Translator<'r, 'a> {
                 );
             }
         }
+        // cc-wrapper's NIX_HARDENING_ENABLE: nixpkgs' defaults, plus hardeningEnable, minus
+        // hardeningDisable (`all` disables every flag). Set only when either is given, so the
+        // wrapper's own defaults apply otherwise.
+        let disable = self.r.list("hardeningDisable").unwrap_or_default();
+        let enable = self.r.list("hardeningEnable").unwrap_or_default();
+        if !disable.is_empty() || !enable.is_empty() {
+            let mut flags: Vec<String> = kiln_cc::DEFAULT_HARDENING
+                .iter()
+                .map(|flag| (*flag).to_owned())
+                .chain(enable)
+                .collect();
+            flags.dedup();
+            if disable.iter().any(|flag| flag == "all") {
+                flags.clear();
+            }
+            flags.retain(|flag| !disable.contains(flag));
+            let mut seen = BTreeSet::new();
+            flags.retain(|flag| seen.insert(flag.clone()));
+            env.insert("NIX_HARDENING_ENABLE".to_owned(), flags.join(" "));
+        }
         match self.r.raw("env") {
             Some(Value::Object(vars)) => {
                 for (name, value) in vars {
