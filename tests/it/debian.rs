@@ -120,6 +120,39 @@ fn debian_hello_builds_runs_and_rebuilds_bit_for_bit() {
 fn debian_zlib_is_linked_by_a_second_derivation_through_the_dependency_environment() {
     let (out, build_log) = build("zlib-user.nix", "zlib", &nonce(), &[]);
     let program = out.join("bin/zlib-user");
+    // Both built with the stage-0 toolchain: the program's closure is itself, the stage-0
+    // runtime and the zlib (assert_store_only checks the first two; zlib is checked below).
+    let mut closure_names: Vec<String> = Command::new("nix-store")
+        .arg("-qR")
+        .arg(&out)
+        .output()
+        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
+        .unwrap()
+        .lines()
+        .map(|path| {
+            path.split_once('-')
+                .map(|(_, name)| name.to_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    closure_names.sort();
+    assert_eq!(
+        closure_names,
+        ["kiln-stage0-runtime", "zlib-1.2.13", "zlib-user"]
+    );
+    let interpreter = String::from_utf8_lossy(
+        &Command::new("readelf")
+            .args(["-l"])
+            .arg(&program)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        interpreter.contains("-kiln-stage0-runtime/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2]"),
+        "{interpreter}"
+    );
     let output = stdout(&run(&program, &[], ""));
     assert_eq!(
         output,

@@ -41,6 +41,8 @@ const PURE_FIXTURES: &[&str] = &[
     "stage0/cpp.nix",
     "stage0/flags.nix",
     "debian/hello.nix",
+    "debian/zlib.nix",
+    "debian/zlib-user.nix",
 ];
 
 /// `KILN_NIX_PURE_OPTS` of `scripts/lib.sh`: [`NIX_PURE_OPTIONS`] and `/bin/sh` mapped to the
