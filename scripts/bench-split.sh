@@ -18,6 +18,8 @@ runs="${1:-3}"
 bash scripts/setup.sh
 kiln="$(bash scripts/build-static.sh | tail -n 1)"
 sources="$(bash scripts/fetch-debian-source.sh hello)"
+bash scripts/fetch-stage0-debs.sh >/dev/null
+kiln_pure_opts "$kiln" # the fixtures build with the stage-0 toolchain; /bin/sh is its dash
 
 # build ATTR: prints the wall time of one fresh build in milliseconds.
 build() {
@@ -25,7 +27,7 @@ build() {
     start=$(date +%s%N)
     nix-build tests/fixtures/split/hello.nix -A "$attr" --arg kiln "$kiln" \
         --arg debianSrc "$sources" --argstr nonce "bench-$attr-$(date +%s%N)" \
-        "${KILN_NIX_OPTS[@]}" --no-out-link >/dev/null 2>&1 ||
+        "${KILN_NIX_PURE_OPTS[@]}" --no-out-link >/dev/null 2>&1 ||
         kiln_die "nix-build -A $attr failed"
     end=$(date +%s%N)
     echo $(((end - start) / 1000000))
@@ -36,7 +38,7 @@ trivial() {
     local start end
     start=$(date +%s%N)
     nix-build tests/fixtures/trivial --arg kiln "$kiln" --argstr nonce "bench-trivial-$(date +%s%N)" \
-        "${KILN_NIX_OPTS[@]}" --no-out-link >/dev/null 2>&1 || kiln_die "nix-build of the trivial fixture failed"
+        "${KILN_NIX_PURE_OPTS[@]}" --no-out-link >/dev/null 2>&1 || kiln_die "nix-build of the trivial fixture failed"
     end=$(date +%s%N)
     echo $(((end - start) / 1000000))
 }

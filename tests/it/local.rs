@@ -376,6 +376,9 @@ fn a_sandboxed_step_that_ignores_sigterm_is_killed_after_the_grace_period() {
 /// The attributes of a derivation (its `__json`), as Nix would write `.attrs.json`.
 fn derivation_attrs(fixture: &str, attr: Option<&str>, nonce: &str) -> serde_json::Value {
     require_nix();
+    // The fixtures build with the stage-0 toolchain: its .debs must be in the store for the
+    // evaluation, and the toolchain itself for a local build, which lends no compiler.
+    crate::nix::stage0_toolchain();
     let sources = debian_source("hello");
     let mut instantiate = Command::new("nix-instantiate");
     instantiate

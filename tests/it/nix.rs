@@ -43,6 +43,8 @@ const PURE_FIXTURES: &[&str] = &[
     "debian/hello.nix",
     "debian/zlib.nix",
     "debian/zlib-user.nix",
+    "split",
+    "split/hello.nix",
 ];
 
 /// `KILN_NIX_PURE_OPTS` of `scripts/lib.sh`: [`NIX_PURE_OPTIONS`] and `/bin/sh` mapped to the
@@ -51,6 +53,20 @@ const PURE_FIXTURES: &[&str] = &[
 pub(crate) fn pure_options() -> &'static [String] {
     static OPTIONS: OnceLock<Vec<String>> = OnceLock::new();
     OPTIONS.get_or_init(|| {
+        let mut options: Vec<String> = NIX_PURE_OPTIONS.iter().map(|o| (*o).to_owned()).collect();
+        options.extend([
+            "--option".to_owned(),
+            "extra-sandbox-paths".to_owned(),
+            format!("/bin/sh={}/usr/bin/dash", stage0_toolchain().display()),
+        ]);
+        options
+    })
+}
+
+/// The stage-0 toolchain's store path, built once per test run.
+pub(crate) fn stage0_toolchain() -> &'static Path {
+    static TOOLCHAIN: OnceLock<PathBuf> = OnceLock::new();
+    TOOLCHAIN.get_or_init(|| {
         stage0_debs();
         let expression = format!(
             "(import {}/bootstrap/stage0 {{ kiln = {}; }}).toolchain",
@@ -67,14 +83,7 @@ pub(crate) fn pure_options() -> &'static [String] {
             "building the stage-0 toolchain failed:\n{}",
             describe(&output)
         );
-        let toolchain = out_path(&output);
-        let mut options: Vec<String> = NIX_PURE_OPTIONS.iter().map(|o| (*o).to_owned()).collect();
-        options.extend([
-            "--option".to_owned(),
-            "extra-sandbox-paths".to_owned(),
-            format!("/bin/sh={}/usr/bin/dash", toolchain.display()),
-        ]);
-        options
+        out_path(&output)
     })
 }
 
