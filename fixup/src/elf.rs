@@ -192,6 +192,22 @@ pub(crate) fn check_bounds(bytes: &[u8]) -> Result<(), Error> {
         if shdr.sh_type != SHT_NOBITS {
             inside("a section", shdr.sh_offset, shdr.sh_size)?;
         }
+        // A string table holds at least its leading NUL; elb assumes so (found by fuzzing).
+        if shdr.sh_type == goblin::elf::section_header::SHT_STRTAB && shdr.sh_size == 0 {
+            return Err(Error::Malformed(format!(
+                "the string table at {:#x} is empty",
+                shdr.sh_offset
+            )));
+        }
+    }
+    // elb edits through the section headers, and names sections from the section-name table.
+    let names = shdrs
+        .get(usize::from(header.e_shstrndx))
+        .filter(|_| header.e_shstrndx != 0);
+    if !names.is_some_and(|names| names.sh_size > 0) {
+        return Err(Error::Malformed(
+            "there is no section-name table (section headers stripped?)".to_owned(),
+        ));
     }
     Ok(())
 }

@@ -300,7 +300,20 @@ fn plain_path(path: &Path) -> bool {
             .all(|component| matches!(component, Component::Normal(_)))
 }
 
-/// No `.kiln-patch*` temporary file is left anywhere in the tree (a file of that name that
+/// Whether `name` is one kiln-patch gives its temporary files: `.kiln-patch.<pid>.<n>` (a
+/// patch may create files whose names merely start with `.kiln-patch`).
+fn is_temporary_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(".kiln-patch.") else {
+        return false;
+    };
+    let mut parts = rest.split('.');
+    let numeric = |part: Option<&str>| {
+        part.is_some_and(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+    };
+    numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none()
+}
+
+/// No `.kiln-patch.<pid>.<n>` temporary file is left anywhere in the tree (a file of that name that
 /// was there before is the tree's own, and one the report names is the patch's).
 fn assert_no_temporary(tree: &Path, dir: &Path, before: &Snapshot, reported: &[&Path]) {
     let Ok(entries) = fs::read_dir(dir) else {
@@ -314,7 +327,7 @@ fn assert_no_temporary(tree: &Path, dir: &Path, before: &Snapshot, reported: &[&
             .unwrap_or(&entry.path())
             .to_owned();
         assert!(
-            !name.to_string_lossy().starts_with(".kiln-patch")
+            !is_temporary_name(&name.to_string_lossy())
                 || before.0.contains_key(&relative)
                 || reported.contains(&relative.as_path()),
             "a temporary file {} is left behind",
