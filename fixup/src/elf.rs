@@ -204,7 +204,7 @@ pub(crate) fn check_bounds(bytes: &[u8]) -> Result<(), Error> {
     let names = shdrs
         .get(usize::from(header.e_shstrndx))
         .filter(|_| header.e_shstrndx != 0);
-    if !names.is_some_and(|names| names.sh_size > 0) {
+    if names.is_none_or(|names| names.sh_size == 0) {
         return Err(Error::Malformed(
             "there is no section-name table (section headers stripped?)".to_owned(),
         ));
