@@ -48,6 +48,8 @@ apt_updated() {
 relock() {
     local tmp set package version arch sha line
     tmp="$(mktemp "$lock.XXXXXX")"
+    # shellcheck disable=SC2064 # $tmp is meant to be expanded now
+    trap "rm -f '$tmp'" EXIT
     apt_updated
     while IFS= read -r line; do
         if [[ "$line" =~ ^[[:space:]]*(#|$) ]]; then
