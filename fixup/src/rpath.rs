@@ -82,9 +82,19 @@ pub fn shrink_rpath(file: &Path) -> Result<ShrinkResult, StepError> {
     for (search_path, new) in edits {
         let start = search_path.strtab_offset;
         let end = start + search_path.value.len();
+        // Another string shares bytes with this one if it starts inside it (a tail merge), or
+        // starts before it and runs into it (no NUL in between: found by fuzzing, a second
+        // RUNPATH whose string held this one).
+        let base = search_path.file_offset - start;
+        let runs_into = |offset: usize| {
+            offset < start
+                && bytes
+                    .get(base + offset..base + start)
+                    .is_some_and(|between| !between.contains(&0))
+        };
         if protected
             .iter()
-            .any(|&offset| offset > start && offset < end)
+            .any(|&offset| (offset > start && offset < end) || runs_into(offset))
         {
             result.warnings.push(format!(
                 "{} `{}` shares bytes with another dynamic string; left unchanged",
