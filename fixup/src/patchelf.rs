@@ -361,6 +361,14 @@ fn drop_guard(path: &Path, patched: &mut [u8], guard_size: u64) -> Result<(), St
 /// edits through the section headers; in a malformed file the two can disagree, and such a
 /// file is refused rather than written half-patched.
 fn verify(path: &Path, patched: &[u8], decision: &Decision) -> Result<(), StepError> {
+    // Every segment and section of the result lies inside it (fuzzing found elb writing a
+    // program header table that ended past the end of the file).
+    elf::check_bounds(patched).map_err(|source| StepError::PatchElf {
+        path: path.to_owned(),
+        message: format!(
+            "the patched file would be malformed ({source}); the file is left as it was"
+        ),
+    })?;
     let mismatch = |what: &str| StepError::PatchElf {
         path: path.to_owned(),
         message: format!(
