@@ -43,19 +43,6 @@ pub const DEFAULT_HARDENING: &[&str] = &[
     "bindnow",
 ];
 
-/// The hardening flags the wrapper knows; others in `NIX_HARDENING_ENABLE` are ignored, as
-/// cc-wrapper ignores flags its compiler does not support.
-pub const KNOWN_HARDENING: &[&str] = &[
-    "fortify",
-    "stackprotector",
-    "pic",
-    "pie",
-    "strictoverflow",
-    "format",
-    "relro",
-    "bindnow",
-];
-
 /// Which compiler the wrapper was called as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {

@@ -122,15 +122,11 @@ fn debian_zlib_is_linked_by_a_second_derivation_through_the_dependency_environme
     let program = out.join("bin/zlib-user");
     // Both built with the stage-0 toolchain: the program's closure is itself, the stage-0
     // runtime and the zlib (assert_store_only checks the first two; zlib is checked below).
-    let mut closure_names: Vec<String> = Command::new("nix-store")
-        .arg("-qR")
-        .arg(&out)
-        .output()
-        .map(|output| String::from_utf8_lossy(&output.stdout).into_owned())
-        .unwrap()
-        .lines()
+    let mut closure_names: Vec<String> = crate::stage0::closure(&out)
+        .iter()
         .map(|path| {
-            path.split_once('-')
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.split_once('-')
                 .map(|(_, name)| name.to_owned())
                 .unwrap_or_default()
         })
@@ -140,17 +136,9 @@ fn debian_zlib_is_linked_by_a_second_derivation_through_the_dependency_environme
         closure_names,
         ["kiln-stage0-runtime", "zlib-1.2.13", "zlib-user"]
     );
-    let interpreter = String::from_utf8_lossy(
-        &Command::new("readelf")
-            .args(["-l"])
-            .arg(&program)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .into_owned();
+    let interpreter = crate::stage0::interpreter(&program);
     assert!(
-        interpreter.contains("-kiln-stage0-runtime/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2]"),
+        interpreter.ends_with("-kiln-stage0-runtime/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"),
         "{interpreter}"
     );
     let output = stdout(&run(&program, &[], ""));

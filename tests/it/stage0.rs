@@ -52,7 +52,7 @@ fn readelf(args: &[&str], file: &Path) -> String {
 }
 
 /// The program interpreter of an ELF executable (`readelf -l`).
-fn interpreter(file: &Path) -> String {
+pub(crate) fn interpreter(file: &Path) -> String {
     let text = readelf(&["-l"], file);
     let line = text
         .lines()
@@ -77,7 +77,7 @@ fn runpath(file: &Path) -> Vec<String> {
 }
 
 /// The runtime closure of a store path (`nix-store -qR`).
-fn closure(path: &Path) -> Vec<PathBuf> {
+pub(crate) fn closure(path: &Path) -> Vec<PathBuf> {
     let output = Command::new("nix-store")
         .arg("-qR")
         .arg(path)
