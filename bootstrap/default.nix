@@ -388,11 +388,17 @@ let
   #   - a multi-output dependency in `nativeBuildInputs`, `buildInputs`,
   #     `propagatedBuildInputs` or `propagatedNativeBuildInputs` stands for its `dev` output
   #     (nixpkgs' chooseDevOutputs), unless an output was picked (`zlib.out`);
+  #   - `toolchain` (a list, default `[ toolchain ]`: kiln's stage-0 store toolchain, below)
+  #     comes after `nativeBuildInputs`, as stdenv's compiler and initialPath do; it is not a
+  #     derivation attribute. Packages that need cmake, meson, perl, python3, bash or the
+  #     autotools name `tools` in `nativeBuildInputs`, as nixpkgs packages name cmake;
+  #     `toolchain = [ ]` builds with only what `nativeBuildInputs` gives;
   #   - every other attribute passes through to the derivation unchanged.
   stdenvDerivation =
     {
       outputs ? [ "out" ],
       system ? builtins.currentSystem,
+      toolchain ? [ stage0.toolchain ],
       ...
     }@args:
     let
@@ -423,12 +429,15 @@ let
           value = map chooseDev args.${list};
         }) (builtins.filter (list: args ? ${list}) depLists)
       );
+      nativeBuildInputs = (deps.nativeBuildInputs or [ ]) ++ toolchain;
       drv = derivation (
         removeAttrs args [
           "meta"
           "passthru"
+          "toolchain"
         ]
         // deps
+        // (if nativeBuildInputs == [ ] then { } else { inherit nativeBuildInputs; })
         // {
           inherit name system builder;
           outputs = allOutputs;
@@ -449,6 +458,11 @@ let
       throw "kiln bootstrap: stdenvDerivation sets ${builtins.concatStringsSep ", " clashes} itself (a `kiln` attribute would make it a plain kiln plan: use mkDerivation); derivation '${name}'"
     else
       drv // outputAttrs // (args.passthru or { }) // { meta = args.meta or { }; };
+
+  # --- kiln's stage-0 store toolchain (bootstrap/stage0; docs/toolchain.md). -----------------
+  # Its pinned .debs must be in the store: `bash scripts/fetch-stage0-debs.sh` (evaluation says
+  # so when one is missing).
+  stage0 = import ./stage0 { inherit kiln; };
 
   # --- References, pre-escaped. ----------------------------------------------------------------
   # kiln resolves `${outputs.out}`, `${inputs.src}`, ... itself, at build time. In a Nix string
@@ -479,5 +493,10 @@ in
     stdenvDerivation
     refs
     builder
+    stage0
     ;
+  # gcc/g++, binutils, libc headers, sh, coreutils, make, ...: what every build needs.
+  inherit (stage0) toolchain;
+  # bash, cmake, ninja, meson (python3), perl, autoconf, automake, libtool.
+  inherit (stage0) tools;
 }

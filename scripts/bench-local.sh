@@ -64,7 +64,7 @@ for run in $(seq "$runs"); do
 
     start=$(now)
     nix-build tests/fixtures/debian/hello.nix --arg kiln "$kiln" --arg debianSrc "$sources" \
-        --arg stage0 false --argstr nonce "bench-local-$(now)" "${KILN_NIX_OPTS[@]}" --no-out-link >/dev/null 2>&1 ||
+        --arg stage0 false --argstr nonce "bench-local-$(now)" "${KILN_NIX_HOST_OPTS[@]}" --no-out-link >/dev/null 2>&1 ||
         kiln_die "nix-build failed"
     nix+="$((($(now) - start) / 1000000))"$'\n'
 done

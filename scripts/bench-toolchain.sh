@@ -42,7 +42,7 @@ stage0() {
 # the host's (false).
 hello() {
     local start end options
-    if [ "$1" = true ]; then options=("${KILN_NIX_PURE_OPTS[@]}"); else options=("${KILN_NIX_OPTS[@]}"); fi
+    if [ "$1" = true ]; then options=("${KILN_NIX_PURE_OPTS[@]}"); else options=("${KILN_NIX_HOST_OPTS[@]}"); fi
     start=$(now)
     nix-build tests/fixtures/debian/hello.nix --arg kiln "$kiln" --arg debianSrc "$sources" \
         --arg stage0 "$1" --argstr nonce "bench-toolchain-$1-$(now)" "${options[@]}" \

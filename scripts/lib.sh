@@ -41,10 +41,11 @@ kiln_pure_opts() {
         kiln_die "building the stage-0 toolchain failed (run scripts/fetch-stage0-debs.sh first)"
     KILN_NIX_PURE_OPTS+=(--option extra-sandbox-paths "/bin/sh=$toolchain/usr/bin/dash")
 }
-# KILN_NIX_OPTS adds extra-sandbox-paths: IMPURE. It lends the host's toolchain (gcc,
-# coreutils, libc, ...) to the sandbox, for the test fixtures that have not moved to the
-# stage-0 toolchain yet. kiln itself is static and needs none of it.
-KILN_NIX_OPTS=(
+# KILN_NIX_HOST_OPTS adds extra-sandbox-paths: IMPURE. It lends the host's toolchain (gcc,
+# coreutils, libc, ...) to the sandbox. No test uses it: only the benchmarks that compare kiln's
+# store toolchain with the host's (bench-toolchain.sh, bench-local.sh) and setup.sh's check
+# that Nix can sandbox at all on this machine (before kiln exists, with the host's /bin/sh).
+KILN_NIX_HOST_OPTS=(
     "${KILN_NIX_PURE_OPTS[@]}"
     --option extra-sandbox-paths "/bin /usr /lib /lib64 /etc/alternatives"
 )

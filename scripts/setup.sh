@@ -101,8 +101,9 @@ if [ -z "$users_group" ]; then
 fi
 
 # The proof: a derivation that only succeeds inside the sandbox (build dir /build, no /root).
-# Its result stays in the store, so later runs only evaluate it. It uses /bin/sh lent by
-# extra-sandbox-paths (impure, like the tests).
+# Its result stays in the store, so later runs only evaluate it. It runs the host's /bin/sh,
+# lent by extra-sandbox-paths (KILN_NIX_HOST_OPTS): kiln and its store toolchain do not exist
+# yet at this point. No build of kiln's sees the host.
 # shellcheck disable=SC2016 # $NIX_BUILD_TOP and $out are for the builder's shell, not ours.
 sandbox_check='derivation {
   name = "kiln-setup-sandbox-check";
@@ -110,5 +111,5 @@ sandbox_check='derivation {
   builder = "/bin/sh";
   args = [ "-c" "test \"$NIX_BUILD_TOP\" = /build && test ! -e /root && echo sandboxed > \"$out\"" ];
 }'
-kiln_quietly "a sandboxed Nix build (nix-build ${KILN_NIX_OPTS[*]})" \
-    nix-build --no-out-link "${KILN_NIX_OPTS[@]}" -E "$sandbox_check"
+kiln_quietly "a sandboxed Nix build (nix-build ${KILN_NIX_HOST_OPTS[*]})" \
+    nix-build --no-out-link "${KILN_NIX_HOST_OPTS[@]}" -E "$sandbox_check"

@@ -5,6 +5,9 @@
 #   stage0.runtime     glibc, libgcc_s, libstdc++: what a built program needs at run time
 #   stage0.toolchain   gcc/g++ 12, binutils, libc headers, sh, coreutils, make, ...: what a
 #                      build needs; its bin/ goes on PATH as any input's
+#   stage0.tools       bash, cmake, ninja, meson (python3), perl, m4, autoconf, automake,
+#                      libtool: the other presets' tools; a build dependency's hook gives
+#                      perl its library path
 #   stage0.debs        the .deb files, by package name (fixed-output store paths)
 #
 # The .debs are pinned in ./debs.lock and added to the store by
@@ -348,12 +351,227 @@ let
       }
     ];
   };
+
+  # --- The other presets' tools: bash, cmake, ninja, meson (python3), perl, autotools. ------
+
+  toolsDebs = debsOf "tools";
+
+  # Perl's library directories as Debian's perl has them compiled in (under /usr), here under
+  # the tools' store path: PERL5LIB, as nixpkgs' perl setup hook sets it.
+  perlLib =
+    prefix:
+    builtins.concatStringsSep ":" (
+      map (dir: "${prefix}/usr/${dir}") [
+        "lib/${multiarch}/perl5/5.36"
+        "share/perl5"
+        "lib/${multiarch}/perl/5.36"
+        "share/perl/5.36"
+        "lib/${multiarch}/perl-base"
+      ]
+    );
+
+  # Where autoconf, automake and libtool look for their data and the programs they call
+  # (`/usr/share/...`, `/usr/bin/m4`, `/bin/sed`, compiled into the scripts): the tools' own
+  # store path, or the toolchain's. Each `from` must occur in its file (the step fails
+  # otherwise): a new Debian version that moves one is caught here, not by a build that
+  # silently reads nothing.
+  own = path: [
+    path
+    "${refs.out}${path}"
+  ];
+  toolchainOwn = path: [
+    path
+    "${toolchain}${path}"
+  ];
+  relocations = {
+    "usr/bin/autoconf" = map own [
+      "/usr/bin/autom4te"
+      "/usr/share/autoconf"
+    ];
+    "usr/bin/autoheader" = map own [
+      "/usr/bin/autom4te"
+      "/usr/share/autoconf"
+    ];
+    "usr/bin/autom4te" = map own [
+      "/usr/bin/m4"
+      "/usr/share/autoconf"
+    ];
+    "usr/bin/autoreconf" = map own [
+      "/usr/bin/autoconf"
+      "/usr/bin/autoheader"
+      "/usr/bin/autom4te"
+      "/usr/share/autoconf"
+    ];
+    "usr/bin/autoscan" = map own [
+      "/usr/bin/autom4te"
+      "/usr/share/autoconf"
+    ];
+    "usr/bin/autoupdate" = map own [
+      "/usr/bin/autom4te"
+      "/usr/bin/m4"
+      "/usr/share/autoconf"
+    ];
+    "usr/bin/ifnames" = map own [ "/usr/share/autoconf" ];
+    "usr/share/autoconf/autom4te.cfg" = map own [ "/usr/share/autoconf" ];
+    "usr/bin/aclocal-1.16" = map own [
+      "/usr/share/automake-1.16"
+      "/usr/share/aclocal"
+    ];
+    "usr/bin/automake-1.16" = map own [ "/usr/share/automake-1.16" ];
+    "usr/share/automake-1.16/Automake/Config.pm" = map own [ "/usr/share/automake-1.16" ];
+    "usr/bin/libtoolize" =
+      map own [
+        "/usr/share/libtool"
+        "/usr/share/aclocal"
+      ]
+      ++ [
+        [
+          "datadir=\"/usr/share\""
+          "datadir=\"${refs.out}/usr/share\""
+        ]
+        [
+          "prefix=\"/usr\""
+          "prefix=\"${refs.out}/usr\""
+        ]
+      ]
+      ++ map toolchainOwn [
+        "/bin/grep"
+        "/bin/sed"
+      ];
+    "usr/bin/libtool" =
+      map own [ "/bin/bash" ]
+      ++ map toolchainOwn [
+        "/bin/sed"
+        "/bin/grep"
+        "/bin/dd"
+        "/usr/bin/nm"
+        "/usr/bin/ld"
+      ];
+  };
+
+  relocate = file: pairs: {
+    substitute = {
+      file = "${refs.out}/${file}";
+      replace = map (pair: {
+        from = elemAt pair 0;
+        to = elemAt pair 1;
+      }) pairs;
+    };
+  };
+
+  tools = kilnLib.mkDerivation {
+    name = "kiln-stage0-tools";
+    inputs = {
+      debs = toolsDebs;
+      inherit runtime toolchain;
+    };
+    # The tools' own programs first: the shebang patching finds perl, python3 and bash here.
+    env = {
+      PATH = "${refs.out}/usr/bin:${refs.env "PATH"}";
+      PERL5LIB = perlLib refs.out;
+      LC_ALL = "C";
+    };
+    phases = [
+      {
+        name = "unpack";
+        # `lib` too: python3 finds its standard library from where it is run (`bin/python3`
+        # → `../lib/python3.11`), and scripts' `#!` lines name `<tools>/bin/python3`.
+        steps = unpackRoot "debs" (length toolsDebs) [
+          "bin"
+          "lib"
+          "share"
+        ];
+      }
+      {
+        name = "patchelf";
+        steps = [
+          {
+            autoPatchelf = {
+              paths = [ refs.out ];
+              interpreter = loader;
+              # The runtime first (one glibc), then what the toolchain already has (zlib,
+              # libzstd, ...), then the tools' own libraries (libpython, libperl, libcurl, ...).
+              searchPath = [
+                runtimeLib
+                "${toolchain}/usr/lib/${multiarch}"
+                "${refs.out}/usr/lib/${multiarch}"
+              ];
+            };
+          }
+        ];
+      }
+      {
+        name = "configure";
+        steps =
+          builtins.attrValues (builtins.mapAttrs relocate relocations)
+          # The links dpkg's alternatives would make.
+          ++ map
+            (name: {
+              symlink = {
+                target = "${name}-1.16";
+                link = "${refs.out}/usr/bin/${name}";
+              };
+            })
+            [
+              "aclocal"
+              "automake"
+            ]
+          ++ [
+            # Scripts' `#!/usr/bin/perl`, `#! /usr/bin/env python3`, `#! /bin/bash`, ...: the
+            # interpreters of the tools' own bin (PATH above), then the toolchain's (sh).
+            {
+              fixup = {
+                moveDocs = false;
+                moveLib64 = false;
+                moveSbin = false;
+                splitOutputs = false;
+                strip = false;
+                shrinkRpath = false;
+                compressMan = false;
+                pruneLibtoolFiles = false;
+                makeSymlinksRelative = false;
+                checkBrokenSymlinks = false;
+                auditTmpdir = false;
+              };
+            }
+            # What a build that uses the tools needs to run them (as a dependency's setup hook).
+            {
+              write = {
+                path = "${refs.out}/nix-support/kiln-hook.json";
+                content = builtins.toJSON {
+                  version = 1;
+                  env.PERL5LIB = perlLib "@self@";
+                };
+              };
+            }
+          ];
+      }
+      {
+        name = "check";
+        steps = map (argv: { run.argv = argv; }) [
+          [ "bash" "--version" ]
+          [ "cmake" "--version" ]
+          [ "ninja" "--version" ]
+          [ "meson" "--version" ]
+          [ "python3" "-c" "import ctypes, hashlib, sqlite3, ssl, zlib" ]
+          [ "${refs.out}/bin/python3" "-c" "import encodings" ]
+          [ "perl" "-MFile::Temp" "-MData::Dumper" "-e" "1" ]
+          [ "autoconf" "--version" ]
+          [ "autoreconf" "--version" ]
+          [ "automake" "--version" ]
+          [ "aclocal" "--version" ]
+          [ "libtoolize" "--version" ]
+        ];
+      }
+    ];
+  };
 in
 {
   inherit
     debs
     runtime
     toolchain
+    tools
     entries
     ;
 }

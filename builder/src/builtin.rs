@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-use kiln_schema::{AutoPatchelfStep, ConfigureStep, FixupStep, MakeStep, PatchStep, UnpackStep};
+use kiln_schema::{
+    AutoPatchelfStep, ConfigureStep, FixupStep, MakeStep, PatchShebangsStep, PatchStep, UnpackStep,
+};
 use thiserror::Error;
 
 /// Why a built-in step failed.
@@ -56,6 +58,9 @@ pub enum BuiltinError {
     /// Patching ELF files (`autoPatchelf`) failed.
     #[error(transparent)]
     AutoPatchelf(kiln_fixup::StepError),
+    /// Patching `#!` lines (`patchShebangs`) failed.
+    #[error(transparent)]
+    PatchShebangs(kiln_fixup::StepError),
 }
 
 impl BuiltinError {
@@ -176,6 +181,53 @@ pub fn auto_patchelf(step: &AutoPatchelfStep, cwd: &Path) -> Result<String, Buil
         outcome.changed.len(),
         if outcome.changed.len() == 1 { "" } else { "s" }
     ))
+}
+
+/// Runs a `patchShebangs` step (paths relative to `cwd`, interpreters from the step
+/// environment's `PATH`); returns a line saying how many scripts it rewrote, and the warnings
+/// (interpreters found nowhere).
+pub fn patch_shebangs(
+    step: &PatchShebangsStep,
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<(String, Vec<String>), BuiltinError> {
+    let paths: Vec<PathBuf> = step.paths.iter().map(|path| cwd.join(path)).collect();
+    let path_dirs = search_path(env);
+    let store_dir = store_dir(env);
+    let outcome = kiln_fixup::shebangs::patch_shebangs_paths(&paths, &path_dirs, &store_dir)
+        .map_err(BuiltinError::PatchShebangs)?;
+    let warnings = outcome
+        .warnings
+        .iter()
+        .map(|warning| format!("{}: {}", warning.path.display(), warning.message))
+        .collect();
+    Ok((
+        format!(
+            "patched the interpreter of {} script{}",
+            outcome.changed.len(),
+            if outcome.changed.len() == 1 { "" } else { "s" }
+        ),
+        warnings,
+    ))
+}
+
+/// The directories of `PATH` in the build environment.
+fn search_path(env: &BTreeMap<String, String>) -> Vec<PathBuf> {
+    env.get("PATH")
+        .map(|path| {
+            path.split(':')
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The store directory (`NIX_STORE`, default `/nix/store`).
+fn store_dir(env: &BTreeMap<String, String>) -> PathBuf {
+    env.get("NIX_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/nix/store"))
 }
 
 /// Applies the step's patches in `cwd`, then the patches of its quilt `series`; returns a line
@@ -304,26 +356,13 @@ pub struct FixupInputs<'a> {
 /// Runs stdenv's fixup on every output, then the output checks; returns warnings and a
 /// summary line per output.
 pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, BuiltinError> {
-    let path_dirs: Vec<PathBuf> = inputs
-        .env
-        .get("PATH")
-        .map(|path| {
-            path.split(':')
-                .filter(|dir| !dir.is_empty())
-                .map(PathBuf::from)
-                .collect()
-        })
-        .unwrap_or_default();
+    let path_dirs = search_path(inputs.env);
     let jobs = inputs
         .env
         .get("NIX_BUILD_CORES")
         .and_then(|cores| cores.parse().ok())
         .unwrap_or(1);
-    let store_dir = inputs
-        .env
-        .get("NIX_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/nix/store"));
+    let store_dir = store_dir(inputs.env);
     // Splitting moves files into outputs the install did not create (`dev`, `man`, …), so with
     // several outputs each missing one starts empty; one still empty afterwards is removed again
     // and reported missing later, as Nix would. With one output, a missing one is not fixed up.

@@ -649,6 +649,21 @@ impl Execution<'_> {
                 }
                 Ok(())
             }
+            Step::PatchShebangs(shebangs) => {
+                let (text, warnings) = builtin::patch_shebangs(shebangs, phase_cwd, &state.env)
+                    .map_err(|source| BuildError::Builtin { at, source })?;
+                for warning in &warnings {
+                    reporter.report(&LogEvent::Message {
+                        level: Level::Warn,
+                        text: warning,
+                    });
+                }
+                reporter.report(&LogEvent::Message {
+                    level: Level::Info,
+                    text: &text,
+                });
+                Ok(())
+            }
             Step::AutoPatchelf(patchelf) => {
                 let text = builtin::auto_patchelf(patchelf, phase_cwd)
                     .map_err(|source| BuildError::Builtin { at, source })?;
@@ -842,6 +857,7 @@ pub fn describe_step(step: &Step) -> String {
         Step::Make(make) => display_argv(&builtin::make_argv(make, "N", &[], &make.targets)),
         Step::Fixup(_) => "every output".to_owned(),
         Step::AutoPatchelf(patchelf) => patchelf.paths.join(" "),
+        Step::PatchShebangs(shebangs) => shebangs.paths.join(" "),
     }
 }
 

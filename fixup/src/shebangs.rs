@@ -25,7 +25,7 @@
 //! Like stdenv, `env` with an option other than `-S` or a `NAME=value` argument is an error
 //! ([`StepError::UnsupportedShebang`]).
 
-use std::fs::{FileTimes, OpenOptions};
+use std::fs::{self, FileTimes, OpenOptions};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -239,7 +239,38 @@ pub fn patch_shebangs(
     path_dirs: &[PathBuf],
     store_dir: &Path,
 ) -> Result<Outcome, StepError> {
-    let entries = fsx::walk(dir)?;
+    patch_entries(fsx::walk(dir)?, path_dirs, store_dir)
+}
+
+/// stdenv's `patchShebangs PATH...` on files of the build (sources, generated scripts): each
+/// path is a script or a directory walked for scripts, without following symlinks, as
+/// [`patch_shebangs`] does for an output. A path that does not exist is an error (stdenv's
+/// `find` only complains on stderr; a typo should not pass silently).
+pub fn patch_shebangs_paths(
+    paths: &[PathBuf],
+    path_dirs: &[PathBuf],
+    store_dir: &Path,
+) -> Result<Outcome, StepError> {
+    let mut entries = Vec::new();
+    for path in paths {
+        let meta = fs::symlink_metadata(path).map_err(|source| StepError::Metadata {
+            path: path.clone(),
+            source,
+        })?;
+        if meta.is_dir() {
+            entries.extend(fsx::walk(path)?);
+        } else {
+            entries.push(fsx::Entry::new(path.clone(), &meta));
+        }
+    }
+    patch_entries(entries, path_dirs, store_dir)
+}
+
+fn patch_entries(
+    entries: Vec<fsx::Entry>,
+    path_dirs: &[PathBuf],
+    store_dir: &Path,
+) -> Result<Outcome, StepError> {
     let files: Vec<_> = fsx::unique_files(&entries)
         .into_iter()
         .filter(|entry| entry.mode & 0o100 != 0)
@@ -473,6 +504,36 @@ mod tests {
                  disable `patch_shebangs` for this output and patch it yourself",
                 script.display()
             )
+        );
+    }
+
+    #[test]
+    fn named_paths_are_scripts_or_directories_and_must_exist() {
+        let fx = fixture();
+        let t = fx.tools.display();
+        let configure = fx.out.join("configure");
+        write(&configure, "#! /bin/sh\n", 0o755);
+        let runner = fx.out.join("test/runner.py");
+        write(&runner, "#!/usr/bin/env python3\n", 0o755);
+        let other = fx.out.join("other/script");
+        write(&other, "#!/bin/sh\n", 0o755);
+        std::os::unix::fs::symlink("other/script", fx.out.join("link")).unwrap();
+        let tools = std::slice::from_ref(&fx.tools);
+
+        let paths = [configure.clone(), fx.out.join("test"), fx.out.join("link")];
+        let outcome = patch_shebangs_paths(&paths, tools, &fx.store).unwrap();
+        assert_eq!(outcome.changed, [configure.clone(), runner.clone()]);
+        assert_eq!(first_line(&configure), format!("#!{t}/sh"));
+        assert_eq!(first_line(&runner), format!("#!{t}/python3"));
+        // Neither named nor below a named directory; a symlink is not followed.
+        assert_eq!(first_line(&other), "#!/bin/sh");
+
+        let missing = fx.out.join("tests");
+        let err =
+            patch_shebangs_paths(std::slice::from_ref(&missing), tools, &fx.store).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot read the metadata of `{}`", missing.display())
         );
     }
 }

@@ -78,7 +78,8 @@ pub fn run_file_step(step: &Step, cwd: &Path) -> Result<StepReport, StepError> {
         | Step::Configure(_)
         | Step::Make(_)
         | Step::Fixup(_)
-        | Step::AutoPatchelf(_) => return Err(StepError::NotAFileStep),
+        | Step::AutoPatchelf(_)
+        | Step::PatchShebangs(_) => return Err(StepError::NotAFileStep),
         Step::Write(step) => write::run(step, cwd).map(|()| Vec::new())?,
         Step::Mkdir(step) => mkdir::run(step, cwd).map(|()| Vec::new())?,
         Step::Copy(step) => copy::run(step, cwd).map(|()| Vec::new())?,

@@ -348,6 +348,9 @@ pub enum Step {
     /// Point prebuilt ELF files at the store (nixpkgs' autoPatchelfHook): set their interpreter,
     /// and a RUNPATH of the search-path directories that hold their libraries.
     AutoPatchelf(AutoPatchelfStep),
+    /// Rewrite the `#!` lines of scripts in the build to interpreters on `PATH` (stdenv's
+    /// `patchShebangs`), e.g. a test runner written `#!/usr/bin/env python3`.
+    PatchShebangs(PatchShebangsStep),
 }
 
 impl Step {
@@ -368,6 +371,7 @@ impl Step {
             Step::Make(_) => "make",
             Step::Fixup(_) => "fixup",
             Step::AutoPatchelf(_) => "autoPatchelf",
+            Step::PatchShebangs(_) => "patchShebangs",
         }
     }
 
@@ -387,6 +391,7 @@ impl Step {
         "make",
         "fixup",
         "autoPatchelf",
+        "patchShebangs",
     ];
 }
 
@@ -542,6 +547,19 @@ pub struct AutoPatchelfStep {
     /// Files or directories under `paths` to leave alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+}
+
+/// Rewrite `#!` lines as stdenv's `patchShebangs PATH...` does, for scripts the build runs (the
+/// sandbox has no `/usr/bin/env`, `/usr/bin/perl` or `/bin/bash`; `/bin/sh` only where the Nix
+/// configuration maps one): each executable file gets the interpreter of the same name found on
+/// the step's `PATH` (`/usr/bin/env NAME` too), arguments kept. An interpreter found nowhere is a
+/// warning. The fixup step does the same for the outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PatchShebangsStep {
+    /// Scripts, or directories walked for executable files (symlinks not followed), relative to
+    /// the working directory or absolute. Each MUST exist.
+    pub paths: Vec<String>,
 }
 
 /// Apply patches in order.

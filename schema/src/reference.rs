@@ -325,6 +325,7 @@ fn for_each_step_template(
             visit_option(&mut make.makefile, path.key("makefile"), visit);
         }
         Step::Fixup(fixup) => for_each_fixup_template(fixup, path, visit),
+        Step::PatchShebangs(shebangs) => visit_list(&mut shebangs.paths, &path.key("paths"), visit),
         Step::AutoPatchelf(patchelf) => {
             visit_list(&mut patchelf.paths, &path.key("paths"), visit);
             visit_option(&mut patchelf.interpreter, path.key("interpreter"), visit);

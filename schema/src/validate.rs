@@ -503,6 +503,9 @@ fn check_step(step: &Step, path: &JsonPath, errors: &mut Problems) {
         Step::AutoPatchelf(patchelf) if patchelf.paths.is_empty() => {
             errors.push(empty("paths", "the list of paths to patch"))
         }
+        Step::PatchShebangs(shebangs) if shebangs.paths.is_empty() => {
+            errors.push(empty("paths", "the list of scripts and directories"))
+        }
         Step::Remove(remove) if remove.path.is_empty() => errors.push(empty("path", "the path")),
         Step::Chmod(chmod) if chmod.path.is_empty() => errors.push(empty("path", "the path")),
         Step::Substitute(substitute) => {

@@ -411,7 +411,11 @@ const DEFAULTS_SECTION: &str = "## Defaults\n\n\
 | Meson: `ninja -jN $ninjaFlags`, `ninja meson-test-prereq` then `meson test --no-rebuild --print-errorlogs`, `meson install --no-rebuild` in `build/` (nixpkgs' ninja and meson hooks) | the same; `makeFlags`, `buildFlags`, `checkFlags`, `installFlags` are not given to ninja or meson |\n";
 
 const SHELL_SECTION: &str =
-    "\nWith `kilnAllowShell = true`, each shell-code attribute becomes a `run` step \
+    "\nA shell-code attribute that only calls `patchShebangs` (lines `patchShebangs [--build] \
+PATH...` with plain relative or absolute paths: no `$`, quotes or globs; blank lines and `#` \
+comments allowed), nixpkgs' commonest `postPatch`, is not shell code: it becomes a typed \
+`patchShebangs` step where the hook would run, and needs no opt-in.\n\n\
+With `kilnAllowShell = true`, each shell-code attribute becomes a `run` step \
 `[SHELL, \"-e\", \"-c\", SCRIPT]`, where `SHELL` is `kilnShell` or the first `bin/bash` (else \
 `bin/sh`) among the dependencies. `preX` runs first in phase X and `postX` last (so they are \
 skipped with the phase, as in stdenv); `preUnpack`/`postUnpack` run in the build directory; a \

@@ -286,6 +286,39 @@ fn shell_hooks_run_where_stdenv_runs_them() {
 }
 
 #[test]
+fn hooks_that_only_patch_shebangs_are_typed_steps_not_shell_code() {
+    let t = ok(json!({
+        "postPatch": "# the test runner is `#!/usr/bin/env python3`\npatchShebangs test\n\n  patchShebangs --build build-aux/git-version-gen tools\n",
+        "nativeBuildInputs": [],
+    }));
+    assert!(t.report.shell_hooks.is_empty());
+    assert_eq!(t.report.shell, None);
+    let patch = phase(&t, "patch");
+    assert!(patch.enabled, "postPatch runs even without patches");
+    let Some(Step::PatchShebangs(step)) = patch.steps.last() else {
+        panic!("postPatch is not a patchShebangs step: {:?}", patch.steps);
+    };
+    assert_eq!(step.paths, ["test", "build-aux/git-version-gen", "tools"]);
+
+    // Anything else is shell code: refused without the opt-in.
+    for script in [
+        "patchShebangs $out/bin",
+        "patchShebangs 'tests'",
+        "patchShebangs tests/*.py",
+        "patchShebangs --host bin",
+        "patchShebangs",
+        "patchShebangs tests; rm -rf x",
+        "patchShebangs tests\necho done",
+    ] {
+        let found = errors(json!({ "postPatch": script }));
+        assert!(
+            matches!(found[0].kind, TranslateErrorKind::ShellCode { .. }),
+            "{script:?}: {found:?}"
+        );
+    }
+}
+
+#[test]
 fn a_shell_needs_bash_or_sh_among_the_inputs() {
     let found = errors(json!({
         "kilnAllowShell": true, "preBuild": "true", "nativeBuildInputs": []

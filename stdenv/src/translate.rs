@@ -17,7 +17,7 @@ use kiln_schema::events::Level;
 use kiln_schema::preset::{preset_phases, BuildSystem, Preset};
 use kiln_schema::{
     CopyStep, Deps, FixupStep, Input, JsonPath, MakeStep, MkdirStep, OutputCheck, OutputRoles,
-    Phase, Plan, Propagate, RunStep, Step, WriteStep, PLAN_VERSION,
+    PatchShebangsStep, Phase, Plan, Propagate, RunStep, Step, WriteStep, PLAN_VERSION,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -482,7 +482,9 @@ impl<'r, 'a> Translator<'r, 'a> {
                     },
                 ),
                 Some(Status::Shell(replacement)) if !is_empty(value) => {
-                    if value.is_string() {
+                    if value.as_str().and_then(typed_hook).is_some() {
+                        // Only `patchShebangs` lines: typed steps, not shell code.
+                    } else if value.is_string() {
                         shell.push((name.clone(), replacement));
                     } else {
                         self.r.wrong_type(
@@ -493,6 +495,7 @@ impl<'r, 'a> Translator<'r, 'a> {
                     }
                 }
                 Some(_) => {}
+                None if custom.contains(name) && value.as_str().and_then(typed_hook).is_some() => {}
                 None if custom.contains(name) => shell.push((
                     name.clone(),
                     "a phase of typed steps, placed with `edits` (`before`/`after`)",
@@ -857,6 +860,10 @@ impl<'r, 'a> Translator<'r, 'a> {
         if value.is_empty() {
             return None;
         }
+        if let Some(step) = typed_hook(value) {
+            return Some((step, vec![format!("{attribute} (patchShebangs, typed)")]));
+        }
+        self.report.shell.as_ref()?;
         let replacement = table::lookup(attribute)
             .map(|row| row.status.text())
             .unwrap_or("a phase of typed steps, placed with `edits` (`before`/`after`)");
@@ -1519,33 +1526,32 @@ impl<'r, 'a> Translator<'r, 'a> {
         dist.switch
             .push(default("doDist off (kiln does not support doDist)"));
 
-        // Shell hooks and phase strings.
-        if self.report.shell.is_some() {
-            for draft in drafts.iter_mut() {
-                let Some((_, stdenv, stem)) = STANDARD
-                    .iter()
-                    .find(|(name, _, _)| *name == draft.phase.name)
-                else {
-                    continue;
-                };
-                let phase_name = draft.phase.name.clone();
-                if let Some((step, from)) = self.shell_hook(stdenv, &phase_name) {
-                    draft.clear();
-                    draft.push(step, from);
+        // Shell hooks and phase strings (without a shell, only the typed `patchShebangs` ones:
+        // shell code without the opt-in was refused already).
+        for draft in drafts.iter_mut() {
+            let Some((_, stdenv, stem)) = STANDARD
+                .iter()
+                .find(|(name, _, _)| *name == draft.phase.name)
+            else {
+                continue;
+            };
+            let phase_name = draft.phase.name.clone();
+            if let Some((step, from)) = self.shell_hook(stdenv, &phase_name) {
+                draft.clear();
+                draft.push(step, from);
+            }
+            let top = |step: Step| match step {
+                Step::Run(mut run) if phase_name == "unpack" => {
+                    run.cwd = Some("${build.top}".to_owned());
+                    Step::Run(run)
                 }
-                let top = |step: Step| match step {
-                    Step::Run(mut run) if phase_name == "unpack" => {
-                        run.cwd = Some("${build.top}".to_owned());
-                        Step::Run(run)
-                    }
-                    other => other,
-                };
-                if let Some((step, from)) = self.shell_hook(&format!("pre{stem}"), &phase_name) {
-                    draft.insert(0, top(step), from);
-                }
-                if let Some((step, from)) = self.shell_hook(&format!("post{stem}"), &phase_name) {
-                    draft.push(top(step), from);
-                }
+                other => other,
+            };
+            if let Some((step, from)) = self.shell_hook(&format!("pre{stem}"), &phase_name) {
+                draft.insert(0, top(step), from);
+            }
+            if let Some((step, from)) = self.shell_hook(&format!("post{stem}"), &phase_name) {
+                draft.push(top(step), from);
             }
         }
         drafts
@@ -1768,6 +1774,44 @@ fn present(r: &Reader, attributes: &[&'static str]) -> Vec<String> {
         .filter(|attr| r.raw(attr).is_some_and(|v| !is_empty(v)))
         .map(|attr| attr.to_string())
         .collect()
+}
+
+/// A hook that only calls stdenv's `patchShebangs` (the commonest `postPatch` in nixpkgs:
+/// `patchShebangs tests`), as one typed `patchShebangs` step: lines of `patchShebangs
+/// [--build] PATH...` with plain paths (letters, digits, `._/+-@=,`; no `$`, quotes, globs or
+/// options other than `--build`), blank lines and `#` comments. Anything else is shell code.
+fn typed_hook(script: &str) -> Option<Step> {
+    let plain = |word: &str| {
+        !word.starts_with('-')
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._/+-@=,".contains(&b))
+    };
+    let mut paths = Vec::new();
+    for line in script.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        if words.next() != Some("patchShebangs") {
+            return None;
+        }
+        let mut named = 0;
+        for word in words {
+            match word {
+                "--build" if named == 0 => {}
+                word if plain(word) => {
+                    paths.push(word.to_owned());
+                    named += 1;
+                }
+                _ => return None,
+            }
+        }
+        if named == 0 {
+            return None;
+        }
+    }
+    (!paths.is_empty()).then_some(Step::PatchShebangs(PatchShebangsStep { paths }))
 }
 
 fn literal_list(list: Option<Vec<String>>) -> Vec<String> {

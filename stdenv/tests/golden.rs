@@ -86,6 +86,7 @@ fn step_line(step: &Step) -> String {
             words.join(" ")
         }
         Step::Mkdir(mkdir) => format!("mkdir -p {}", mkdir.path),
+        Step::PatchShebangs(shebangs) => format!("patchShebangs {}", shebangs.paths.join(" ")),
         Step::Fixup(fixup) => {
             // The hooks the attributes add on top of stdenv's defaults, in the notation's
             // words; anything else is printed whole so that a difference shows.

@@ -7,8 +7,8 @@
 //! configure, build, check, install, fixup) and its dependency environment. The sources come
 //! from `scripts/fetch-debian-source.sh` (a cache outside the repository; the first run downloads
 //! them with apt) and reach Nix as `--arg debianSrc DIR`; the fixtures name the files they use
-//! and check them against the `.dsc`. The host's toolchain (gcc, make, cmake, meson, ninja, ...)
-//! is lent to the sandbox (impure, see `scripts/lib.sh` and `tests/fixtures/debian/README.md`).
+//! and check them against the `.dsc`. The toolchain is kiln's stage-0 store toolchain and, for
+//! cmark and FriBidi, its tools (cmake, meson, ninja, python3): nothing of the host.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

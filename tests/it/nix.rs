@@ -3,9 +3,9 @@
 //! These tests need `nix-build` and fail when it is missing (run `scripts/setup.sh`). They use
 //! the static binary named by `KILN_STATIC_BIN` (set by `scripts/test.sh`) or build it once into
 //! `target/static`. Fixtures live in `tests/fixtures/`; each build gets a fresh `nonce` so Nix
-//! really runs it instead of reusing a store path. The fixtures that build with kiln's stage-0
-//! toolchain see nothing of the host; the others still get host tools lent to the sandbox with
-//! `extra-sandbox-paths` (impure, see `scripts/lib.sh`).
+//! really runs it instead of reusing a store path. Nothing of the host is lent to the sandbox:
+//! the fixtures build with kiln's stage-0 store toolchain (`bootstrap/stage0`), and `/bin/sh` is
+//! that toolchain's dash, mapped with `sandbox-paths` as NixOS maps its own.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,8 +14,8 @@ use std::sync::OnceLock;
 
 use crate::common::describe;
 
-/// The options of `KILN_NIX_OPTS` in `scripts/lib.sh`: a real sandbox that may not silently fall
-/// back to none, no binary cache, and the host toolchain lent read-only (impure).
+/// The options of `KILN_NIX_PURE_OPTS` in `scripts/lib.sh` without `/bin/sh`: a real sandbox
+/// that may not silently fall back to none, no binary cache, and nothing of the host.
 pub(crate) const NIX_OPTIONS: &[&str] = &[
     "--option",
     "sandbox",
@@ -26,35 +26,15 @@ pub(crate) const NIX_OPTIONS: &[&str] = &[
     "--option",
     "substituters",
     "",
-    "--option",
-    "extra-sandbox-paths",
-    "/bin /usr /lib /lib64 /etc/alternatives",
 ];
 
-/// [`NIX_OPTIONS`] without `extra-sandbox-paths`: the sandbox sees store paths only.
-pub(crate) const NIX_PURE_OPTIONS: &[&str] = NIX_OPTIONS.split_at(9).0;
-
-/// The fixtures that build with nothing of the host (the stage-0 toolchain): [`nix_build`]
-/// runs them with [`pure_options`].
-const PURE_FIXTURES: &[&str] = &[
-    "hello-c",
-    "failing",
-    "stage0/cpp.nix",
-    "stage0/flags.nix",
-    "debian/hello.nix",
-    "debian/zlib.nix",
-    "debian/zlib-user.nix",
-    "split",
-    "split/hello.nix",
-];
-
-/// `KILN_NIX_PURE_OPTS` of `scripts/lib.sh`: [`NIX_PURE_OPTIONS`] and `/bin/sh` mapped to the
+/// `KILN_NIX_PURE_OPTS` of `scripts/lib.sh`: [`NIX_OPTIONS`] and `/bin/sh` mapped to the
 /// stage-0 toolchain's dash (a store path, with its closure), as NixOS and upstream Nix map
 /// theirs with `sandbox-paths`. Builds the stage-0 toolchain once per test run.
 pub(crate) fn pure_options() -> &'static [String] {
     static OPTIONS: OnceLock<Vec<String>> = OnceLock::new();
     OPTIONS.get_or_init(|| {
-        let mut options: Vec<String> = NIX_PURE_OPTIONS.iter().map(|o| (*o).to_owned()).collect();
+        let mut options: Vec<String> = NIX_OPTIONS.iter().map(|o| (*o).to_owned()).collect();
         options.extend([
             "--option".to_owned(),
             "extra-sandbox-paths".to_owned(),
@@ -76,7 +56,7 @@ pub(crate) fn stage0_toolchain() -> &'static Path {
         );
         let output = Command::new("nix-build")
             .args(["--no-out-link", "-E", &expression])
-            .args(NIX_PURE_OPTIONS)
+            .args(NIX_OPTIONS)
             .output()
             .expect("nix-build runs");
         assert!(
@@ -161,20 +141,16 @@ pub(crate) fn require_nix() {
 }
 
 /// `nix-build FIXTURE --arg kiln BIN --argstr nonce NONCE ... --no-out-link EXTRA...`, with
-/// [`NIX_PURE_OPTIONS`] for the [`PURE_FIXTURES`] and [`NIX_OPTIONS`] for the others.
+/// [`pure_options`].
 pub(crate) fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
     let expression = root().join("tests/fixtures").join(fixture);
-    if PURE_FIXTURES.contains(&fixture) {
-        let options: Vec<&str> = pure_options().iter().map(String::as_str).collect();
-        nix_build_with(&expression, nonce, &options, extra)
-    } else {
-        nix_build_with(&expression, nonce, NIX_OPTIONS, extra)
-    }
+    nix_build_file(&expression, nonce, extra)
 }
 
-/// [`nix_build`] of any expression file (with [`NIX_OPTIONS`]).
+/// [`nix_build`] of any expression file.
 pub(crate) fn nix_build_file(expression: &Path, nonce: &str, extra: &[&str]) -> Output {
-    nix_build_with(expression, nonce, NIX_OPTIONS, extra)
+    let options: Vec<&str> = pure_options().iter().map(String::as_str).collect();
+    nix_build_with(expression, nonce, &options, extra)
 }
 
 /// [`nix_build`] of any expression file with the given Nix options.
@@ -240,6 +216,55 @@ fn plan_phases(fixture: &str) -> Vec<String> {
         .unwrap();
     assert!(output.status.success(), "{}", describe(&output));
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The only path the tests lend to Nix's sandbox is `/bin/sh`, mapped to a store path; no test
+/// or script the tests run passes `extra-sandbox-paths` any other way.
+#[test]
+fn the_sandbox_is_lent_no_host_path() {
+    let lent: Vec<&String> = pure_options()
+        .windows(2)
+        .filter(|pair| pair[0] == "extra-sandbox-paths")
+        .map(|pair| &pair[1])
+        .collect();
+    assert_eq!(lent.len(), 1, "{lent:?}");
+    let (target, source) = lent[0].split_once('=').expect("a mapping");
+    assert_eq!(target, "/bin/sh");
+    assert!(
+        source.starts_with("/nix/store/")
+            && source.ends_with("-kiln-stage0-toolchain/usr/bin/dash"),
+        "{source}"
+    );
+    assert!(!NIX_OPTIONS.contains(&"extra-sandbox-paths"));
+    for dir in ["tests/it", "tests/fixtures"] {
+        for entry in walkdir(&root().join(dir)) {
+            let text = std::fs::read_to_string(&entry).unwrap_or_default();
+            let lends = text.lines().any(|line| {
+                line.contains("extra-sandbox-paths")
+                    && !line.trim_start().starts_with("//")
+                    && !line.trim_start().starts_with('#')
+            });
+            assert!(
+                !lends || entry.ends_with("tests/it/nix.rs"),
+                "{} lends paths to the sandbox",
+                entry.display()
+            );
+        }
+    }
+}
+
+/// Every file below `dir`.
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walkdir(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[test]
@@ -345,7 +370,7 @@ fn an_invalid_plan_fails_the_derivation_with_its_json_path() {
     );
     let output = Command::new("nix-build")
         .args(["--expr", &expression, "--no-out-link"])
-        .args(NIX_PURE_OPTIONS)
+        .args(NIX_OPTIONS)
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use crate::common::describe;
 use crate::nix::{
-    nix_build, nonce, out_path, require_nix, root, stage0_toolchain, static_kiln, NIX_PURE_OPTIONS,
+    nix_build, nonce, out_path, require_nix, root, stage0_toolchain, static_kiln, NIX_OPTIONS,
 };
 
 fn build(attr: &str, nonce: &str, extra: &[&str]) -> std::process::Output {
@@ -193,7 +193,7 @@ fn early_phases_are_substituted_from_a_binary_cache_into_a_fresh_store() {
         .args(["-A", "split", "--arg", "kiln"])
         .arg(static_kiln())
         .args(["--argstr", "nonce", &nonce])
-        .args(NIX_PURE_OPTIONS)
+        .args(NIX_OPTIONS)
         .args(["--no-out-link", "--store"])
         .arg(&store)
         .args([

@@ -241,6 +241,42 @@ fn a_cpp_program_takes_libstdcxx_from_the_runtime() {
     assert_eq!(String::from_utf8_lossy(&run.stdout), "sum 10\n");
 }
 
+/// The stage-0 tools' autotools (autoconf, automake, libtool on the tools' perl and m4) work
+/// in a pure sandbox: `autoreconf -fi` of a configure.ac and Makefile.am of our own, then
+/// configure, a libtool shared library and a program linked against it, installed and run.
+#[test]
+fn autoreconf_and_libtool_from_the_stage0_tools_build_a_shared_library() {
+    let output = nix_build("stage0/autoreconf.nix", &nonce(), &[]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let log = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "autoreconf: running: aclocal --force -I m4",
+        "libtoolize: copying file 'build-aux/ltmain.sh'",
+        "hello from kiln-greet 1.0, autoreconf'd by kiln",
+    ] {
+        assert!(log.contains(expected), "no `{expected}` in:\n{log}");
+    }
+    let out = out_path(&output);
+    let program = out.join("bin/greet");
+    let runtime = assert_store_only(&out, &program);
+    assert_eq!(
+        runpath(&program),
+        [
+            runtime
+                .join("usr/lib/x86_64-linux-gnu")
+                .display()
+                .to_string(),
+            out.join("lib").display().to_string()
+        ]
+    );
+    assert!(readelf(&["-d"], &program).contains("Shared library: [libgreet.so.0]"));
+    let run = Command::new(&program).env_clear().output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "hello from kiln-greet 1.0, autoreconf'd by kiln\n"
+    );
+}
+
 /// nixpkgs' compiler variables take effect through kiln's wrapper, as cc-wrapper makes them:
 /// a `-D` from `NIX_CFLAGS_COMPILE`, `-lm` from `NIX_LDFLAGS`, and the default hardening
 /// (RELRO, BIND_NOW, PIE, stack protector, fortified calls), which `NIX_HARDENING_ENABLE=""`

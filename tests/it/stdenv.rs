@@ -7,7 +7,8 @@
 //! with several outputs). Its golden expectations (the phases and flags stdenv would run) are
 //! checked by `stdenv/tests/golden.rs` against the attribute sets in
 //! `tests/fixtures/stdenv/golden/`; the first test here checks that those attribute sets are
-//! the expressions'. The host toolchain is lent to the sandbox (impure, see `scripts/lib.sh`).
+//! the expressions'. `stdenvDerivation` gives every package kiln's stage-0 store toolchain; the
+//! CMake, Meson and shell-hook packages name its tools: nothing of the host is lent.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -29,6 +30,8 @@ const CORPUS: &[(&str, &str)] = &[
 
 /// Downloads (once) every source package and returns the cache directory holding them.
 fn debian_cache() -> PathBuf {
+    // The expressions refer to the stage-0 toolchain, whose .debs must be in the store.
+    crate::nix::stage0_debs();
     let mut cache = None;
     for (_, package) in CORPUS {
         let dir = debian_source(package);
@@ -361,10 +364,20 @@ fn stdenv_shell_hooks_are_refused_with_their_replacements_then_run_with_the_opt_
         "shell-hooks 1\n"
     );
     let log = String::from_utf8_lossy(&allowed.stderr);
+    // The stage-0 tools' bash, the first `bin/bash` of nativeBuildInputs.
+    let bash = log
+        .split("2 shell hooks run through `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no shell-hook count in:\n{log}"));
     assert!(
-        log.contains(
-            "2 shell hooks run through `/usr/bin/bash` (kilnAllowShell): preBuild, postInstall"
-        ),
+        bash.starts_with("/nix/store/") && bash.ends_with("-kiln-stage0-tools/bin/bash"),
+        "{bash}"
+    );
+    assert!(
+        log.contains(&format!(
+            "2 shell hooks run through `{bash}` (kilnAllowShell): preBuild, postInstall"
+        )),
         "{log}"
     );
 }
