@@ -239,7 +239,30 @@ fn provides(candidate: &Path, machine: u16) -> bool {
 
 /// The file `bytes` with the decision applied, by elb, in memory: a file elb cannot patch is
 /// left as it was.
+///
+/// A panic inside elb on a malformed file (its allocator has a `debug_assert!` that hostile
+/// segment tables break, found by fuzzing) becomes an error naming the file where panics
+/// unwind (debug builds and tests); the release build aborts on panic, but has no debug
+/// assertions, and [`verify`] refuses what elb writes for such a file.
 fn patch_bytes(path: &Path, bytes: Vec<u8>, decision: &Decision) -> Result<Vec<u8>, StepError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        patch_bytes_with_elb(path, bytes, decision)
+    }))
+    .unwrap_or_else(|_| {
+        Err(StepError::PatchElf {
+            path: path.to_owned(),
+            message: "the ELF patcher gave up on this malformed file (a panic in elb); the file \
+                      is left as it was: list it in `exclude` if it can do without"
+                .to_owned(),
+        })
+    })
+}
+
+fn patch_bytes_with_elb(
+    path: &Path,
+    bytes: Vec<u8>,
+    decision: &Decision,
+) -> Result<Vec<u8>, StepError> {
     let failed = |error: elb::Error| StepError::PatchElf {
         path: path.to_owned(),
         message: error.to_string(),
@@ -248,6 +271,8 @@ fn patch_bytes(path: &Path, bytes: Vec<u8>, decision: &Decision) -> Result<Vec<u
         path: path.to_owned(),
         source,
     })?;
+    // The libraries the file needs, to check that patching kept them.
+    let needed_before = elf::dyn_info(&bytes).ok().flatten().map(|info| info.needed);
     let limit = (bytes.len() as u64).saturating_mul(2) + MAX_GROWTH;
     let mut file = BoundedCursor {
         inner: std::io::Cursor::new(bytes),
@@ -281,22 +306,34 @@ fn patch_bytes(path: &Path, bytes: Vec<u8>, decision: &Decision) -> Result<Vec<u
     }
     let mut patched = patcher.finish().map_err(failed)?.inner.into_inner();
     drop_guard(path, &mut patched, guard_size)?;
-    verify(path, &patched, decision)?;
+    verify(path, &patched, decision, needed_before.as_deref())?;
     Ok(patched)
 }
 
 /// A section over the ELF header and the program header table (see [`patch_bytes`]).
 fn header_guard(elf: &elb::Elf) -> elb::Section {
     let header = &elf.header;
-    let tables_end = header.program_header_offset
-        + u64::from(header.num_segments) * u64::from(header.segment_len);
-    let size = tables_end.max(u64::from(header.len));
-    // The address the first loadable segment maps offset 0 to (0 for libraries and PIE).
-    let base = elf
+    let header_len = u64::from(header.len);
+    // The program header table counts when it follows the ELF header, as linkers lay it out;
+    // one that elb moved to the end of the file (a file patched before) is a segment of its own.
+    let tables_end = if header.program_header_offset <= header_len {
+        header.program_header_offset
+            + u64::from(header.num_segments) * u64::from(header.segment_len)
+    } else {
+        0
+    };
+    // The first loadable segment maps offset 0 (at address 0 for libraries and PIE); the guard
+    // stays inside it, or elb refuses the section as not covered by a LOAD segment.
+    let first_load = elf
         .segments
         .iter()
-        .find(|segment| segment.kind == elb::SegmentKind::Loadable && segment.offset == 0)
-        .map_or(0, |segment| segment.virtual_address);
+        .find(|segment| segment.kind == elb::SegmentKind::Loadable && segment.offset == 0);
+    let base = first_load.map_or(0, |segment| segment.virtual_address);
+    let size = match first_load {
+        Some(segment) => tables_end.min(segment.file_size),
+        None => tables_end,
+    }
+    .max(header_len);
     elb::Section {
         name_offset: 0,
         kind: elb::SectionKind::ProgramBits,
@@ -360,7 +397,12 @@ fn drop_guard(path: &Path, patched: &mut [u8], guard_size: u64) -> Result<(), St
 /// program headers, as the loader finds it) and checks that it says what was decided. elb
 /// edits through the section headers; in a malformed file the two can disagree, and such a
 /// file is refused rather than written half-patched.
-fn verify(path: &Path, patched: &[u8], decision: &Decision) -> Result<(), StepError> {
+fn verify(
+    path: &Path,
+    patched: &[u8],
+    decision: &Decision,
+    needed_before: Option<&[Vec<u8>]>,
+) -> Result<(), StepError> {
     // Every segment and section of the result lies inside it (fuzzing found elb writing a
     // program header table that ended past the end of the file).
     elf::check_bounds(patched).map_err(|source| StepError::PatchElf {
@@ -368,6 +410,18 @@ fn verify(path: &Path, patched: &[u8], decision: &Decision) -> Result<(), StepEr
         message: format!(
             "the patched file would be malformed ({source}); the file is left as it was"
         ),
+    })?;
+    // The result must stay patchable: elb reads it back as it read the input (fuzzing found
+    // malformed inputs whose patched form elb then refused: an ALLOC section outside every
+    // loadable segment), so running autoPatchelf again over an output cannot fail.
+    elb::Elf::read(&mut std::io::Cursor::new(patched), PAGE_SIZE).map_err(|error| {
+        StepError::PatchElf {
+            path: path.to_owned(),
+            message: format!(
+                "the ELF patcher wrote a file it cannot read back ({error}); the file is left as \
+                 it was: list it in `exclude` if it can do without"
+            ),
+        }
     })?;
     let mismatch = |what: &str| StepError::PatchElf {
         path: path.to_owned(),
@@ -381,6 +435,16 @@ fn verify(path: &Path, patched: &[u8], decision: &Decision) -> Result<(), StepEr
         let found = elf::interpreter(patched).map_err(|_| mismatch("interpreter"))?;
         if found.as_deref() != Some(wanted.as_bytes()) {
             return Err(mismatch("interpreter"));
+        }
+    }
+    // The needed libraries survive the move of the string table (fuzzing found elb leaving
+    // `DT_NEEDED` entries pointing at other strings in a malformed file).
+    if let Some(before) = needed_before {
+        let after = elf::dyn_info(patched)
+            .map_err(|_| mismatch("dynamic section"))?
+            .map(|info| info.needed);
+        if after.as_deref() != Some(before) {
+            return Err(mismatch("list of needed libraries"));
         }
     }
     if let Some(wanted) = &decision.runpath {
