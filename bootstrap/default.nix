@@ -244,6 +244,28 @@ let
         else
           presetKnobPhase.${knob};
       anchor = edit: (builtins.head (builtins.attrValues edit)).phase;
+      # Whether a preset plan's edit concerns the `kept` phases: the phase it inserts (or
+      # replaces with) is one of them, or it replaces one of them. Deletions and anything
+      # not shaped like an edit stay (kiln reports a malformed edit itself).
+      editConcerns =
+        kept: edit:
+        let
+          kinds = builtins.attrNames edit;
+          kind = builtins.head kinds;
+          body = edit.${kind};
+          named = if kind == "replace" then body."with" or null else body.insert or null;
+          name = if builtins.isAttrs named then named.name or null else null;
+        in
+        if
+          !(builtins.isAttrs edit)
+          || length kinds != 1
+          || !(builtins.isAttrs body)
+          || kind == "delete"
+          || name == null
+        then
+          true
+        else
+          elem name kept || (kind == "replace" && elem (body.phase or null) kept);
       truncate =
         kept:
         if plan.phases != [ ] then
@@ -254,6 +276,9 @@ let
           }
         else
           plan
+          # An edit that inserts a later phase (`after install`) must not change the
+          # derivations of the earlier parts.
+          // (if plan ? edits then { edits = filter (editConcerns kept) plan.edits; } else { })
           // {
             preset = removeAttrs plan.preset (
               filter (knob: presetKnobPhase ? ${knob} && !(elem (knobPhase knob) kept)) (

@@ -227,6 +227,42 @@ fn hello(attr: &str, nonce: &str, extra: &[&str]) -> std::process::Output {
     nix_build("split/hello.nix", nonce, &args)
 }
 
+/// The `.drv` paths of hello's split parts (the stages, the check, the final) when the preset
+/// plan has an `after install` edit writing `note`.
+fn hello_part_derivations(note: &str) -> Vec<String> {
+    crate::nix::stage0_debs();
+    let sources = crate::nix::debian_source("hello");
+    let expression = format!(
+        "let s = (import {}/tests/fixtures/split/hello.nix {{ kiln = {}; debianSrc = {}; \
+         installNote = \"{note}\"; }}).split; \
+         in map (part: part.drvPath) s.stages ++ [ s.checkDrv.drvPath s.drvPath ]",
+        root().display(),
+        static_kiln().display(),
+        sources.display()
+    );
+    let output = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--expr", &expression])
+        .args(NIX_OPTIONS)
+        .output()
+        .expect("nix-instantiate runs");
+    assert!(output.status.success(), "{}", describe(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// An edit of a preset plan that inserts a phase after `install` concerns only the final part:
+/// the stages before it and the check keep their derivations, so they are not rebuilt.
+#[test]
+fn a_preset_edit_after_install_changes_only_the_final_derivation() {
+    require_nix();
+    let first = hello_part_derivations("first");
+    let second = hello_part_derivations("second");
+    assert_eq!(first.len(), 7, "5 stages, the check, the final: {first:?}");
+    let changed: Vec<(&String, &String)> =
+        first.iter().zip(&second).filter(|(a, b)| a != b).collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(changed[0].0.ends_with("-hello-2.10.drv"), "{changed:?}");
+}
+
 #[test]
 fn hello_split_per_phase_matches_the_monolithic_build() {
     let nonce = nonce();
