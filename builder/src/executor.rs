@@ -81,6 +81,9 @@ pub struct StepLocation {
     pub step: usize,
     /// Step kind.
     pub kind: &'static str,
+    /// Whether the phase comes from stdenv-style attributes (its origin says `stdenv …`), so
+    /// hints can name attributes (`dontConfigure`) instead of plan fields.
+    pub from_stdenv: bool,
 }
 
 impl std::fmt::Display for StepLocation {
@@ -216,6 +219,14 @@ impl BuildError {
             BuildError::MissingCwd { .. } => {
                 Some("create it in an earlier step (`mkdir`) or fix the `cwd`".to_owned())
             }
+            BuildError::Builtin {
+                source: builtin::BuiltinError::MissingConfigureScript { .. },
+                at,
+            } if at.from_stdenv => Some(
+                "set `dontConfigure = true;` if the package has no configure script, or \
+                 `configureScript` to the one it has"
+                    .to_owned(),
+            ),
             BuildError::Builtin { source, .. } => source.hint(),
             _ => None,
         }
@@ -380,6 +391,7 @@ impl Execution<'_> {
                     phase: phase.name.clone(),
                     step: step_index + 1,
                     kind: step.kind(),
+                    from_stdenv: phase_origin.starts_with("stdenv "),
                 };
                 // Built-in steps never wait, so let the signal-forwarding task run before looking.
                 tokio::task::yield_now().await;
@@ -451,6 +463,7 @@ impl Execution<'_> {
                         phase: last,
                         step: 0,
                         kind: "end",
+                        from_stdenv: false,
                     },
                     signal,
                 });

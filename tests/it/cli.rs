@@ -175,3 +175,45 @@ fn errors_relayed_from_the_sandbox_say_error_once() {
         assert_error_said_once(&output);
     }
 }
+
+/// A source without a configure script: the hint names what fixes it in the form the package
+/// is written in (stdenv-style attributes, or a plan's preset).
+#[test]
+fn a_missing_configure_script_is_hinted_in_the_packages_own_terms() {
+    let scratch = Scratch::new();
+    let src = scratch.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("Makefile"), "all:\n\ttrue\n").unwrap();
+    let out = scratch.path().join("out-x");
+    let attrs = serde_json::json!({
+        "name": "x", "src": src, "outputs": { "out": out }, "nativeBuildInputs": ["/usr"],
+    });
+    let plan = serde_json::json!({
+        "version": 1, "name": "x", "inputs": { "src": src, "tools": "/usr" },
+        "preset": { "system": "autotools", "srcs": ["${inputs.src}"] },
+    });
+    scratch.write("x.attrs.json", &attrs.to_string());
+    scratch.write("x.json", &plan.to_string());
+    for (args, hint) in [
+        (
+            &["build", "--attrs", "x.attrs.json"][..],
+            "hint: set `dontConfigure = true;` if the package has no configure script, or \
+             `configureScript` to the one it has",
+        ),
+        (
+            &["build", "x.json"][..],
+            "hint: set the preset's `configureScript`, or generate it in a phase before",
+        ),
+    ] {
+        let output = scratch
+            .kiln()
+            .args(args)
+            .args(["--no-sandbox", "--no-cache", "--out-dir", "kiln-out"])
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("./configure` does not exist"), "{stderr}");
+        assert!(stderr.contains(hint), "{args:?}: {stderr}");
+    }
+}
