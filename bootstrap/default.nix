@@ -184,6 +184,9 @@ let
     installTargets = "install";
     fixup = "fixup";
     dontFixup = "fixup";
+    dontConfigure = "configure";
+    dontBuild = "build";
+    dontInstall = "install";
   };
 
   mkSplit =

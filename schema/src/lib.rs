@@ -51,6 +51,90 @@ pub fn plan_json_schema() -> String {
     text
 }
 
+/// The preset options as a markdown table (option, type, default, what it does), generated
+/// from the JSON Schema's `Preset` definition: `docs/plan.md` holds it between markers (a test
+/// fails when it differs).
+pub fn preset_options_markdown() -> String {
+    let schema: serde_json::Value =
+        serde_json::from_str(&plan_json_schema()).expect("the schema is JSON");
+    let defs = &schema["$defs"];
+    let preset = &defs["Preset"];
+    let required: Vec<&str> = preset["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|name| name.as_str())
+        .collect();
+    let type_name = |value: &serde_json::Value| -> String {
+        let reference = |value: &serde_json::Value| {
+            value["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+                .map(str::to_owned)
+        };
+        if let Some(name) = reference(value) {
+            if name == "BuildSystem" {
+                let systems: Vec<String> = defs[&name]["oneOf"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|one| one["const"].as_str().map(|c| format!("`{c}`")))
+                    .collect();
+                return systems.join(", ");
+            }
+            return name;
+        }
+        if let Some(any) = value["anyOf"].as_array() {
+            if let Some(name) = any.iter().find_map(reference) {
+                return name;
+            }
+        }
+        let kinds: Vec<&str> = match &value["type"] {
+            serde_json::Value::String(kind) => vec![kind.as_str()],
+            serde_json::Value::Array(kinds) => kinds
+                .iter()
+                .filter_map(|kind| kind.as_str())
+                .filter(|kind| *kind != "null")
+                .collect(),
+            _ => Vec::new(),
+        };
+        match kinds.first().copied() {
+            Some("array") => match reference(&value["items"]) {
+                Some(name) => format!("list of {name}"),
+                None => "list of strings".to_owned(),
+            },
+            Some(kind) => kind.to_owned(),
+            None => "any".to_owned(),
+        }
+    };
+    let mut out =
+        String::from("| option | type | default | what it does |\n| --- | --- | --- | --- |\n");
+    if let Some(properties) = preset["properties"].as_object() {
+        for (name, value) in properties {
+            let default = if required.contains(&name.as_str()) {
+                "required".to_owned()
+            } else {
+                match &value["default"] {
+                    // A flag that is left out of the JSON when off has no schema default.
+                    serde_json::Value::Null if value["type"] == "boolean" => "`false`".to_owned(),
+                    serde_json::Value::Null => "—".to_owned(),
+                    other => format!("`{other}`"),
+                }
+            };
+            let description = value["description"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('\n', " ")
+                .replace('|', "\\|");
+            out.push_str(&format!(
+                "| `{name}` | {} | {default} | {description} |\n",
+                type_name(value)
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     /// The checked-in `schema/plan.schema.json` is what the types generate. Regenerate with
@@ -66,6 +150,67 @@ mod tests {
         assert!(
             checked_in == generated,
             "schema/plan.schema.json is out of date: run `KILN_UPDATE_SCHEMA=1 cargo test -p kiln-schema`"
+        );
+    }
+
+    /// The JSON Schema's phase-name pattern accepts exactly the names `kiln validate` does.
+    #[test]
+    fn the_schemas_phase_name_pattern_is_validates_rule() {
+        let schema: serde_json::Value = serde_json::from_str(&super::plan_json_schema()).unwrap();
+        let pattern = schema["$defs"]["Phase"]["properties"]["name"]["pattern"]
+            .as_str()
+            .expect("a pattern for phase names");
+        let regex = regex::Regex::new(pattern).unwrap();
+        let long = "a".repeat(crate::error::MAX_NAME);
+        let too_long = "a".repeat(crate::error::MAX_NAME + 1);
+        for name in [
+            "build",
+            "post-install",
+            "c++",
+            "gtk+3",
+            "v1.2",
+            "_x",
+            "-x",
+            "a.b",
+            ".hidden",
+            "",
+            "a b",
+            "a/b",
+            "é",
+            "a\n",
+            &long,
+            &too_long,
+        ] {
+            assert_eq!(
+                regex.is_match(name),
+                crate::validate::is_valid_name(name),
+                "`{name}`: the schema and kiln validate disagree"
+            );
+        }
+    }
+
+    /// `docs/plan.md`'s table of preset options is the schema's. Regenerate with
+    /// `KILN_UPDATE_DOCS=1 cargo test -p kiln-schema`.
+    #[test]
+    fn docs_list_every_preset_option() {
+        const BEGIN: &str = "<!-- BEGIN preset options: GENERATED from the schema by `KILN_UPDATE_DOCS=1 cargo test -p kiln-schema` -->\n";
+        const END: &str = "<!-- END preset options -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/plan.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let start = text.find(BEGIN).expect("docs/plan.md has the BEGIN marker") + BEGIN.len();
+        let end = text[start..]
+            .find(END)
+            .expect("docs/plan.md has the END marker")
+            + start;
+        let table = super::preset_options_markdown();
+        if std::env::var_os("KILN_UPDATE_DOCS").is_some() {
+            let updated = format!("{}{table}{}", &text[..start], &text[end..]);
+            std::fs::write(path, updated).unwrap();
+            return;
+        }
+        assert!(
+            text[start..end] == table,
+            "docs/plan.md's preset options are out of date: run `KILN_UPDATE_DOCS=1 cargo test -p kiln-schema`"
         );
     }
 

@@ -288,7 +288,9 @@ impl JsonSchema for Input {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Phase {
     /// The phase name, shown by `nix build` (`building hello (build)`). MUST be unique in the plan
-    /// and match `[A-Za-z0-9_.-]+`.
+    /// and a valid name: `[A-Za-z0-9_.+-]+`, not starting with `.`, at most 255 bytes (what
+    /// `kiln validate` checks).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9_.+-]{0,254}$"))]
     pub name: String,
     /// Whether the phase runs. A disabled phase is reported as skipped.
     #[serde(default = "enabled_by_default")]

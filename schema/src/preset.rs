@@ -139,6 +139,16 @@ pub struct Preset {
     /// Skip the fixup phase entirely (stdenv's `dontFixup`).
     #[serde(default)]
     pub dont_fixup: bool,
+    /// Skip the configure phase (stdenv's `dontConfigure`): a source without a configure script
+    /// (autotools), or one configured by an edit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dont_configure: bool,
+    /// Skip the build phase (stdenv's `dontBuild`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dont_build: bool,
+    /// Skip the install phase (stdenv's `dontInstall`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dont_install: bool,
 }
 
 fn default_strip() -> usize {
@@ -386,6 +396,18 @@ pub fn preset_phases(preset: &Preset, plan_sets_ldflags: bool) -> Vec<Phase> {
     );
     fixup.enabled = !preset.dont_fixup;
     phases.push(fixup);
+    // Skipped phases stay in the list, disabled, so edits can still name them.
+    for phase in &mut phases {
+        let skipped = match phase.name.as_str() {
+            "configure" => preset.dont_configure,
+            "build" => preset.dont_build,
+            "install" => preset.dont_install,
+            _ => false,
+        };
+        if skipped {
+            phase.enabled = false;
+        }
+    }
     phases
 }
 
@@ -727,6 +749,29 @@ mod tests {
             expanded.phases[0].origin.as_deref(),
             Some("preset autotools")
         );
+    }
+
+    #[test]
+    fn dont_configure_build_and_install_disable_their_phases_for_every_system() {
+        for system in ["autotools", "make", "cmake", "meson"] {
+            let p = plan(
+                &format!(
+                    r#"{{"system":"{system}","srcs":["/s.tar"],"dontConfigure":true,
+                        "dontBuild":true,"dontInstall":true}}"#
+                ),
+                "[]",
+            );
+            let expanded = expand(&p, &[]).unwrap();
+            for (name, enabled) in names(&expanded) {
+                let skipped = matches!(name, "configure" | "build" | "install");
+                assert_eq!(
+                    enabled,
+                    !skipped && name != "patch" && name != "check",
+                    "{system} {name}"
+                );
+            }
+            assert!(names(&expanded).iter().any(|(name, _)| *name == "build"));
+        }
     }
 
     #[test]

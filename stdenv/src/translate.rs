@@ -1070,6 +1070,10 @@ impl<'r, 'a> Translator<'r, 'a> {
             parallel: parallel_building,
             fixup: Some(fixup),
             dont_fixup,
+            // stdenv's phase switches (dontConfigure, …) are applied below, with provenance.
+            dont_configure: false,
+            dont_build: false,
+            dont_install: false,
         };
         r.flag("dontFixLibtool");
         r.raw("NIX_DEBUG");
