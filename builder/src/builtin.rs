@@ -58,6 +58,9 @@ pub enum BuiltinError {
     /// Patching ELF files (`autoPatchelf`) failed.
     #[error(transparent)]
     AutoPatchelf(kiln_fixup::StepError),
+    /// The outputs refer to each other in a loop (Nix could not register them).
+    #[error(transparent)]
+    OutputCycle(kiln_fixup::StepError),
     /// Patching `#!` lines (`patchShebangs`) failed.
     #[error(transparent)]
     PatchShebangs(kiln_fixup::StepError),
@@ -69,6 +72,12 @@ impl BuiltinError {
         match self {
             BuiltinError::Unpack(error) => error.hint(),
             BuiltinError::Patch(error) => error.hint(),
+            BuiltinError::OutputCycle(_) => Some(
+                "move the file that makes one of these references to the other output (in a \
+                 stdenv-style derivation: `outputDev`, `outputLib`, …; in a plan: the fixup \
+                 step's `outputRoles` or a `copy`/`remove` step), or merge the two outputs"
+                    .to_owned(),
+            ),
             BuiltinError::MissingConfigureScript { .. } => Some(
                 "set the preset's `configureScript`, or generate it in a phase before (e.g. `autoreconf`)"
                     .to_owned(),
@@ -485,6 +494,8 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
         kiln_fixup::checks::check_outputs(&context, &checks, inputs.inputs)
             .map_err(BuiltinError::OutputChecks)?;
     }
+    kiln_fixup::cycles::check_output_cycles(&context.outputs, &context.store_dir)
+        .map_err(BuiltinError::OutputCycle)?;
     Ok(messages)
 }
 

@@ -233,6 +233,13 @@ pub enum StepError {
         found: Vec<FoundReference>,
     },
 
+    /// Outputs refer to each other in a loop, which Nix cannot register.
+    #[error("{}", cycle_message(.edges))]
+    OutputCycle {
+        /// The loop's references in order, each with the file (and offset) that makes it.
+        edges: Vec<crate::cycles::CycleEdge>,
+    },
+
     /// An output refers to store paths not listed in its `allowedReferences`.
     #[error("output `{output}` refers to path(s) not in `allowedReferences`:{}", list(.found))]
     ReferencesNotAllowed {
@@ -352,6 +359,21 @@ impl std::fmt::Display for FoundReference {
             self.file.display()
         )
     }
+}
+
+fn cycle_message(edges: &[crate::cycles::CycleEdge]) -> String {
+    let names: Vec<String> = edges
+        .iter()
+        .map(|edge| format!("`{}`", edge.from))
+        .collect();
+    let who = match names.as_slice() {
+        [one, two] => format!("outputs {one} and {two} refer to each other"),
+        _ => format!("outputs {} refer to each other in a loop", names.join(", ")),
+    };
+    format!(
+        "{who}, which Nix cannot register (it would fail with \"cycle detected\"):{}",
+        list(edges)
+    )
 }
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {

@@ -66,6 +66,7 @@ use std::time::{Duration, Instant};
 
 pub mod audit;
 pub mod checks;
+pub mod cycles;
 pub mod debuginfo;
 mod elf;
 mod error;

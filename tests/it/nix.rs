@@ -356,6 +356,46 @@ fn a_failing_step_is_visible_in_nix_output() {
     );
 }
 
+/// Two outputs that embed each other's path: kiln names both files (with the offset of the
+/// other output's hash in each) and says what to do, instead of Nix's "cycle detected" at
+/// registration.
+#[test]
+fn outputs_that_refer_to_each_other_fail_naming_the_files() {
+    require_nix();
+    let expression = format!(
+        r#"let lib = import {}/bootstrap {{ kiln = {}; }}; in lib.mkDerivation {{
+             name = "kiln-cycle"; nonce = "{}"; outputs = [ "out" "dev" ];
+             phases = [ {{ name = "install"; steps = [
+               {{ write = {{ path = "${{lib.refs.out}}/lib/libx.so"; content = "x${{lib.refs.output "dev"}}/include"; }}; }}
+               {{ write = {{ path = "${{lib.refs.output "dev"}}/lib/pkgconfig/x.pc"; content = "libdir=${{lib.refs.out}}/lib
+"; }}; }}
+               {{ fixup = {{ }}; }}
+             ]; }} ];
+           }}"#,
+        root().display(),
+        static_kiln().display(),
+        nonce()
+    );
+    let output = Command::new("nix-build")
+        .args(["--expr", &expression, "--no-out-link"])
+        .args(NIX_OPTIONS)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "outputs `dev` and `out` refer to each other, which Nix cannot register",
+        "`dev` → `out`: `/nix/store/",
+        "-kiln-cycle-dev/lib/pkgconfig/x.pc` at byte 18 (the hash)",
+        "`out` → `dev`: `/nix/store/",
+        "-kiln-cycle/lib/libx.so` at byte 12 (the hash)",
+        "or merge the two outputs",
+    ] {
+        assert!(stderr.contains(expected), "no `{expected}` in:\n{stderr}");
+    }
+    assert!(!stderr.contains("cycle detected in build"), "{stderr}");
+}
+
 #[test]
 fn an_invalid_plan_fails_the_derivation_with_its_json_path() {
     require_nix();
