@@ -105,8 +105,10 @@ impl TranslateErrorKind {
     pub fn hint(&self) -> Option<String> {
         match self {
             TranslateErrorKind::ShellCode { .. } => Some(
-                "replace each with the typed steps shown (a `kiln` plan attribute), or set \
-                 `kilnAllowShell = true;` to run them through a shell from the inputs"
+                "replace each with the typed steps shown, in a phase added with `kilnEdits` (a \
+                 plan's `edits`: `kilnEdits = [ { after = { phase = \"install\"; insert = { name = \
+                 \"extra\"; steps = [ ... ]; }; }; } ];`), or set `kilnAllowShell = true;` to run \
+                 them through a shell from the inputs"
                     .to_owned(),
             ),
             TranslateErrorKind::NoShell => Some(

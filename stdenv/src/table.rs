@@ -169,6 +169,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     row("env", C::Derivation, K::Object, S::Supported("the plan's `env` (strings taken literally: a `${` is not a kiln reference); it overrides kiln's stdenv defaults")),
     row("kilnAllowShell", C::Derivation, K::Bool, S::Supported("kiln's opt-in: run shell-code attributes through a shell from the inputs (see *Shell code*)")),
     row("kilnShell", C::Derivation, K::String, S::Supported("kiln's: the shell for shell-code attributes (an absolute path); default the first `bin/bash`, else `bin/sh`, of `nativeBuildInputs`, `propagatedNativeBuildInputs`, `buildInputs`, `propagatedBuildInputs`")),
+    row("kilnEdits", C::Derivation, K::Any, S::Supported("kiln's typed additions: a plan's `edits` (`before`/`after` a phase insert a phase of typed steps, `replace` or `delete` one), applied to the translated phases (`unpack`, `patch`, `configure`, `build`, `check`, `install`, `fixup`, `installCheck`, `dist`) and validated like a plan's; `kiln plan` shows the phases they add with the provenance `kilnEdits[i]`")),
     row("kilnSplit", C::Derivation, K::Any, S::Ignored("kiln's split-mode attribute, read by the loader")),
     row("meta", C::Derivation, K::Any, S::Ignored("metadata; never part of a build")),
     row("passthru", C::Derivation, K::Any, S::Ignored("evaluation-time only")),
@@ -411,7 +412,12 @@ const DEFAULTS_SECTION: &str = "## Defaults\n\n\
 | Meson: `ninja -jN $ninjaFlags`, `ninja meson-test-prereq` then `meson test --no-rebuild --print-errorlogs`, `meson install --no-rebuild` in `build/` (nixpkgs' ninja and meson hooks) | the same; `makeFlags`, `buildFlags`, `checkFlags`, `installFlags` are not given to ninja or meson |\n";
 
 const SHELL_SECTION: &str =
-    "\nA shell-code attribute that only calls `patchShebangs` (lines `patchShebangs [--build] \
+    "\nTyped instead of shell code, with no opt-in: a hook or phase attribute given as a **list of \
+steps** (the plan's step objects, e.g. `postInstall = [ { write = { path = \"${refs.out}/share/x\"; \
+content = \"…\"; }; } ]` with `refs` from kiln's `bootstrap`) runs those steps where stdenv runs the hook (an `xPhase` list replaces \
+the phase's steps), validated like a plan's; and `kilnEdits` adds, replaces or deletes whole \
+phases as a plan's `edits` do.\n\n\
+A shell-code attribute that only calls `patchShebangs` (lines `patchShebangs [--build] \
 PATH...` with plain relative or absolute paths: no `$`, quotes or globs; blank lines and `#` \
 comments allowed), nixpkgs' commonest `postPatch`, is not shell code: it becomes a typed \
 `patchShebangs` step where the hook would run, and needs no opt-in.\n\n\

@@ -91,6 +91,8 @@ fn sample(name: &str, kind: Kind) -> Value {
         "kilnShell" => json!(BASH.to_owned() + "/bin/bash"),
         "env" => json!({ "A": "b" }),
         "outputChecks" => json!({ "out": { "maxSize": 100 } }),
+        "kilnEdits" => json!([{ "after": { "phase": "install", "insert": {
+            "name": "extra", "steps": [{ "mkdir": { "path": "${outputs.out}/share" } }] } } }]),
         "prePhases" | "preConfigurePhases" | "preBuildPhases" | "preInstallPhases"
         | "preFixupPhases" | "preDistPhases" | "postPhases" => json!([]),
         _ => match kind {
@@ -316,6 +318,108 @@ fn hooks_that_only_patch_shebangs_are_typed_steps_not_shell_code() {
             "{script:?}: {found:?}"
         );
     }
+}
+
+#[test]
+fn kiln_edits_add_typed_phases_with_provenance_and_errors_point_into_them() {
+    let t = ok(json!({
+        "kilnEdits": [
+            { "after": { "phase": "install", "insert": { "name": "share",
+                "steps": [{ "write": { "path": "${outputs.out}/share/x", "content": "x" } }] } } },
+            { "before": { "phase": "configure", "insert": { "name": "bootstrap",
+                "steps": [{ "run": { "argv": ["autoreconf", "-fi"] } }] } } },
+            { "delete": { "phase": "dist" } },
+        ],
+    }));
+    let names: Vec<&str> = t.plan.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "unpack",
+            "patch",
+            "bootstrap",
+            "configure",
+            "build",
+            "check",
+            "install",
+            "share",
+            "fixup",
+            "installCheck"
+        ]
+    );
+    assert_eq!(t.plan.phases.len(), t.report.provenance.len());
+    let share = t
+        .report
+        .provenance
+        .iter()
+        .find(|p| p.phase == "share")
+        .unwrap();
+    assert_eq!(share.stdenv, "kilnEdits[0]");
+    assert_eq!(share.steps, [["kilnEdits[0]"]]);
+    assert_eq!(
+        phase(&t, "bootstrap").origin.as_deref(),
+        Some("kilnEdits[1]")
+    );
+    let configure = t
+        .report
+        .provenance
+        .iter()
+        .find(|p| p.phase == "configure")
+        .unwrap();
+    assert_eq!(configure.stdenv, "configurePhase");
+    assert!(t.plan.edits.is_empty(), "applied, not left for the loader");
+
+    let found = errors(json!({
+        "kilnEdits": [{ "after": { "phase": "instal", "insert": { "name": "x", "steps": [] } } }],
+    }));
+    assert_eq!(found[0].path.to_string(), "kilnEdits[0].after.phase");
+    assert!(found[0].to_string().contains("instal"), "{}", found[0]);
+    let found = errors(json!({ "kilnEdits": [{ "afterr": {} }] }));
+    assert!(
+        found[0].path.to_string().starts_with("kilnEdits[0]"),
+        "{}",
+        found[0].path
+    );
+}
+
+#[test]
+fn hooks_given_as_lists_of_steps_are_typed_steps_where_stdenv_runs_the_hook() {
+    let t = ok(json!({
+        "postInstall": [
+            { "mkdir": { "path": "${outputs.out}/share" } },
+            { "write": { "path": "${outputs.out}/share/x", "content": "x" } },
+        ],
+        "preBuild": [{ "run": { "argv": ["touch", "stamp"] } }],
+        "nativeBuildInputs": [],
+    }));
+    assert!(t.report.shell_hooks.is_empty());
+    let install = phase(&t, "install");
+    let n = install.steps.len();
+    assert!(matches!(install.steps[n - 2], Step::Mkdir(_)));
+    assert!(matches!(install.steps[n - 1], Step::Write(_)));
+    assert_eq!(run_argv(&t, "build", 0), ["touch", "stamp"]);
+    let build = t
+        .report
+        .provenance
+        .iter()
+        .find(|p| p.phase == "build")
+        .unwrap();
+    assert_eq!(build.steps[0], ["preBuild (typed steps)"]);
+
+    let found = errors(json!({ "postInstall": [{ "mkdirr": { "path": "x" } }] }));
+    assert!(
+        found[0].path.to_string().starts_with("postInstall[0]"),
+        "{}",
+        found[0].path
+    );
+    let found = errors(json!({ "postInstall": 3 }));
+    assert!(
+        found[0]
+            .to_string()
+            .contains("a string of shell code or a list of typed steps"),
+        "{}",
+        found[0]
+    );
 }
 
 #[test]

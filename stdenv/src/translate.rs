@@ -367,6 +367,7 @@ impl<'r, 'a> Translator<'r, 'a> {
             });
             phases.push(draft.phase);
         }
+        let phases = self.apply_kiln_edits(phases);
         let plan = Plan {
             version: PLAN_VERSION,
             name,
@@ -388,6 +389,107 @@ impl<'r, 'a> Translator<'r, 'a> {
             plan,
             report: self.report,
         }
+    }
+
+    /// `kilnEdits`: the plan's `edits` (insert a phase of typed steps before or after a phase,
+    /// replace or delete one), applied to the translated phases. An inserted or replacing phase
+    /// gets the provenance `kilnEdits[i]`; errors point into `kilnEdits`.
+    fn apply_kiln_edits(&mut self, phases: Vec<Phase>) -> Vec<Phase> {
+        let Some(value) = self.r.raw("kilnEdits") else {
+            return phases;
+        };
+        let at = JsonPath::root().key("kilnEdits");
+        let edits: Vec<kiln_schema::Edit> = match kiln_schema::parse::from_value(value.clone(), &at)
+        {
+            Ok(edits) => edits,
+            Err(error) => {
+                self.r.error(
+                    error.path.clone(),
+                    TranslateErrorKind::InvalidPlan {
+                        message: error.kind.to_string(),
+                        generated: error.path.to_string(),
+                    },
+                );
+                return phases;
+            }
+        };
+        if edits.is_empty() {
+            return phases;
+        }
+        let scratch = Plan {
+            version: PLAN_VERSION,
+            name: "kiln-edits".to_owned(),
+            outputs: None,
+            inputs: BTreeMap::new(),
+            env: BTreeMap::new(),
+            deps: Deps::default(),
+            propagate: Propagate::default(),
+            preset: None,
+            edits: edits.clone(),
+            phases: phases.clone(),
+        };
+        let expanded = match kiln_schema::preset::expand(&scratch, &[]) {
+            Ok(expanded) => expanded,
+            Err(errors) => {
+                for error in errors.0 {
+                    // `edits[i]…` of the scratch plan is `kilnEdits[i]…` of the attributes.
+                    use kiln_schema::path::Segment;
+                    let generated = error.path.to_string();
+                    let path = match error.path.segments() {
+                        [Segment::Key(edits), rest @ ..] if edits == "edits" => {
+                            rest.iter().fold(at.clone(), |path, segment| match segment {
+                                Segment::Key(key) => path.key(key.clone()),
+                                Segment::Index(index) => path.index(*index),
+                            })
+                        }
+                        _ => at.clone(),
+                    };
+                    self.r.error(
+                        path,
+                        TranslateErrorKind::InvalidPlan {
+                            message: error.kind.to_string(),
+                            generated,
+                        },
+                    );
+                }
+                return phases;
+            }
+        };
+        // Which edit made each new phase: the last edit inserting (or replacing with) its name.
+        let made_by = |name: &str| -> Option<usize> {
+            edits.iter().rposition(|edit| match edit {
+                kiln_schema::Edit::Before(insert) | kiln_schema::Edit::After(insert) => {
+                    insert.insert.name == name
+                }
+                kiln_schema::Edit::Replace(replace) => replace.with.name == name,
+                kiln_schema::Edit::Delete(_) => false,
+            })
+        };
+        let old: Vec<PhaseProvenance> = std::mem::take(&mut self.report.provenance);
+        let mut out = Vec::new();
+        for mut phase in expanded.phases {
+            let provenance = match made_by(&phase.name) {
+                Some(index) => {
+                    let origin = format!("kilnEdits[{index}]");
+                    phase.origin = Some(origin.clone());
+                    PhaseProvenance {
+                        phase: phase.name.clone(),
+                        stdenv: origin.clone(),
+                        enabled: phase.enabled,
+                        switch: vec![origin.clone()],
+                        steps: phase.steps.iter().map(|_| vec![origin.clone()]).collect(),
+                    }
+                }
+                None => old
+                    .iter()
+                    .find(|provenance| provenance.phase == phase.name)
+                    .cloned()
+                    .expect("a phase the edits did not make was translated"),
+            };
+            self.report.provenance.push(provenance);
+            out.push(phase);
+        }
+        out
     }
 
     /// Output names, sorted (Nix writes them as an object; a list is accepted too).
@@ -484,18 +586,23 @@ impl<'r, 'a> Translator<'r, 'a> {
                 Some(Status::Shell(replacement)) if !is_empty(value) => {
                     if value.as_str().and_then(typed_hook).is_some() {
                         // Only `patchShebangs` lines: typed steps, not shell code.
+                    } else if value.is_array() {
+                        self.check_typed_steps(name, value);
                     } else if value.is_string() {
                         shell.push((name.clone(), replacement));
                     } else {
                         self.r.wrong_type(
                             JsonPath::root().key(name.clone()),
-                            "a string of shell code",
+                            "a string of shell code or a list of typed steps",
                             value,
                         );
                     }
                 }
                 Some(_) => {}
                 None if custom.contains(name) && value.as_str().and_then(typed_hook).is_some() => {}
+                None if custom.contains(name) && value.is_array() => {
+                    self.check_typed_steps(name, value)
+                }
                 None if custom.contains(name) => shell.push((
                     name.clone(),
                     "a phase of typed steps, placed with `edits` (`before`/`after`)",
@@ -855,6 +962,36 @@ impl<'r, 'a> Translator<'r, 'a> {
         })
     }
 
+    /// Reports a list-valued hook that is not a list of valid steps.
+    fn check_typed_steps(&self, attribute: &str, value: &Value) {
+        let at = JsonPath::root().key(attribute);
+        if let Err(error) = kiln_schema::parse::from_value::<Vec<Step>>(value.clone(), &at) {
+            self.r.error(
+                error.path.clone(),
+                TranslateErrorKind::InvalidPlan {
+                    message: error.kind.to_string(),
+                    generated: error.path.to_string(),
+                },
+            );
+        }
+    }
+
+    /// A hook or phase attribute as steps: a list of typed steps (kiln's typed form of
+    /// `postInstall` and the like), else [`Translator::shell_hook`]'s one step.
+    fn hook_steps(&mut self, attribute: &str, phase: &str) -> Option<(Vec<Step>, Vec<String>)> {
+        let value = self.r.all().get(attribute)?;
+        if value.is_array() {
+            if is_empty(value) {
+                return None;
+            }
+            let at = JsonPath::root().key(attribute);
+            let steps: Vec<Step> = kiln_schema::parse::from_value(value.clone(), &at).ok()?;
+            return Some((steps, vec![format!("{attribute} (typed steps)")]));
+        }
+        self.shell_hook(attribute, phase)
+            .map(|(step, from)| (vec![step], from))
+    }
+
     fn shell_hook(&mut self, attribute: &str, phase: &str) -> Option<(Step, Vec<String>)> {
         let value = self.r.all().get(attribute)?.as_str()?;
         if value.is_empty() {
@@ -899,8 +1036,10 @@ impl<'r, 'a> Translator<'r, 'a> {
     fn setup_phase(&mut self) -> Option<Draft> {
         let mut draft = self.draft("setup", "setup.sh", "stdenv preHook/postHook".to_owned());
         for hook in ["preHook", "postHook"] {
-            if let Some((step, from)) = self.shell_hook(hook, "setup") {
-                draft.push(step, from);
+            if let Some((steps, from)) = self.hook_steps(hook, "setup") {
+                for step in steps {
+                    draft.push(step, from.clone());
+                }
             }
         }
         (!draft.phase.steps.is_empty()).then_some(draft)
@@ -916,8 +1055,10 @@ impl<'r, 'a> Translator<'r, 'a> {
             .switch
             .push(format!("{attribute} (genericBuild runs only it)"));
         if attribute == "buildCommand" {
-            let (step, from) = self.shell_hook(attribute, "build")?;
-            draft.push(step, from);
+            let (steps, from) = self.hook_steps(attribute, "build")?;
+            for step in steps {
+                draft.push(step, from.clone());
+            }
         } else {
             let path = self.r.all()[attribute]
                 .as_str()
@@ -1540,9 +1681,11 @@ impl<'r, 'a> Translator<'r, 'a> {
                 continue;
             };
             let phase_name = draft.phase.name.clone();
-            if let Some((step, from)) = self.shell_hook(stdenv, &phase_name) {
+            if let Some((steps, from)) = self.hook_steps(stdenv, &phase_name) {
                 draft.clear();
-                draft.push(step, from);
+                for step in steps {
+                    draft.push(step, from.clone());
+                }
             }
             let top = |step: Step| match step {
                 Step::Run(mut run) if phase_name == "unpack" => {
@@ -1551,11 +1694,15 @@ impl<'r, 'a> Translator<'r, 'a> {
                 }
                 other => other,
             };
-            if let Some((step, from)) = self.shell_hook(&format!("pre{stem}"), &phase_name) {
-                draft.insert(0, top(step), from);
+            if let Some((steps, from)) = self.hook_steps(&format!("pre{stem}"), &phase_name) {
+                for step in steps.into_iter().rev() {
+                    draft.insert(0, top(step), from.clone());
+                }
             }
-            if let Some((step, from)) = self.shell_hook(&format!("post{stem}"), &phase_name) {
-                draft.push(top(step), from);
+            if let Some((steps, from)) = self.hook_steps(&format!("post{stem}"), &phase_name) {
+                for step in steps {
+                    draft.push(top(step), from.clone());
+                }
             }
         }
         drafts
@@ -1625,9 +1772,9 @@ impl<'r, 'a> Translator<'r, 'a> {
             draft
                 .switch
                 .push(format!("{name} (listed in a phase list)"));
-            if self.report.shell.is_some() {
-                if let Some((step, from)) = self.shell_hook(&name, &kiln_name) {
-                    draft.push(step, from);
+            if let Some((steps, from)) = self.hook_steps(&name, &kiln_name) {
+                for step in steps {
+                    draft.push(step, from.clone());
                 }
             }
             drafts.push(draft);
