@@ -135,18 +135,30 @@ pub struct PlanArgs {
 /// Where a local build puts things (also used to resolve references in `validate` and `plan`).
 #[derive(Debug, Args)]
 pub struct LayoutArgs {
-    /// Directory that receives one subdirectory per output (`kiln-out/out`, …).
-    #[arg(long, value_name = "DIR", default_value = "kiln-out")]
-    pub out_dir: PathBuf,
+    /// Directory that receives one subdirectory per output (`kiln-out/out`, …). Default:
+    /// `kiln-out`; for `shell` and `env`, the last `kiln build`'s of the plan, whose cached
+    /// states they then reuse.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
 
     /// Build directory (`${build.top}`). Default: a new temporary directory, removed after a
-    /// successful build and kept after a failure.
+    /// successful build and kept after a failure; for `shell` and `env`, the last `kiln build`'s
+    /// when it gave one.
     #[arg(long, value_name = "DIR")]
     pub build_dir: Option<PathBuf>,
 
     /// Cores for the build (`${build.cores}`, NIX_BUILD_CORES). Default: all available.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub cores: Option<u32>,
+}
+
+impl LayoutArgs {
+    /// The output directory when none is remembered: `--out-dir`, else `kiln-out`.
+    pub fn out_dir_or_default(&self) -> PathBuf {
+        self.out_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("kiln-out"))
+    }
 }
 
 /// How a local build is isolated and cached.

@@ -16,8 +16,8 @@ use kiln_builder::env::{find_program, BuildPaths};
 use kiln_builder::executor::Resume;
 use kiln_builder::load::LoadedPlan;
 use kiln_builder::local::{
-    HostDirs, Interrupts, LocalBuild, LocalError, LocalOptions, LocalReporter, StateCache,
-    SANDBOX_BUILD_TOP,
+    HostDirs, Interrupts, LastBuild, LocalBuild, LocalError, LocalOptions, LocalReporter,
+    StateCache, SANDBOX_BUILD_TOP,
 };
 use kiln_builder::report::Reporter;
 use kiln_schema::events::{Level, LogEvent};
@@ -92,11 +92,36 @@ impl Session {
         layout: &LayoutArgs,
         local: &LocalArgs,
         grace: Duration,
+        directories: Directories,
     ) -> Result<Session, CliError> {
         let mut loaded = load(source)?;
+        let cache_root = local
+            .cache_dir
+            .as_deref()
+            .map(absolute)
+            .or_else(default_cache_root);
+        // `shell` and `env` stand where the last build stood, so its cached states match.
+        let remembered = match (directories, &cache_root, local.no_cache) {
+            (Directories::LastBuild, Some(root), false) => {
+                LastBuild::read(&StateCache::new(root, &loaded.plan.name))
+            }
+            _ => None,
+        };
+        let remembered_out = remembered.as_ref().map(|last| last.out_dir.clone());
+        let out_dir_arg = layout
+            .out_dir
+            .clone()
+            .or(remembered_out)
+            .unwrap_or_else(|| layout.out_dir_or_default());
+        let build_dir_arg = layout.build_dir.clone().or_else(|| {
+            remembered
+                .as_ref()
+                .filter(|_| layout.out_dir.is_none())
+                .and_then(|last| last.build_dir.clone())
+        });
         let out_dir = text_path(
             "--out-dir",
-            &layout.out_dir,
+            &out_dir_arg,
             "output paths are substituted into the plan (`${outputs.out}`) as text; choose an \
              output directory whose path is UTF-8",
         )?;
@@ -123,7 +148,7 @@ impl Session {
         };
         // The build directory is substituted into the plan (without the sandbox) or passed to
         // the sandbox as text.
-        let build_dir = match &layout.build_dir {
+        let build_dir = match &build_dir_arg {
             Some(dir) => Some(text_path(
                 "--build-dir",
                 dir,
@@ -199,16 +224,11 @@ impl Session {
         }
         // Without the sandbox a state holds host paths of its build directory: only a build
         // directory that stays the same (`--build-dir`) can be cached and resumed.
-        let cacheable = sandbox || layout.build_dir.is_some();
+        let cacheable = sandbox || build_dir.is_some();
         let cache = if local.no_cache || !cacheable {
             None
         } else {
-            local
-                .cache_dir
-                .as_deref()
-                .map(absolute)
-                .or_else(default_cache_root)
-                .map(|root| StateCache::new(&root, &prepared.plan.name))
+            cache_root.map(|root| StateCache::new(&root, &prepared.plan.name))
         };
         Ok(Session {
             loaded,
@@ -630,10 +650,32 @@ fn check_empty_build_dir(session: &Session) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Which directories a command uses when the command line names none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Directories {
+    /// `kiln-out` and a temporary build directory (`build`).
+    Default,
+    /// The last `kiln build`'s of the plan (`shell`, `env`), so its cached states match.
+    LastBuild,
+}
+
 /// `kiln build` outside Nix.
 pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
     let grace = Duration::from_secs_f64(args.kill_grace.clamp(0.0, 3600.0));
-    let mut session = Session::new(&args.source, &args.layout, &args.local, grace)?;
+    let mut session = Session::new(
+        &args.source,
+        &args.layout,
+        &args.local,
+        grace,
+        Directories::Default,
+    )?;
+    if let Some(cache) = &session.cache {
+        LastBuild {
+            out_dir: session.out_dir.clone(),
+            build_dir: session.build_dir.clone(),
+        }
+        .write(cache);
+    }
     if let Some(report) = &session.loaded.stdenv {
         for (level, text) in report.messages() {
             sink.report(&LogEvent::Message { level, text: &text });
@@ -938,10 +980,11 @@ fn reach_phase(
             None => true,
             Some(previous) => {
                 let name = &local.prepared.plan.phases[previous].name;
-                local
-                    .cache
-                    .as_ref()
-                    .is_some_and(|cache| cache.find(name, &local.cache_key(name)).is_ok())
+                local.cache.as_ref().is_some_and(|cache| {
+                    cache
+                        .find(name, &local.cache_key(name), &local.cache_key_parts(name))
+                        .is_ok()
+                })
             }
         };
         if !cached {
@@ -974,6 +1017,7 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
         &args.layout,
         &args.local,
         Duration::from_secs(5),
+        Directories::LastBuild,
     )?;
     let at = session.phase_index("--at", &args.at)?;
     if let Some(state) = &session.state {
@@ -1146,6 +1190,7 @@ pub fn env(args: &EnvArgs) -> Result<(), CliError> {
         &args.layout,
         &args.local,
         Duration::from_secs(5),
+        Directories::LastBuild,
     )?;
     let at = session.phase_index("--at", &args.at)?;
     let dirs = CreatedDirs::none();
@@ -1170,10 +1215,11 @@ pub fn env(args: &EnvArgs) -> Result<(), CliError> {
         };
         let from_state_used = from_state.is_some();
         let found = from_state.or_else(|| {
-            session
-                .cache
-                .as_ref()
-                .and_then(|cache| cache.find(name, &local.cache_key(name)).ok())
+            session.cache.as_ref().and_then(|cache| {
+                cache
+                    .find(name, &local.cache_key(name), &local.cache_key_parts(name))
+                    .ok()
+            })
         });
         match found.map(|entry| kiln_state::read_manifest(&entry)) {
             Some(Ok(manifest)) => {

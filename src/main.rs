@@ -156,7 +156,7 @@ fn local_paths(
         None => kiln_schema::declared_outputs(&loaded.plan),
     };
     let mut dirs = LocalDirs::plan(
-        &absolute(&layout.out_dir),
+        &absolute(&layout.out_dir_or_default()),
         &names,
         layout.build_dir.as_deref(),
     );

@@ -591,7 +591,10 @@ fn a_fixed_check_resumes_from_the_cached_states() {
     assert_eq!(third.status.code(), Some(2), "{}", describe(&third));
     let stderr = String::from_utf8_lossy(&third.stderr);
     assert!(
-        stderr.contains("no cached state to start at phase `check`: phase `build` has a cached state of another plan"),
+        stderr.contains(
+            "no cached state to start at phase `check`: phase `build` has no cached state made \
+             with these settings; the newest one differs: the plan up to this phase changed"
+        ),
         "{stderr}"
     );
     assert!(!scratch.path().join("out/out").exists());
@@ -1022,4 +1025,106 @@ fn a_state_made_by_a_split_derivation_runs_its_next_phase_locally() {
         "{}",
         describe(&before)
     );
+}
+
+/// The phase cache keeps several states per phase: a build into other directories (as a
+/// `kiln shell` without `--out-dir` used to make) no longer replaces the states of the first
+/// build, and a miss says which part of the key differs.
+#[test]
+fn the_phase_cache_keeps_states_of_several_directories_and_says_what_differs() {
+    let scratch = Scratch::new();
+    let plan = serde_json::json!({
+        "version": 1,
+        "name": "several",
+        "phases": [
+            { "name": "build", "steps": [
+                { "write": { "path": "${build.top}/built.txt", "content": "built\n" } } ] },
+            { "name": "install", "steps": [
+                { "copy": { "from": "${build.top}/built.txt", "to": "${outputs.out}" } } ] }
+        ]
+    });
+    let plan = scratch.write("several.json", &plan.to_string());
+    let build = |out_dir: &str, extra: &[&str]| {
+        kiln(&scratch)
+            .arg("build")
+            .arg(&plan)
+            .args(["--out-dir", out_dir])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let first = build("a", &[]);
+    assert!(first.status.success(), "{}", describe(&first));
+    let other = build("b", &["--until", "build"]);
+    assert!(other.status.success(), "{}", describe(&other));
+    let build_states = scratch.path().join("cache/several/build");
+    assert_eq!(std::fs::read_dir(&build_states).unwrap().count(), 2);
+
+    // The first build's state is still there.
+    std::fs::remove_dir_all(scratch.path().join("a")).unwrap();
+    let resumed = build("a", &["--from", "install"]);
+    assert!(resumed.status.success(), "{}", describe(&resumed));
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("a/out")).unwrap(),
+        "built\n"
+    );
+
+    // A third directory has none; the newest state there is `b`'s.
+    let missing = build("c", &["--from", "install"]);
+    assert_eq!(missing.status.code(), Some(2), "{}", describe(&missing));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    let (here, there) = (scratch.path().join("c/out"), scratch.path().join("b/out"));
+    assert!(
+        stderr.contains(&format!(
+            "phase `build` has no cached state made with these settings; the newest one differs: \
+             the output directory of `out` differs: `{}` here, `{}` there",
+            here.display(),
+            there.display()
+        )),
+        "{stderr}"
+    );
+
+    // At most StateCache::KEEP (4) states per phase stay.
+    for dir in ["d", "e", "f", "g"] {
+        let output = build(dir, &["--until", "build"]);
+        assert!(output.status.success(), "{}", describe(&output));
+    }
+    assert_eq!(std::fs::read_dir(&build_states).unwrap().count(), 4);
+}
+
+/// `kiln env` (and `kiln shell`) without `--out-dir` stand where the last `kiln build` of the
+/// plan stood, so they find its cached states instead of rebuilding the early phases.
+#[test]
+fn kiln_env_without_out_dir_reuses_the_last_builds_states() {
+    let scratch = Scratch::new();
+    let plan = shell_plan(&scratch);
+    let until = kiln(&scratch)
+        .args(["build"])
+        .arg(&plan)
+        .args(["--out-dir", "elsewhere", "--until", "unpack"])
+        .output()
+        .unwrap();
+    assert!(until.status.success(), "{}", describe(&until));
+    let env = kiln(&scratch)
+        .args(["env"])
+        .arg(&plan)
+        .args(["--at", "build"])
+        .output()
+        .unwrap();
+    assert!(env.status.success(), "{}", describe(&env));
+    let shown: serde_json::Value = serde_json::from_slice(&env.stdout).unwrap();
+    assert_eq!(shown["from"], "the cached state");
+    assert_eq!(
+        shown["env"]["out"],
+        scratch.path().join("elsewhere/out").to_str().unwrap()
+    );
+    // An explicit --out-dir still wins (and has no state there).
+    let other = kiln(&scratch)
+        .args(["env"])
+        .arg(&plan)
+        .args(["--out-dir", "kiln-out", "--at", "build"])
+        .output()
+        .unwrap();
+    let shown: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    assert_eq!(shown["from"], "the start of the build", "{}", describe(&other));
 }
