@@ -35,6 +35,9 @@ bash scripts/setup.sh
 run_step "cargo fmt --all -- --check" cargo fmt --all -- --check
 run_step "cargo clippy --workspace --all-targets -- -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings
+# The module docs are the map for the next person (docs/architecture.md): broken links fail.
+run_step "cargo doc --no-deps --workspace (warnings are errors)" \
+    env RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 
 # The Nix integration tests run this binary as a derivation's builder; they read its path from
 # KILN_STATIC_BIN.

@@ -77,7 +77,7 @@ pub enum CliError {
 pub fn local_exit_code(error: &LocalError) -> i32 {
     match error {
         LocalError::Phase { failure } => match failure.signal {
-            Some(signal) => exit_codes::SIGNAL_BASE + signal,
+            Some(signal) => exit_codes::for_signal(signal),
             None => exit_codes::BUILD_FAILED,
         },
         LocalError::Restore { .. }
@@ -113,7 +113,7 @@ impl CliError {
             CliError::Setup(_) => exit_codes::SETUP_FAILED,
             CliError::Run { error, .. } => match error {
                 RunError::Build(BuildError::Interrupted { signal, .. }) => {
-                    exit_codes::SIGNAL_BASE + *signal as i32
+                    exit_codes::for_signal(*signal as i32)
                 }
                 RunError::Setup(_) => exit_codes::SETUP_FAILED,
                 _ => exit_codes::BUILD_FAILED,
@@ -124,7 +124,7 @@ impl CliError {
                     exit_codes::INVALID_INPUT
                 }
                 SplitError::Run(RunError::Build(BuildError::Interrupted { signal, .. })) => {
-                    exit_codes::SIGNAL_BASE + *signal as i32
+                    exit_codes::for_signal(*signal as i32)
                 }
                 SplitError::Run(RunError::Setup(_)) => exit_codes::SETUP_FAILED,
                 _ => exit_codes::BUILD_FAILED,

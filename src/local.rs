@@ -800,9 +800,9 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
             .map_err(CliError::from_run(&name))
             .and_then(|()| match interrupts.pending() {
                 // Told to stop before the outputs are installed: they are not.
-                Some(signal) => Err(CliError::Exit(
-                    kiln_schema::exit_codes::SIGNAL_BASE + signal as i32,
-                )),
+                Some(signal) => Err(CliError::Exit(kiln_schema::exit_codes::for_signal(
+                    signal as i32,
+                ))),
                 None => install_outputs(&session, &dirs, sink),
             }),
         Ok(_) => Ok(()),
@@ -1151,17 +1151,15 @@ pub fn shell(args: &ShellArgs, sink: &mut Sink) -> Result<(), CliError> {
     let (status, stopped_by) = status;
     if let Some(signal) = stopped_by {
         // kiln was told to stop and stopped the shell.
-        return Err(CliError::Exit(
-            kiln_schema::exit_codes::SIGNAL_BASE + signal as i32,
-        ));
+        return Err(CliError::Exit(kiln_schema::exit_codes::for_signal(
+            signal as i32,
+        )));
     }
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(0), _) | (None, None) => Ok(()),
         (Some(code), _) => Err(CliError::Exit(code)),
-        (None, Some(signal)) => Err(CliError::Exit(
-            kiln_schema::exit_codes::SIGNAL_BASE + signal,
-        )),
+        (None, Some(signal)) => Err(CliError::Exit(kiln_schema::exit_codes::for_signal(signal))),
     }
 }
 

@@ -473,7 +473,7 @@ impl Execution<'_> {
         let exit_code = match &result {
             Ok(()) => kiln_schema::exit_codes::SUCCESS,
             Err(BuildError::Interrupted { signal, .. }) => {
-                kiln_schema::exit_codes::SIGNAL_BASE + *signal as i32
+                kiln_schema::exit_codes::for_signal(*signal as i32)
             }
             Err(_) => kiln_schema::exit_codes::BUILD_FAILED,
         };

@@ -243,7 +243,7 @@ pub fn inner_main(build_top: &Path) -> i32 {
         Some(PhaseFailure {
             signal: Some(signal),
             ..
-        }) => kiln_schema::exit_codes::SIGNAL_BASE + signal,
+        }) => kiln_schema::exit_codes::for_signal(*signal),
         Some(_) => kiln_schema::exit_codes::BUILD_FAILED,
     };
     if let Some(failure) = &failure {

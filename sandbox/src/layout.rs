@@ -155,7 +155,7 @@ pub struct Layout {
     /// The hostname.
     pub hostname: String,
     /// The build user's uid and gid inside: they own the root's tmpfs and the others, so that
-    /// the mount points PID 1 creates there are the build user's ([`crate::mount`]).
+    /// the mount points PID 1 creates there are the build user's (the `mount` module).
     pub owner: (u32, u32),
 }
 

@@ -14,3 +14,8 @@ pub const SETUP_FAILED: i32 = 3;
 /// kiln itself was stopped by signal `n` (SIGINT, SIGTERM, SIGHUP): it exits with `128 + n`
 /// after killing the running step's process group.
 pub const SIGNAL_BASE: i32 = 128;
+
+/// The exit code for a stop by signal `signal`: `128 + signal`, as shells report it.
+pub fn for_signal(signal: i32) -> i32 {
+    SIGNAL_BASE + signal
+}

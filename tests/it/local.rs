@@ -1126,5 +1126,10 @@ fn kiln_env_without_out_dir_reuses_the_last_builds_states() {
         .output()
         .unwrap();
     let shown: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
-    assert_eq!(shown["from"], "the start of the build", "{}", describe(&other));
+    assert_eq!(
+        shown["from"],
+        "the start of the build",
+        "{}",
+        describe(&other)
+    );
 }
