@@ -473,25 +473,26 @@ fn key_differences(ours: &serde_json::Value, theirs: &serde_json::Value) -> Vec<
         serde_json::Value::String(text) => format!("`{text}`"),
         other => format!("`{other}`"),
     };
-    let mut out = Vec::new();
-    let field = |name: &str| (&ours[name], &theirs[name]);
-    let (a, b) = field("outputs");
-    if a != b {
+    // The keys of two JSON objects whose values differ.
+    let differing = |a: &'_ serde_json::Value, b: &'_ serde_json::Value| -> Vec<String> {
         let names: BTreeSet<&String> = a
             .as_object()
             .into_iter()
             .chain(b.as_object())
             .flat_map(|map| map.keys())
+            .filter(|name| a[name.as_str()] != b[name.as_str()])
             .collect();
-        for name in names {
-            if a[name] != b[name] {
-                out.push(format!(
-                    "the output directory of `{name}` differs: {} here, {} there",
-                    show(&a[name]),
-                    show(&b[name])
-                ));
-            }
-        }
+        names.into_iter().cloned().collect()
+    };
+    let mut out = Vec::new();
+    let field = |name: &str| (&ours[name], &theirs[name]);
+    let (a, b) = field("outputs");
+    for name in differing(a, b) {
+        out.push(format!(
+            "the output directory of `{name}` differs: {} here, {} there",
+            show(&a[name.as_str()]),
+            show(&b[name.as_str()])
+        ));
     }
     let (a, b) = field("buildTop");
     if a != b {
@@ -508,20 +509,14 @@ fn key_differences(ours: &serde_json::Value, theirs: &serde_json::Value) -> Vec<
         out.push("the dependencies changed".to_owned());
     }
     let (a, b) = field("baseEnv");
-    if a != b {
-        let names: BTreeSet<&String> = a
-            .as_object()
-            .into_iter()
-            .chain(b.as_object())
-            .flat_map(|map| map.keys())
-            .filter(|name| a[name.as_str()] != b[name.as_str()])
-            .collect();
-        let names: Vec<String> = names
+    let names = differing(a, b);
+    if !names.is_empty() {
+        let shown: Vec<String> = names
             .iter()
             .take(5)
             .map(|name| format!("`{name}`"))
             .collect();
-        out.push(format!("the environment differs ({})", names.join(", ")));
+        out.push(format!("the environment differs ({})", shown.join(", ")));
     }
     let (a, b) = field("kiln");
     if a != b {
