@@ -36,7 +36,6 @@ impl<'a> Reader<'a> {
     }
 
     /// The attributes read so far.
-    #[cfg(test)]
     pub(crate) fn read(&self) -> BTreeSet<&'static str> {
         self.read.borrow().clone()
     }
