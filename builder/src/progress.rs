@@ -221,6 +221,8 @@ impl Reporter for ProgressReporter {
             LogEvent::Message { level, text } if *level <= self.max_level.max(Level::Warn) => {
                 self.print(&message_line(*level, text, self.color));
             }
+            // Below the verbosity: not shown.
+            LogEvent::Message { .. } => {}
             LogEvent::PhaseFinished {
                 phase,
                 success,
@@ -249,7 +251,6 @@ impl Reporter for ProgressReporter {
                 let _ = self.multi.clear();
                 self.print(&build_line(&self.name, *success, *seconds, self.color));
             }
-            _ => {}
         }
     }
 }

@@ -135,7 +135,6 @@ impl<W: Write> Reporter for WriterReporter<W> {
                     &format!("phase `{phase}` finished in {seconds:.3} s"),
                 ),
                 LogEvent::PhaseFinished { .. } | LogEvent::BuildFinished { .. } => {}
-                _ => {}
             },
             LogFormat::Human => match event {
                 LogEvent::BuildStarted { name, .. } => {
@@ -175,7 +174,8 @@ impl<W: Write> Reporter for WriterReporter<W> {
                     seconds,
                     ..
                 } => self.human_message(Level::Info, &format!("build finished in {seconds:.3} s")),
-                _ => {}
+                // The failure itself is reported by the caller, with its causes and hint.
+                LogEvent::BuildFinished { success: false, .. } => {}
             },
         }
         let _ = self.out.flush();

@@ -281,6 +281,8 @@ impl TimingsRecorder {
                     finish(record, *success, now);
                 }
             }
+            // The chart shows phases and steps, not their output or messages.
+            LogEvent::Output(_) | LogEvent::Message { .. } => {}
             LogEvent::BuildFinished { .. } => {
                 self.build_end = Some(now);
                 // A phase that never reported its end did not succeed.
@@ -288,7 +290,6 @@ impl TimingsRecorder {
                     finish(record, false, now);
                 }
             }
-            _ => {}
         }
     }
 

@@ -38,7 +38,8 @@ pub enum Level {
 /// One event of a build, as written by the JSON reporter.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", content = "data", rename_all = "kebab-case")]
-#[non_exhaustive]
+// Not `non_exhaustive`: every reporter matches every event, so a new kind cannot be dropped
+// silently by a `_ => {}` (all reporters are in this workspace).
 pub enum LogEvent<'a> {
     /// The build is about to run its phases.
     BuildStarted {
