@@ -217,3 +217,112 @@ fn a_missing_configure_script_is_hinted_in_the_packages_own_terms() {
         assert!(stderr.contains(hint), "{args:?}: {stderr}");
     }
 }
+
+/// What each log format writes for the same small build (two phases, a skipped one, a step's
+/// output and a message): the human lines, the `@nix` lines Nix reads, and the JSON events.
+/// Durations and the scratch directory are normalised.
+#[test]
+fn each_log_format_renders_the_same_build() {
+    let scratch = Scratch::new();
+    scratch.write(
+        "plan.json",
+        r#"{"version":1,"name":"formats","phases":[
+            {"name":"build","steps":[
+                {"write":{"path":"${build.top}/note.txt","content":"x"}},
+                {"run":{"argv":["/bin/echo","hello from the step"]}}]},
+            {"name":"check","enabled":false,"steps":[]},
+            {"name":"install","steps":[
+                {"copy":{"from":"${build.top}/note.txt","to":"${outputs.out}"}}]}]}"#,
+    );
+    for format in ["human", "nix", "json"] {
+        let output = scratch
+            .kiln()
+            .args(["--log-format", format, "build", "plan.json"])
+            .args([
+                "--no-sandbox",
+                "--no-cache",
+                "--out-dir",
+                "out",
+                "--cores",
+                "2",
+            ])
+            .args(["--build-dir", "build"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{format}: {}", describe(&output));
+        std::fs::remove_dir_all(scratch.path().join("out")).unwrap();
+        let _ = std::fs::remove_dir_all(scratch.path().join("build"));
+        let text = String::from_utf8_lossy(&output.stderr)
+            .replace(scratch.path().to_str().unwrap(), "[SCRATCH]");
+        let normalised: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let json = line.strip_prefix("@nix ").unwrap_or(line);
+                match serde_json::from_str::<serde_json::Value>(json) {
+                    Ok(mut value) if value.is_object() => {
+                        zero_seconds(&mut value);
+                        let prefix = if line.starts_with("@nix ") {
+                            "@nix "
+                        } else {
+                            ""
+                        };
+                        format!("{prefix}{value}")
+                    }
+                    _ => seconds_normalised(line),
+                }
+            })
+            .collect();
+        insta::assert_snapshot!(format!("log_format_{format}"), normalised.join("\n"));
+    }
+}
+
+/// Every `"seconds"` number (and text `N.NNN s`) in a JSON event set to 0.
+fn zero_seconds(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                if key == "seconds" && item.is_number() {
+                    *item = serde_json::json!(0);
+                } else if let serde_json::Value::String(text) = item {
+                    *text = seconds_normalised(text);
+                } else {
+                    zero_seconds(item);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(zero_seconds),
+        _ => {}
+    }
+}
+
+/// `in 0.004 s` → `in N s`: a decimal number followed by ` s`.
+fn seconds_normalised(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = i > start;
+        if digits && i < bytes.len() && bytes[i] == b'.' {
+            let mut j = i + 1;
+            while j < bytes.len() && bytes[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j > i + 1 && text[j..].starts_with(" s") {
+                out.push('N');
+                i = j;
+                continue;
+            }
+        }
+        if digits {
+            out.push_str(&text[start..i]);
+        } else {
+            out.push(bytes[i] as char);
+            i += 1;
+        }
+    }
+    out
+}
