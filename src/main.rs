@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use kiln_builder::build::{prepare, run_build, LocalDirs, PreparedBuild};
+use kiln_builder::build::{prepare, run_build, PreparedBuild};
 use kiln_builder::env::{nix_defined, BuildPaths};
 use kiln_builder::executor::ExecutorOptions;
 use kiln_builder::load::{attrs_json_path, load_attrs_file, load_plan_file, LoadedPlan};
@@ -142,36 +142,27 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
 }
 
-/// Paths for a build outside Nix (the outputs are ignored when the plan came from attrs).
-///
-/// A plan read from `.attrs.json` keeps the derivation's output names, but outside Nix its
-/// outputs go under `--out-dir` like any other plan's.
-fn local_paths(
-    loaded: &mut LoadedPlan,
-    layout: &LayoutArgs,
-    build_top: PathBuf,
-) -> (LocalDirs, BuildPaths) {
+/// Paths for showing or validating a plan outside Nix: outputs under `--out-dir` (a plan read
+/// from `.attrs.json` keeps the derivation's output names, but its outputs go there too) and
+/// the given build directory.
+fn local_paths(loaded: &mut LoadedPlan, layout: &LayoutArgs, build_top: PathBuf) -> BuildPaths {
     let names: Vec<String> = match &loaded.outputs {
         Some(outputs) => outputs.keys().cloned().collect(),
         None => kiln_schema::declared_outputs(&loaded.plan),
     };
-    let mut dirs = LocalDirs::plan(
-        &absolute(&layout.out_dir_or_default()),
-        &names,
-        layout.build_dir.as_deref(),
-    );
-    if !dirs.temporary {
-        dirs.build_top = absolute(&dirs.build_top);
-    }
+    let out_dir = absolute(&layout.out_dir_or_default());
+    let outputs: BTreeMap<String, PathBuf> = names
+        .iter()
+        .map(|name| (name.clone(), out_dir.join(name)))
+        .collect();
     if loaded.outputs.is_some() {
-        loaded.outputs = Some(dirs.outputs.clone());
+        loaded.outputs = Some(outputs.clone());
     }
-    let paths = BuildPaths {
+    BuildPaths {
         build_top,
-        outputs: dirs.outputs.clone(),
+        outputs,
         cores: layout.cores.unwrap_or_else(available_cores),
-    };
-    (dirs, paths)
+    }
 }
 
 /// The prepared plan and, for a translated stdenv-style derivation, the translation report.
@@ -189,7 +180,7 @@ fn prepare_for_display(
         .as_deref()
         .map(absolute)
         .unwrap_or_else(|| PathBuf::from(DISPLAY_BUILD_TOP));
-    let (_, paths) = local_paths(&mut loaded, &args.layout, build_top);
+    let paths = local_paths(&mut loaded, &args.layout, build_top);
     let prepared = prepare(&loaded, paths, &BTreeMap::new()).map_err(CliError::Load)?;
     Ok((prepared, stdenv))
 }

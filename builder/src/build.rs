@@ -3,8 +3,9 @@
 //!
 //! [`prepare`] has no side effects: it validates, checks outputs against Nix's, and resolves every
 //! reference, so an invalid plan creates nothing and runs nothing. [`run_build`] then runs the
-//! prepared plan; outside Nix, [`LocalDirs`] creates the build directory and removes partial
-//! outputs after a failure, as Nix does.
+//! prepared plan. Outside Nix, the local session (`kiln_builder::local` and the CLI's
+//! `local.rs`) creates the build directory and removes partial outputs after a failure, as Nix
+//! does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -273,80 +274,3 @@ pub fn execute(
     })
 }
 
-/// Directories of a build outside Nix: a build directory and output paths under an output
-/// directory. Created after the plan is known to be valid.
-#[derive(Debug)]
-pub struct LocalDirs {
-    /// The build directory.
-    pub build_top: PathBuf,
-    /// Whether kiln created `build_top` as a fresh temporary directory.
-    pub temporary: bool,
-    /// Output name → path.
-    pub outputs: BTreeMap<String, PathBuf>,
-}
-
-impl LocalDirs {
-    /// Output paths `out_dir/NAME` for `names`, and the build directory to use (a new
-    /// temporary directory when `build_dir` is `None`). Nothing is created yet.
-    pub fn plan(out_dir: &Path, names: &[String], build_dir: Option<&Path>) -> LocalDirs {
-        let outputs = names
-            .iter()
-            .map(|name| (name.clone(), out_dir.join(name)))
-            .collect();
-        LocalDirs {
-            build_top: build_dir.map(Path::to_owned).unwrap_or_default(),
-            temporary: build_dir.is_none(),
-            outputs,
-        }
-    }
-
-    /// Refuses existing outputs and creates the build directory and the output directory.
-    pub fn create(&mut self, name: &str) -> Result<(), SetupError> {
-        for (output, path) in &self.outputs {
-            if std::fs::symlink_metadata(path).is_ok() {
-                return Err(SetupError::OutputExists {
-                    name: output.clone(),
-                    path: path.clone(),
-                });
-            }
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| SetupError::CreateDir {
-                    path: parent.to_owned(),
-                    source,
-                })?;
-            }
-        }
-        if self.temporary {
-            let dir = tempfile::Builder::new()
-                .prefix(&format!("kiln-build-{name}-"))
-                .tempdir()
-                .map_err(|source| SetupError::CreateDir {
-                    path: std::env::temp_dir(),
-                    source,
-                })?;
-            self.build_top = dir.keep();
-        } else {
-            std::fs::create_dir_all(&self.build_top).map_err(|source| SetupError::CreateDir {
-                path: self.build_top.clone(),
-                source,
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Removes whatever the failed build left at the output paths.
-    pub fn remove_outputs(&self) {
-        for path in self.outputs.values() {
-            let _ = match std::fs::symlink_metadata(path) {
-                Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path),
-                Ok(_) => std::fs::remove_file(path),
-                Err(_) => Ok(()),
-            };
-        }
-    }
-
-    /// Removes the build directory (after a successful build).
-    pub fn remove_build_dir(&self) {
-        let _ = std::fs::remove_dir_all(&self.build_top);
-    }
-}

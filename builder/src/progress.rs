@@ -326,7 +326,7 @@ fn step_message(step: usize, kind: &str, description: &str) -> String {
 }
 
 /// `3.2 s`, or `2 min 05 s` from a minute on.
-fn format_seconds(seconds: f64) -> String {
+pub(crate) fn format_seconds(seconds: f64) -> String {
     if seconds < 60.0 {
         format!("{seconds:.1} s")
     } else {

@@ -424,15 +424,13 @@ fn shorten(text: &str, max: usize) -> String {
     short
 }
 
-/// Seconds for labels: `3.2 s`, `0.041 s`, `2 min 05 s`.
+/// Seconds for labels: `0.041 s` below a second, else as the progress lines write them
+/// (`3.2 s`, `2 min 05 s`).
 fn format_seconds(seconds: f64) -> String {
     if seconds < 1.0 {
         format!("{seconds:.3} s")
-    } else if seconds < 60.0 {
-        format!("{seconds:.1} s")
     } else {
-        let whole = seconds.round() as u64;
-        format!("{} min {:02} s", whole / 60, whole % 60)
+        crate::progress::format_seconds(seconds)
     }
 }
 
