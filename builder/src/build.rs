@@ -177,6 +177,43 @@ pub(crate) fn propagation_output<'a>(
     outputs.get(name).map(PathBuf::as_path)
 }
 
+/// The end of every build after its last phase, in one place: writes the plan's propagated
+/// dependencies into their output (`nix-support/propagated-*`). `only_existing`: leave an
+/// output the build did not create alone (the local runners, whose missing outputs are
+/// reported next); otherwise the files create it, as stdenv's fixup does.
+pub(crate) fn write_propagation(
+    plan: &Plan,
+    outputs: &BTreeMap<String, PathBuf>,
+    only_existing: bool,
+) -> Result<(), RunError> {
+    let Some(target) = propagation_output(plan, outputs) else {
+        return Ok(());
+    };
+    if only_existing && std::fs::symlink_metadata(target).is_err() {
+        return Ok(());
+    }
+    write_propagated(plan, target).map_err(|source| RunError::Propagate {
+        path: target.to_owned(),
+        source,
+    })
+}
+
+/// Fails on the first output the build did not create; `shown` gives the path the error names.
+pub(crate) fn check_outputs_exist(
+    outputs: &BTreeMap<String, PathBuf>,
+    shown: impl Fn(&str, &Path) -> PathBuf,
+) -> Result<(), RunError> {
+    for (name, path) in outputs {
+        if std::fs::symlink_metadata(path).is_err() {
+            return Err(RunError::OutputMissing {
+                name: name.clone(),
+                path: shown(name, path),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A problem before any phase ran.
 #[derive(Debug, Error)]
 pub enum SetupError {
@@ -221,25 +258,9 @@ pub fn run_build(
     if let Err(error) = result {
         return (summary, Err(error));
     }
-    if let Some(target) = propagation_output(&prepared.plan, &prepared.paths.outputs) {
-        if let Err(source) = write_propagated(&prepared.plan, target) {
-            let error = RunError::Propagate {
-                path: target.to_owned(),
-                source,
-            };
-            return (summary, Err(error));
-        }
-    }
-    for (name, path) in &prepared.paths.outputs {
-        if std::fs::symlink_metadata(path).is_err() {
-            let error = RunError::OutputMissing {
-                name: name.clone(),
-                path: path.clone(),
-            };
-            return (summary, Err(error));
-        }
-    }
-    (summary, Ok(()))
+    let finished = write_propagation(&prepared.plan, &prepared.paths.outputs, false)
+        .and_then(|()| check_outputs_exist(&prepared.paths.outputs, |_, path| path.to_owned()));
+    (summary, finished)
 }
 
 /// Runs `execution` on a single-threaded runtime with kiln's signal handlers installed.
@@ -273,4 +294,3 @@ pub fn execute(
         (summary, result.map_err(RunError::from))
     })
 }
-

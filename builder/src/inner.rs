@@ -226,16 +226,8 @@ pub fn inner_main(build_top: &Path) -> i32 {
         .err()
         .map(|error| PhaseFailure::from_run_error(&last, error));
     if failure.is_none() && request.finish {
-        if let Some(target) = crate::build::propagation_output(&request.plan, &request.outputs) {
-            if std::fs::symlink_metadata(target).is_ok() {
-                if let Err(source) = crate::deps::write_propagated(&request.plan, target) {
-                    let error = RunError::Propagate {
-                        path: target.to_owned(),
-                        source,
-                    };
-                    failure = Some(PhaseFailure::from_run_error(&last, &error));
-                }
-            }
+        if let Err(error) = crate::build::write_propagation(&request.plan, &request.outputs, true) {
+            failure = Some(PhaseFailure::from_run_error(&last, &error));
         }
     }
     let exit_code = match &failure {

@@ -1118,26 +1118,12 @@ impl<'a> LocalBuild<'a> {
         let outputs = &self.host.outputs;
         // In the sandbox the runner wrote them after the last phase, inside: here, on the host,
         // a symlink the build made could point anywhere.
-        let target = crate::build::propagation_output(&self.prepared.plan, outputs);
-        if let (Some(target), false) = (target, self.options.sandbox) {
-            if std::fs::symlink_metadata(target).is_ok() {
-                crate::deps::write_propagated(&self.prepared.plan, target).map_err(|source| {
-                    RunError::Propagate {
-                        path: target.to_owned(),
-                        source,
-                    }
-                })?;
-            }
+        if !self.options.sandbox {
+            crate::build::write_propagation(&self.prepared.plan, outputs, true)?;
         }
-        for (name, path) in outputs {
-            if std::fs::symlink_metadata(path).is_err() {
-                return Err(RunError::OutputMissing {
-                    name: name.clone(),
-                    path: self.prepared.paths.outputs[name].clone(),
-                });
-            }
-        }
-        Ok(())
+        crate::build::check_outputs_exist(outputs, |name, _| {
+            self.prepared.paths.outputs[name].clone()
+        })
     }
 
     /// The environment and working directory phase `index` starts with, after `resume`.

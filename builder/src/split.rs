@@ -314,19 +314,10 @@ fn finish(
             })?;
         }
         Role::Final => {
-            if let Some(target) = crate::build::propagation_output(&prepared.plan, placeholders) {
-                crate::deps::write_propagated(&prepared.plan, target)
-                    .map_err(write_error(target))?;
-            }
+            crate::build::write_propagation(&prepared.plan, placeholders, false)?;
+            crate::build::check_outputs_exist(placeholders, |_, path| path.to_owned())?;
             for (name, placeholder) in placeholders {
                 let real = derivation_outputs.get(name).cloned().unwrap_or_default();
-                if std::fs::symlink_metadata(placeholder).is_err() {
-                    return Err(RunError::OutputMissing {
-                        name: name.clone(),
-                        path: placeholder.clone(),
-                    }
-                    .into());
-                }
                 std::fs::rename(placeholder, &real).map_err(|source| SplitError::Move {
                     name: name.clone(),
                     from: placeholder.clone(),
