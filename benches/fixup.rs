@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use kiln_fixup::{FixupContext, FixupOptions, Step};
+use kiln_fixup::{FixupContext, FixupHook, FixupOptions};
 
 const TOOLS_HASH: &str = "0c6kzph7l0dcbfmjap64f0czdafn3b7x-bench-tools";
 const BASH_FIXUP_SECONDS: f64 = 60.0;
@@ -354,9 +354,9 @@ fn secs(duration: Duration) -> f64 {
 fn verify(bench: &Bench, report: &kiln_fixup::FixupReport) {
     let out = &bench.run_out;
     let changed = |step| report.outcome(step).map_or(0, |o| o.changed.len());
-    assert!(changed(Step::ShrinkRpath) > 0);
-    assert!(changed(Step::Strip) > 0);
-    assert!(changed(Step::PatchShebangs) > 0);
+    assert!(changed(FixupHook::ShrinkRpath) > 0);
+    assert!(changed(FixupHook::Strip) > 0);
+    assert!(changed(FixupHook::PatchShebangs) > 0);
     assert!(out.join("share/man/man1/page-0000.1.gz").is_file());
     let script = fs::read_to_string(out.join("libexec/scripts/s3/script-0003")).unwrap();
     assert!(script.starts_with(&format!(

@@ -393,9 +393,9 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
         };
         let mut multiple =
             kiln_fixup::MultipleOutputs::stdenv_with(names, &overrides).map_err(|source| {
-                BuiltinError::Fixup(kiln_fixup::FixupError::Step {
+                BuiltinError::Fixup(kiln_fixup::FixupError::Hook {
                     output: String::new(),
-                    step: kiln_fixup::Step::SplitOutputs,
+                    step: kiln_fixup::FixupHook::SplitOutputs,
                     source,
                 })
             })?;

@@ -169,7 +169,7 @@ pub enum BuildError {
         at: StepLocation,
         /// What went wrong.
         #[source]
-        source: kiln_phases::StepError,
+        source: kiln_phases::FileStepError,
     },
     /// A built-in step (unpack, patch, configure, fixup) failed.
     #[error("{at}: step failed")]

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::PathBuf;
 
-use crate::Step;
+use crate::FixupHook;
 
 /// A fixup step that could not be completed.
 ///
@@ -397,11 +397,11 @@ fn quoted(items: &[String]) -> String {
 pub enum FixupError {
     /// One step failed; the source says how.
     #[error("fixup step `{step}` failed for output `{output}`")]
-    Step {
+    Hook {
         /// The output being fixed up (or the first output, for steps over all outputs).
         output: String,
         /// The step.
-        step: Step,
+        step: FixupHook,
         /// What went wrong.
         #[source]
         source: StepError,

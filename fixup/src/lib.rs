@@ -167,10 +167,10 @@ pub struct FixupContext {
     pub jobs: usize,
 }
 
-/// A fixup step, named after what it does (`Display` gives the name used in messages).
+/// One of stdenv's fixup hooks as kiln runs it, named after what it does (`Display` gives the name used in messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
-pub enum Step {
+pub enum FixupHook {
     /// [`moves::make_writable`].
     MakeWritable,
     /// [`moves::move_docs`].
@@ -203,24 +203,24 @@ pub enum Step {
     PropagateDev,
 }
 
-impl std::fmt::Display for Step {
+impl std::fmt::Display for FixupHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Step::MakeWritable => "make-writable",
-            Step::MoveDocs => "move-docs",
-            Step::SplitOutputs => "split-outputs",
-            Step::SeparateDebugInfo => "separate-debug-info",
-            Step::ShrinkRpath => "shrink-rpath",
-            Step::AuditTmpdir => "audit-tmpdir",
-            Step::CompressManPages => "compress-man-pages",
-            Step::MoveLib64 => "move-lib64",
-            Step::MoveSbin => "move-sbin",
-            Step::PatchShebangs => "patch-shebangs",
-            Step::PruneLibtoolFiles => "prune-libtool-files",
-            Step::Strip => "strip",
-            Step::CheckBrokenSymlinks => "check-broken-symlinks",
-            Step::MakeSymlinksRelative => "make-symlinks-relative",
-            Step::PropagateDev => "propagate-dev",
+            FixupHook::MakeWritable => "make-writable",
+            FixupHook::MoveDocs => "move-docs",
+            FixupHook::SplitOutputs => "split-outputs",
+            FixupHook::SeparateDebugInfo => "separate-debug-info",
+            FixupHook::ShrinkRpath => "shrink-rpath",
+            FixupHook::AuditTmpdir => "audit-tmpdir",
+            FixupHook::CompressManPages => "compress-man-pages",
+            FixupHook::MoveLib64 => "move-lib64",
+            FixupHook::MoveSbin => "move-sbin",
+            FixupHook::PatchShebangs => "patch-shebangs",
+            FixupHook::PruneLibtoolFiles => "prune-libtool-files",
+            FixupHook::Strip => "strip",
+            FixupHook::CheckBrokenSymlinks => "check-broken-symlinks",
+            FixupHook::MakeSymlinksRelative => "make-symlinks-relative",
+            FixupHook::PropagateDev => "propagate-dev",
         })
     }
 }
@@ -255,7 +255,7 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepReport {
     /// The step.
-    pub step: Step,
+    pub step: FixupHook,
     /// How long it took.
     pub elapsed: Duration,
     /// What it did.
@@ -273,14 +273,14 @@ pub struct FixupReport {
 
 impl FixupReport {
     /// Every warning of every step, in order.
-    pub fn warnings(&self) -> impl Iterator<Item = (Step, &Warning)> {
+    pub fn warnings(&self) -> impl Iterator<Item = (FixupHook, &Warning)> {
         self.steps
             .iter()
             .flat_map(|step| step.outcome.warnings.iter().map(move |w| (step.step, w)))
     }
 
     /// The outcome of `step`, if it ran.
-    pub fn outcome(&self, step: Step) -> Option<&Outcome> {
+    pub fn outcome(&self, step: FixupHook) -> Option<&Outcome> {
         self.steps
             .iter()
             .find(|report| report.step == step)
@@ -311,14 +311,14 @@ impl Runner<'_> {
     fn run(
         &mut self,
         enabled: bool,
-        step: Step,
+        step: FixupHook,
         f: impl FnOnce() -> Result<Outcome, StepError>,
     ) -> Result<(), FixupError> {
         if !enabled {
             return Ok(());
         }
         let started = Instant::now();
-        let outcome = f().map_err(|source| FixupError::Step {
+        let outcome = f().map_err(|source| FixupError::Hook {
             output: self.output.to_owned(),
             step,
             source,
@@ -353,12 +353,14 @@ pub fn fixup_output(
 ) -> Result<FixupReport, FixupError> {
     pool(ctx)?.install(|| {
         let mut run = runner(name);
-        run.run(options.make_writable, Step::MakeWritable, || {
+        run.run(options.make_writable, FixupHook::MakeWritable, || {
             moves::make_writable(dir)
         })?;
-        run.run(options.move_docs && name == "out", Step::MoveDocs, || {
-            moves::move_docs(dir, &options.force_share)
-        })?;
+        run.run(
+            options.move_docs && name == "out",
+            FixupHook::MoveDocs,
+            || moves::move_docs(dir, &options.force_share),
+        )?;
         fixup_output_hooks(&mut run, dir, ctx, options)?;
         post_fixup_hooks(&mut run, dir, options)?;
         Ok(run.report)
@@ -381,31 +383,35 @@ fn fixup_output_hooks(
     if options.separate_debug_info {
         let dest = ctx.outputs.get("debug").or_else(|| ctx.outputs.get("out"));
         if let Some(dest) = dest {
-            run.run(true, Step::SeparateDebugInfo, || {
+            run.run(true, FixupHook::SeparateDebugInfo, || {
                 debuginfo::separate_debug_info(dir, dest, &ctx.path_dirs)
             })?;
         }
     }
-    run.run(options.shrink_rpath, Step::ShrinkRpath, || {
+    run.run(options.shrink_rpath, FixupHook::ShrinkRpath, || {
         rpath::shrink_rpaths(dir)
     })?;
-    run.run(options.audit_tmpdir, Step::AuditTmpdir, || {
+    run.run(options.audit_tmpdir, FixupHook::AuditTmpdir, || {
         audit::audit_tmpdir(dir, &ctx.build_top, options.audit_tmpdir_all_scripts)
     })?;
-    run.run(options.compress_man, Step::CompressManPages, || {
+    run.run(options.compress_man, FixupHook::CompressManPages, || {
         man::compress_man_pages(dir)
     })?;
-    run.run(options.move_lib64, Step::MoveLib64, || {
+    run.run(options.move_lib64, FixupHook::MoveLib64, || {
         moves::move_lib64(dir)
     })?;
-    run.run(options.move_sbin, Step::MoveSbin, || moves::move_sbin(dir))?;
-    run.run(options.patch_shebangs, Step::PatchShebangs, || {
+    run.run(options.move_sbin, FixupHook::MoveSbin, || {
+        moves::move_sbin(dir)
+    })?;
+    run.run(options.patch_shebangs, FixupHook::PatchShebangs, || {
         shebangs::patch_shebangs(dir, &ctx.path_dirs, &ctx.store_dir)
     })?;
-    run.run(options.prune_libtool_files, Step::PruneLibtoolFiles, || {
-        libtool::prune_la_files(dir)
-    })?;
-    run.run(options.strip, Step::Strip, || {
+    run.run(
+        options.prune_libtool_files,
+        FixupHook::PruneLibtoolFiles,
+        || libtool::prune_la_files(dir),
+    )?;
+    run.run(options.strip, FixupHook::Strip, || {
         strip::strip_dir(dir, &options.strip_options, &ctx.path_dirs)
     })
 }
@@ -421,12 +427,12 @@ fn post_fixup_hooks(
     }
     run.run(
         options.check_broken_symlinks,
-        Step::CheckBrokenSymlinks,
+        FixupHook::CheckBrokenSymlinks,
         || symlinks::check_broken(dir),
     )?;
     run.run(
         options.make_symlinks_relative,
-        Step::MakeSymlinksRelative,
+        FixupHook::MakeSymlinksRelative,
         || symlinks::make_relative(dir),
     )
 }
@@ -448,19 +454,19 @@ pub fn fixup(
             .map(|(name, dir)| (runner(name), dir))
             .collect();
         for (run, dir) in &mut runs {
-            run.run(options.make_writable, Step::MakeWritable, || {
+            run.run(options.make_writable, FixupHook::MakeWritable, || {
                 moves::make_writable(dir)
             })?;
         }
         for (run, dir) in &mut runs {
             run.run(
                 options.move_docs && run.output == "out",
-                Step::MoveDocs,
+                FixupHook::MoveDocs,
                 || moves::move_docs(dir, &options.force_share),
             )?;
         }
         if let (Some(multiple), Some((run, _))) = (multiple, runs.first_mut()) {
-            run.run(true, Step::SplitOutputs, || {
+            run.run(true, FixupHook::SplitOutputs, || {
                 outputs::split_outputs(ctx, multiple)
             })?;
         }
@@ -471,7 +477,7 @@ pub fn fixup(
             post_fixup_hooks(run, dir, options)?;
         }
         if let (Some(multiple), Some((run, _))) = (multiple, runs.first_mut()) {
-            run.run(true, Step::PropagateDev, || {
+            run.run(true, FixupHook::PropagateDev, || {
                 outputs::propagate_dev(ctx, multiple)
             })?;
         }
@@ -529,22 +535,22 @@ mod tests {
 
         let report = fixup_output("out", &out, &ctx, &FixupOptions::default()).unwrap();
 
-        let steps: Vec<Step> = report.steps.iter().map(|s| s.step).collect();
+        let steps: Vec<FixupHook> = report.steps.iter().map(|s| s.step).collect();
         assert_eq!(
             steps,
             [
-                Step::MakeWritable,
-                Step::MoveDocs,
-                Step::ShrinkRpath,
-                Step::AuditTmpdir,
-                Step::CompressManPages,
-                Step::MoveLib64,
-                Step::MoveSbin,
-                Step::PatchShebangs,
-                Step::PruneLibtoolFiles,
-                Step::Strip,
-                Step::CheckBrokenSymlinks,
-                Step::MakeSymlinksRelative,
+                FixupHook::MakeWritable,
+                FixupHook::MoveDocs,
+                FixupHook::ShrinkRpath,
+                FixupHook::AuditTmpdir,
+                FixupHook::CompressManPages,
+                FixupHook::MoveLib64,
+                FixupHook::MoveSbin,
+                FixupHook::PatchShebangs,
+                FixupHook::PruneLibtoolFiles,
+                FixupHook::Strip,
+                FixupHook::CheckBrokenSymlinks,
+                FixupHook::MakeSymlinksRelative,
             ]
         );
         assert_eq!(
@@ -576,7 +582,7 @@ mod tests {
             Path::new("libgreet.so")
         );
         assert_eq!(
-            report.outcome(Step::MoveSbin).unwrap().changed,
+            report.outcome(FixupHook::MoveSbin).unwrap().changed,
             [out.join("bin/tool"), out.join("sbin")]
         );
     }
@@ -622,7 +628,7 @@ mod tests {
 
         let names: Vec<_> = reports.iter().map(|r| &r.output[..]).collect();
         assert_eq!(names, ["dev", "man", "out"]);
-        assert!(reports[0].outcome(Step::SplitOutputs).is_some());
+        assert!(reports[0].outcome(FixupHook::SplitOutputs).is_some());
         assert!(dev.join("include/x.h").is_file());
         assert!(man.join("share/man/man1/x.1.gz").is_file());
         assert_eq!(

@@ -226,7 +226,7 @@ pub fn apply_patch(
         root: root.to_owned(),
         source,
     })?;
-    let mut plan = Plan {
+    let mut plan = PatchPlan {
         patch,
         tree,
         strip: options.strip,
@@ -251,7 +251,7 @@ struct Planned {
 }
 
 /// All files a patch touches, patched in memory.
-struct Plan<'a> {
+struct PatchPlan<'a> {
     patch: &'a Path,
     tree: Tree,
     strip: usize,
@@ -260,7 +260,7 @@ struct Plan<'a> {
     order: Vec<PathBuf>,
 }
 
-impl Plan<'_> {
+impl PatchPlan<'_> {
     /// A name from the patch (on header line `line`), stripped and checked; `None` stays `None`
     /// (`/dev/null`).
     fn name(&self, name: Option<&str>, line: usize) -> Result<Option<PathBuf>, PatchError> {

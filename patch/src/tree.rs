@@ -5,7 +5,7 @@
 //! The rules are kiln-archive's (`archive/src/dest.rs`), enforced with descriptors rather than
 //! paths (its `Dest` is private to that crate, so the rules are restated here):
 //!
-//! - Paths arrive relative and checked: no `..`, not absolute (`Plan::name` in the crate root).
+//! - Paths arrive relative and checked: no `..`, not absolute (`PatchPlan::name` in the crate root).
 //! - Every directory on the way is opened one component at a time with `openat(2)` and
 //!   `O_NOFOLLOW | O_DIRECTORY`, relative to the descriptor of the one before, starting from the
 //!   root's. A symlink there is refused ([`Refusal::ThroughSymlink`]), wherever it points, even

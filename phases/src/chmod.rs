@@ -16,14 +16,14 @@ use std::path::Path;
 
 use kiln_schema::ChmodStep;
 
-use crate::{fsx, StepError};
+use crate::{fsx, FileStepError};
 
 /// Runs a `chmod` step; a relative path resolves against `cwd`.
-pub(crate) fn run(step: &ChmodStep, cwd: &Path) -> Result<(), StepError> {
+pub(crate) fn run(step: &ChmodStep, cwd: &Path) -> Result<(), FileStepError> {
     let path = cwd.join(&step.path);
     let mode = step.mode.0;
     if step.recursive {
-        let metadata = fs::metadata(&path).map_err(|source| StepError::Metadata {
+        let metadata = fs::metadata(&path).map_err(|source| FileStepError::Metadata {
             path: path.clone(),
             source,
         })?;
@@ -35,9 +35,9 @@ pub(crate) fn run(step: &ChmodStep, cwd: &Path) -> Result<(), StepError> {
 }
 
 /// Sets `mode` on the directory `dir` and everything below it, skipping symlinks.
-fn set_tree(dir: &Path, mode: u32) -> Result<(), StepError> {
+fn set_tree(dir: &Path, mode: u32) -> Result<(), FileStepError> {
     let names = match fsx::read_dir_sorted(dir) {
-        Err(StepError::ReadDir { source, .. })
+        Err(FileStepError::ReadDir { source, .. })
             if source.kind() == io::ErrorKind::PermissionDenied =>
         {
             fsx::set_mode(dir, mode)?;
@@ -47,7 +47,7 @@ fn set_tree(dir: &Path, mode: u32) -> Result<(), StepError> {
     };
     for name in names {
         let child = dir.join(name);
-        let metadata = fs::symlink_metadata(&child).map_err(|source| StepError::Metadata {
+        let metadata = fs::symlink_metadata(&child).map_err(|source| FileStepError::Metadata {
             path: child.clone(),
             source,
         })?;
@@ -173,7 +173,7 @@ mod tests {
         let missing = dir.path().join("missing");
         let error = run(&chmod("missing", 0o755, false), dir.path()).unwrap_err();
         match error {
-            StepError::SetMode { path, mode, source } => {
+            FileStepError::SetMode { path, mode, source } => {
                 assert_eq!(path, missing);
                 assert_eq!(mode, Mode(0o755));
                 assert_eq!(source.kind(), io::ErrorKind::NotFound);
@@ -182,7 +182,7 @@ mod tests {
         }
         let error = run(&chmod("missing", 0o755, true), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::Metadata { path, .. } if *path == missing),
+            matches!(&error, FileStepError::Metadata { path, .. } if *path == missing),
             "{error:?}"
         );
     }

@@ -1,7 +1,7 @@
 //! The `copy` step: copies a file, a symlink or a whole directory tree, like `cp -a` ([`CopyStep`]).
 //!
 //! - `to` is the new path itself, never a directory to copy into. It MUST NOT exist (not even as a
-//!   dangling symlink): an existing destination is [`StepError::DestinationExists`]. Missing
+//!   dangling symlink): an existing destination is [`FileStepError::DestinationExists`]. Missing
 //!   parents of `to` are created.
 //! - A regular file is copied with its permission bits (setuid/setgid/sticky included), access
 //!   time and modification time, to the nanosecond. Keeping mtimes matters: `make` compares them.
@@ -12,8 +12,8 @@
 //!   directories copy fine and their mtimes are not disturbed by the copy.
 //! - Hard links inside a tree become separate files; ownership is not copied (the build user
 //!   owns everything it creates). FIFOs, sockets and devices are
-//!   [`StepError::UnsupportedFileType`].
-//! - Copying a directory into itself is [`StepError::CopyIntoItself`], checked before anything is
+//!   [`FileStepError::UnsupportedFileType`].
+//! - Copying a directory into itself is [`FileStepError::CopyIntoItself`], checked before anything is
 //!   created.
 
 use std::fs::{self, File, Metadata, OpenOptions};
@@ -23,26 +23,26 @@ use std::path::{Component, Path, PathBuf};
 
 use kiln_schema::{CopyStep, Mode};
 
-use crate::{fsx, StepError};
+use crate::{fsx, FileStepError};
 
 /// Runs a `copy` step; relative paths resolve against `cwd`.
-pub(crate) fn run(step: &CopyStep, cwd: &Path) -> Result<(), StepError> {
+pub(crate) fn run(step: &CopyStep, cwd: &Path) -> Result<(), FileStepError> {
     let from = cwd.join(&step.from);
     let to = cwd.join(&step.to);
-    let metadata = fs::symlink_metadata(&from).map_err(|source| StepError::Metadata {
+    let metadata = fs::symlink_metadata(&from).map_err(|source| FileStepError::Metadata {
         path: from.clone(),
         source,
     })?;
     if fs::symlink_metadata(&to).is_ok() {
-        return Err(StepError::DestinationExists { path: to });
+        return Err(FileStepError::DestinationExists { path: to });
     }
     if metadata.is_dir() {
-        let canonical_from = fs::canonicalize(&from).map_err(|source| StepError::Metadata {
+        let canonical_from = fs::canonicalize(&from).map_err(|source| FileStepError::Metadata {
             path: from.clone(),
             source,
         })?;
         if resolve_missing(&to).starts_with(&canonical_from) {
-            return Err(StepError::CopyIntoItself { from, to });
+            return Err(FileStepError::CopyIntoItself { from, to });
         }
     }
     fsx::create_parents(&to)?;
@@ -50,7 +50,7 @@ pub(crate) fn run(step: &CopyStep, cwd: &Path) -> Result<(), StepError> {
 }
 
 /// Copies whatever `from` is (described by its `symlink_metadata`) to the new path `to`.
-fn copy_entry(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepError> {
+fn copy_entry(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), FileStepError> {
     let file_type = metadata.file_type();
     if file_type.is_symlink() {
         copy_symlink(from, to, metadata)
@@ -59,19 +59,19 @@ fn copy_entry(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepErr
     } else if file_type.is_dir() {
         copy_dir(from, to, metadata)
     } else {
-        Err(StepError::UnsupportedFileType {
+        Err(FileStepError::UnsupportedFileType {
             path: from.to_owned(),
         })
     }
 }
 
-fn copy_symlink(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepError> {
-    let target = fs::read_link(from).map_err(|source| StepError::ReadLink {
+fn copy_symlink(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), FileStepError> {
+    let target = fs::read_link(from).map_err(|source| FileStepError::ReadLink {
         path: from.to_owned(),
         source,
     })?;
     symlink(&target, to).map_err(|source| {
-        exists_or(to, source, |source| StepError::Symlink {
+        exists_or(to, source, |source| FileStepError::Symlink {
             link: to.to_owned(),
             target,
             source,
@@ -80,8 +80,8 @@ fn copy_symlink(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepE
     fsx::copy_times(to, metadata)
 }
 
-fn copy_file(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepError> {
-    let mut source = File::open(from).map_err(|source| StepError::Read {
+fn copy_file(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), FileStepError> {
+    let mut source = File::open(from).map_err(|source| FileStepError::Read {
         path: from.to_owned(),
         source,
     })?;
@@ -93,12 +93,12 @@ fn copy_file(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepErro
         .mode(0o600)
         .open(to)
         .map_err(|source| {
-            exists_or(to, source, |source| StepError::Write {
+            exists_or(to, source, |source| FileStepError::Write {
                 path: to.to_owned(),
                 source,
             })
         })?;
-    io::copy(&mut source, &mut destination).map_err(|source| StepError::Copy {
+    io::copy(&mut source, &mut destination).map_err(|source| FileStepError::Copy {
         from: from.to_owned(),
         to: to.to_owned(),
         source,
@@ -106,7 +106,7 @@ fn copy_file(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepErro
     let mode = fsx::permission_bits(metadata);
     destination
         .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(|source| StepError::SetMode {
+        .map_err(|source| FileStepError::SetMode {
             path: to.to_owned(),
             mode: Mode(mode),
             source,
@@ -115,10 +115,10 @@ fn copy_file(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepErro
     fsx::copy_times(to, metadata)
 }
 
-fn copy_dir(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepError> {
+fn copy_dir(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), FileStepError> {
     let names = fsx::read_dir_sorted(from)?;
     fs::create_dir(to).map_err(|source| {
-        exists_or(to, source, |source| StepError::CreateDir {
+        exists_or(to, source, |source| FileStepError::CreateDir {
             path: to.to_owned(),
             source,
         })
@@ -128,7 +128,7 @@ fn copy_dir(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepError
     for name in names {
         let child_from = from.join(&name);
         let child_metadata =
-            fs::symlink_metadata(&child_from).map_err(|source| StepError::Metadata {
+            fs::symlink_metadata(&child_from).map_err(|source| FileStepError::Metadata {
                 path: child_from.clone(),
                 source,
             })?;
@@ -138,14 +138,14 @@ fn copy_dir(from: &Path, to: &Path, metadata: &Metadata) -> Result<(), StepError
     fsx::copy_times(to, metadata)
 }
 
-/// Maps "already exists" to [`StepError::DestinationExists`] and anything else with `other`.
+/// Maps "already exists" to [`FileStepError::DestinationExists`] and anything else with `other`.
 fn exists_or(
     path: &Path,
     source: io::Error,
-    other: impl FnOnce(io::Error) -> StepError,
-) -> StepError {
+    other: impl FnOnce(io::Error) -> FileStepError,
+) -> FileStepError {
     if source.kind() == io::ErrorKind::AlreadyExists {
-        StepError::DestinationExists {
+        FileStepError::DestinationExists {
             path: path.to_owned(),
         }
     } else {
@@ -357,7 +357,7 @@ mod tests {
         for existing in ["dst", "dangling", "dir"] {
             let error = run(&copy("src", existing), dir.path()).unwrap_err();
             assert!(
-                matches!(&error, StepError::DestinationExists { path } if *path == dir.path().join(existing)),
+                matches!(&error, FileStepError::DestinationExists { path } if *path == dir.path().join(existing)),
                 "{error:?}"
             );
         }
@@ -373,7 +373,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let error = run(&copy("missing", "dst"), dir.path()).unwrap_err();
         match error {
-            StepError::Metadata { path, source } => {
+            FileStepError::Metadata { path, source } => {
                 assert_eq!(path, dir.path().join("missing"));
                 assert_eq!(source.kind(), io::ErrorKind::NotFound);
             }
@@ -391,7 +391,7 @@ mod tests {
         for to in ["tree/sub/new/deeper", "alias/new", "tree/x/../sub/y"] {
             let error = run(&copy("tree", to), dir.path()).unwrap_err();
             assert!(
-                matches!(&error, StepError::CopyIntoItself { to: path, .. } if *path == dir.path().join(to)),
+                matches!(&error, FileStepError::CopyIntoItself { to: path, .. } if *path == dir.path().join(to)),
                 "{to}: {error:?}"
             );
         }
@@ -415,7 +415,7 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
         let error = run(&copy("fifo", "copy"), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::UnsupportedFileType { path } if *path == fifo),
+            matches!(&error, FileStepError::UnsupportedFileType { path } if *path == fifo),
             "{error:?}"
         );
     }

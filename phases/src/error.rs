@@ -1,4 +1,4 @@
-//! Why a file step failed: [`StepError`], one variant per failed operation.
+//! Why a file step failed: [`FileStepError`], one variant per failed operation.
 //!
 //! Every variant names the path (or paths) it was working on. Variants caused by the operating
 //! system carry the [`io::Error`] as their `#[source]`, so a caller renders the message as
@@ -17,7 +17,7 @@ use kiln_schema::Mode;
 /// the destination untouched when they fail; `copy`, `chmod` and a recursive `remove` may have done
 /// part of their work.
 #[derive(Debug, thiserror::Error)]
-pub enum StepError {
+pub enum FileStepError {
     /// A `run` step was handed to [`crate::run_file_step`]; the runtime executes it as a process.
     #[error("a `run` step is not a file step; the runtime runs it as a process")]
     NotAFileStep,
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn messages_name_the_path_and_leave_the_source_to_the_chain() {
-        let error = StepError::Write {
+        let error = FileStepError::Write {
             path: PathBuf::from("/build/out/a"),
             source: io::Error::from(io::ErrorKind::PermissionDenied),
         };
@@ -225,14 +225,14 @@ mod tests {
             io::Error::from(io::ErrorKind::PermissionDenied).to_string()
         );
 
-        let error = StepError::SetMode {
+        let error = FileStepError::SetMode {
             path: PathBuf::from("x"),
             mode: Mode(0o755),
             source: io::Error::from(io::ErrorKind::PermissionDenied),
         };
         assert_eq!(error.to_string(), "cannot set mode `0755` on `x`");
         assert_eq!(
-            StepError::PlaceholderNotFound {
+            FileStepError::PlaceholderNotFound {
                 file: PathBuf::from("f"),
                 name: "out".to_owned()
             }

@@ -2,7 +2,7 @@
 //! timestamps without following symlinks, parent creation and atomic file replacement.
 //!
 //! These call `std::fs` directly rather than `fs_err`: every failure is wrapped in a typed
-//! [`StepError`] variant that already names the path, and `fs_err` would repeat it in the
+//! [`FileStepError`] variant that already names the path, and `fs_err` would repeat it in the
 //! `caused by:` line.
 
 use std::ffi::OsString;
@@ -15,11 +15,11 @@ use kiln_schema::Mode;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 
-use crate::StepError;
+use crate::FileStepError;
 
 /// The names in `dir`, sorted bytewise so that every walk visits entries in the same order.
-pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<OsString>, StepError> {
-    let read_dir_error = |source| StepError::ReadDir {
+pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<OsString>, FileStepError> {
+    let read_dir_error = |source| FileStepError::ReadDir {
         path: dir.to_owned(),
         source,
     };
@@ -35,11 +35,13 @@ pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<OsString>, StepError> {
 /// Sets the permission bits of `path` (following a symlink) to exactly `mode`.
 ///
 /// `chmod(2)` is not subject to the umask, so the result is `mode` itself.
-pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), StepError> {
-    fs::set_permissions(path, Permissions::from_mode(mode)).map_err(|source| StepError::SetMode {
-        path: path.to_owned(),
-        mode: Mode(mode),
-        source,
+pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), FileStepError> {
+    fs::set_permissions(path, Permissions::from_mode(mode)).map_err(|source| {
+        FileStepError::SetMode {
+            path: path.to_owned(),
+            mode: Mode(mode),
+            source,
+        }
     })
 }
 
@@ -53,7 +55,7 @@ pub(crate) fn permission_bits(metadata: &Metadata) -> u32 {
 /// Uses `utimensat(2)` with `AT_SYMLINK_NOFOLLOW` so a symlink gets its own times and its target
 /// is left alone (<https://man7.org/linux/man-pages/man2/utimensat.2.html>); `std` can only set
 /// the times of what a symlink points to.
-pub(crate) fn copy_times(path: &Path, metadata: &Metadata) -> Result<(), StepError> {
+pub(crate) fn copy_times(path: &Path, metadata: &Metadata) -> Result<(), FileStepError> {
     let atime = TimeSpec::new(metadata.atime(), metadata.atime_nsec());
     let mtime = TimeSpec::new(metadata.mtime(), metadata.mtime_nsec());
     utimensat(
@@ -63,17 +65,17 @@ pub(crate) fn copy_times(path: &Path, metadata: &Metadata) -> Result<(), StepErr
         &mtime,
         UtimensatFlags::NoFollowSymlink,
     )
-    .map_err(|errno| StepError::SetTimes {
+    .map_err(|errno| FileStepError::SetTimes {
         path: path.to_owned(),
         source: errno.into(),
     })
 }
 
 /// Creates the missing parent directories of `path` (like `mkdir -p "$(dirname path)"`).
-pub(crate) fn create_parents(path: &Path) -> Result<(), StepError> {
+pub(crate) fn create_parents(path: &Path) -> Result<(), FileStepError> {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => {
-            fs::create_dir_all(parent).map_err(|source| StepError::CreateDir {
+            fs::create_dir_all(parent).map_err(|source| FileStepError::CreateDir {
                 path: parent.to_owned(),
                 source,
             })

@@ -4,7 +4,7 @@
 //! The runtime (`kiln-builder`) executes `run` steps as processes and hands every other
 //! [`Step`] to [`run_file_step`] with the phase's working directory. A step either succeeds with
 //! a [`StepReport`] (warnings to show, such as a `substitute` pattern not found with
-//! `ifMissing: warn`) or fails with a [`StepError`] naming the operation and the path.
+//! `ifMissing: warn`) or fails with a [`FileStepError`] naming the operation and the path.
 //!
 //! Each kind lives in its own module, whose documentation gives its exact semantics. In short:
 //! parents of created paths are created, modes are exact whatever the umask, symlinks are never
@@ -55,7 +55,7 @@ mod substitute;
 mod symlink;
 mod write;
 
-pub use error::StepError;
+pub use error::FileStepError;
 
 /// What a successful file step has to report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,10 +67,10 @@ pub struct StepReport {
 /// Runs one file step. Relative paths in the step resolve against `cwd`. Returns warnings to
 /// report (e.g. substitute patterns not found with ifMissing=warn).
 ///
-/// A [`Step::Run`] is not a file step: it returns [`StepError::NotAFileStep`] and does nothing.
+/// A [`Step::Run`] is not a file step: it returns [`FileStepError::NotAFileStep`] and does nothing.
 /// References (`${outputs.out}`, ...) MUST already be resolved; the strings are used as paths
 /// and contents verbatim.
-pub fn run_file_step(step: &Step, cwd: &Path) -> Result<StepReport, StepError> {
+pub fn run_file_step(step: &Step, cwd: &Path) -> Result<StepReport, FileStepError> {
     let warnings = match step {
         Step::Run(_)
         | Step::Unpack(_)
@@ -79,7 +79,7 @@ pub fn run_file_step(step: &Step, cwd: &Path) -> Result<StepReport, StepError> {
         | Step::Make(_)
         | Step::Fixup(_)
         | Step::AutoPatchelf(_)
-        | Step::PatchShebangs(_) => return Err(StepError::NotAFileStep),
+        | Step::PatchShebangs(_) => return Err(FileStepError::NotAFileStep),
         Step::Write(step) => write::run(step, cwd).map(|()| Vec::new())?,
         Step::Mkdir(step) => mkdir::run(step, cwd).map(|()| Vec::new())?,
         Step::Copy(step) => copy::run(step, cwd).map(|()| Vec::new())?,
@@ -109,7 +109,7 @@ mod tests {
             stdout: None,
         });
         let error = run_file_step(&step, dir.path()).unwrap_err();
-        assert!(matches!(error, StepError::NotAFileStep), "{error:?}");
+        assert!(matches!(error, FileStepError::NotAFileStep), "{error:?}");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 

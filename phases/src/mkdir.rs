@@ -3,24 +3,24 @@
 //! - The directory and any missing parents are created with mode `0777` less the umask, as
 //!   `mkdir -p` does; use a `chmod` step for exact bits.
 //! - An existing directory, or a symlink to one, is fine and left as it is.
-//! - Anything else at the path (a file, a dangling symlink) is [`StepError::NotADirectory`].
+//! - Anything else at the path (a file, a dangling symlink) is [`FileStepError::NotADirectory`].
 
 use std::fs;
 use std::path::Path;
 
 use kiln_schema::MkdirStep;
 
-use crate::StepError;
+use crate::FileStepError;
 
 /// Runs a `mkdir` step; relative paths resolve against `cwd`.
-pub(crate) fn run(step: &MkdirStep, cwd: &Path) -> Result<(), StepError> {
+pub(crate) fn run(step: &MkdirStep, cwd: &Path) -> Result<(), FileStepError> {
     let path = cwd.join(&step.path);
     fs::create_dir_all(&path).map_err(|source| {
         // `create_dir_all` reports "already exists" for a non-directory in the way; say what it is.
         if fs::symlink_metadata(&path).is_ok() && !path.is_dir() {
-            StepError::NotADirectory { path: path.clone() }
+            FileStepError::NotADirectory { path: path.clone() }
         } else {
-            StepError::CreateDir {
+            FileStepError::CreateDir {
                 path: path.clone(),
                 source,
             }
@@ -88,7 +88,7 @@ mod tests {
         fs::write(dir.path().join("f"), "file").unwrap();
         let error = run(&mkdir("f"), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::NotADirectory { path } if *path == dir.path().join("f")),
+            matches!(&error, FileStepError::NotADirectory { path } if *path == dir.path().join("f")),
             "{error:?}"
         );
         assert_eq!(
@@ -107,7 +107,7 @@ mod tests {
         symlink("nowhere", dir.path().join("dangling")).unwrap();
         let error = run(&mkdir("dangling"), dir.path()).unwrap_err();
         assert!(
-            matches!(error, StepError::NotADirectory { .. }),
+            matches!(error, FileStepError::NotADirectory { .. }),
             "{error:?}"
         );
         assert!(!dir.path().join("nowhere").exists());
@@ -119,7 +119,7 @@ mod tests {
         fs::write(dir.path().join("f"), "").unwrap();
         let error = run(&mkdir("f/sub"), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::CreateDir { path, .. } if *path == dir.path().join("f/sub")),
+            matches!(&error, FileStepError::CreateDir { path, .. } if *path == dir.path().join("f/sub")),
             "{error:?}"
         );
     }

@@ -4,8 +4,8 @@
 //! - Symlinks are never followed: a symlink is removed itself, a symlink inside a tree is removed
 //!   as an entry, and a trailing `/` on the path does not make it follow one either.
 //! - A directory needs `recursive: true` unless it is empty; otherwise the step fails with
-//!   [`StepError::DirectoryNotEmpty`], which says so.
-//! - A missing path is [`StepError::NotFound`] unless `ignoreMissing: true`.
+//!   [`FileStepError::DirectoryNotEmpty`], which says so.
+//! - A missing path is [`FileStepError::NotFound`] unless `ignoreMissing: true`.
 //! - A recursive removal that is refused because a directory inside is read-only (a tree copied
 //!   from the store keeps its `0555` modes) makes the directories of the tree writable and tries
 //!   once more; `rm -rf` would fail there.
@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 
 use kiln_schema::RemoveStep;
 
-use crate::{fsx, StepError};
+use crate::{fsx, FileStepError};
 
 /// Runs a `remove` step; a relative path resolves against `cwd`.
-pub(crate) fn run(step: &RemoveStep, cwd: &Path) -> Result<(), StepError> {
+pub(crate) fn run(step: &RemoveStep, cwd: &Path) -> Result<(), FileStepError> {
     // Rebuilding from components drops a trailing `/`, which would make the kernel follow a
     // symlink to a directory (path_resolution(7)).
     let path: PathBuf = cwd.join(&step.path).components().collect();
@@ -30,20 +30,20 @@ pub(crate) fn run(step: &RemoveStep, cwd: &Path) -> Result<(), StepError> {
             return if step.ignore_missing {
                 Ok(())
             } else {
-                Err(StepError::NotFound { path })
+                Err(FileStepError::NotFound { path })
             };
         }
-        Err(source) => return Err(StepError::Metadata { path, source }),
+        Err(source) => return Err(FileStepError::Metadata { path, source }),
     };
     if !metadata.is_dir() {
-        return fs::remove_file(&path).map_err(|source| StepError::Remove { path, source });
+        return fs::remove_file(&path).map_err(|source| FileStepError::Remove { path, source });
     }
     if !step.recursive {
         return fs::remove_dir(&path).map_err(|source| {
             if source.kind() == io::ErrorKind::DirectoryNotEmpty {
-                StepError::DirectoryNotEmpty { path: path.clone() }
+                FileStepError::DirectoryNotEmpty { path: path.clone() }
             } else {
-                StepError::Remove {
+                FileStepError::Remove {
                     path: path.clone(),
                     source,
                 }
@@ -55,16 +55,16 @@ pub(crate) fn run(step: &RemoveStep, cwd: &Path) -> Result<(), StepError> {
     match fs::remove_dir_all(&path) {
         Err(source) if source.kind() == io::ErrorKind::PermissionDenied => {
             make_directories_writable(&path)?;
-            fs::remove_dir_all(&path).map_err(|source| StepError::Remove { path, source })
+            fs::remove_dir_all(&path).map_err(|source| FileStepError::Remove { path, source })
         }
-        result => result.map_err(|source| StepError::Remove { path, source }),
+        result => result.map_err(|source| FileStepError::Remove { path, source }),
     }
 }
 
 /// Gives the owner `rwx` on `dir` and every directory below it (what is left of it after a
 /// partial removal), not following symlinks.
-fn make_directories_writable(dir: &Path) -> Result<(), StepError> {
-    let metadata = fs::symlink_metadata(dir).map_err(|source| StepError::Metadata {
+fn make_directories_writable(dir: &Path) -> Result<(), FileStepError> {
+    let metadata = fs::symlink_metadata(dir).map_err(|source| FileStepError::Metadata {
         path: dir.to_owned(),
         source,
     })?;
@@ -137,7 +137,7 @@ mod tests {
 
         let error = run(&remove("d", false, false), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::DirectoryNotEmpty { path } if *path == dir.path().join("d")),
+            matches!(&error, FileStepError::DirectoryNotEmpty { path } if *path == dir.path().join("d")),
             "{error:?}"
         );
         assert!(
@@ -201,7 +201,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let error = run(&remove("missing", true, false), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::NotFound { path } if *path == dir.path().join("missing")),
+            matches!(&error, FileStepError::NotFound { path } if *path == dir.path().join("missing")),
             "{error:?}"
         );
         run(&remove("missing", false, true), dir.path()).unwrap();

@@ -6,9 +6,9 @@
 //! - `replace` items apply first, in order. Each replaces every non-overlapping occurrence, left
 //!   to right, and checks for its pattern in the content as the earlier items left it, like a
 //!   chain of `--replace-fail` / `--replace-warn`. A pattern that does not occur is
-//!   [`StepError::PatternNotFound`] with `ifMissing: fail` (the default) and a warning in
+//!   [`FileStepError::PatternNotFound`] with `ifMissing: fail` (the default) and a warning in
 //!   [`StepReport::warnings`](crate::StepReport::warnings) with `ifMissing: warn`.
-//! - Then `vars`, in name order: each `@NAME@` MUST occur ([`StepError::PlaceholderNotFound`]
+//! - Then `vars`, in name order: each `@NAME@` MUST occur ([`FileStepError::PlaceholderNotFound`]
 //!   otherwise) and every occurrence becomes the value (`--subst-var-by`).
 //! - The result goes to `out`, or back to `file` when `out` is not given. It keeps `file`'s
 //!   permission bits and is written atomically: a temporary file in the destination's directory
@@ -22,17 +22,17 @@ use std::path::Path;
 
 use kiln_schema::{IfMissing, SubstituteStep};
 
-use crate::{fsx, StepError};
+use crate::{fsx, FileStepError};
 
 /// Runs a `substitute` step; relative paths resolve against `cwd`. Returns the warnings of
 /// `ifMissing: warn` replacements whose pattern was not found.
-pub(crate) fn run(step: &SubstituteStep, cwd: &Path) -> Result<Vec<String>, StepError> {
+pub(crate) fn run(step: &SubstituteStep, cwd: &Path) -> Result<Vec<String>, FileStepError> {
     let file = cwd.join(&step.file);
-    let metadata = fs::metadata(&file).map_err(|source| StepError::Metadata {
+    let metadata = fs::metadata(&file).map_err(|source| FileStepError::Metadata {
         path: file.clone(),
         source,
     })?;
-    let mut content = fs::read(&file).map_err(|source| StepError::Read {
+    let mut content = fs::read(&file).map_err(|source| FileStepError::Read {
         path: file.clone(),
         source,
     })?;
@@ -40,7 +40,7 @@ pub(crate) fn run(step: &SubstituteStep, cwd: &Path) -> Result<Vec<String>, Step
     let mut warnings = Vec::new();
     for replacement in &step.replace {
         if replacement.from.is_empty() {
-            return Err(StepError::EmptyPattern { file });
+            return Err(FileStepError::EmptyPattern { file });
         }
         match replace_all(
             &content,
@@ -50,7 +50,7 @@ pub(crate) fn run(step: &SubstituteStep, cwd: &Path) -> Result<Vec<String>, Step
             Some(replaced) => content = replaced,
             None => match replacement.if_missing {
                 IfMissing::Fail => {
-                    return Err(StepError::PatternNotFound {
+                    return Err(FileStepError::PatternNotFound {
                         file,
                         pattern: replacement.from.clone(),
                     });
@@ -68,7 +68,7 @@ pub(crate) fn run(step: &SubstituteStep, cwd: &Path) -> Result<Vec<String>, Step
         match replace_all(&content, placeholder.as_bytes(), value.as_bytes()) {
             Some(replaced) => content = replaced,
             None => {
-                return Err(StepError::PlaceholderNotFound {
+                return Err(FileStepError::PlaceholderNotFound {
                     file,
                     name: name.clone(),
                 })
@@ -85,7 +85,7 @@ pub(crate) fn run(step: &SubstituteStep, cwd: &Path) -> Result<Vec<String>, Step
         None => file,
     };
     fsx::replace_file(&out, &content, fsx::permission_bits(&metadata))
-        .map_err(|source| StepError::Write { path: out, source })?;
+        .map_err(|source| FileStepError::Write { path: out, source })?;
     Ok(warnings)
 }
 
@@ -203,7 +203,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(&error, StepError::PatternNotFound { file, pattern }
+            matches!(&error, FileStepError::PatternNotFound { file, pattern }
                 if *file == dir.path().join("f") && pattern == "foo"),
             "{error:?}"
         );
@@ -256,7 +256,7 @@ mod tests {
 
         let error = run(&substitute("f", vec![], &[("missing", "x")]), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::PlaceholderNotFound { file, name }
+            matches!(&error, FileStepError::PlaceholderNotFound { file, name }
                 if *file == dir.path().join("f") && name == "missing"),
             "{error:?}"
         );
@@ -318,12 +318,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(&error, StepError::Metadata { path, .. } if *path == dir.path().join("missing")),
+            matches!(&error, FileStepError::Metadata { path, .. } if *path == dir.path().join("missing")),
             "{error:?}"
         );
         fs::write(dir.path().join("f"), "abc").unwrap();
         let error = run(&substitute("f", vec![fail("", "x")], &[]), dir.path()).unwrap_err();
-        assert!(matches!(error, StepError::EmptyPattern { .. }), "{error:?}");
+        assert!(
+            matches!(error, FileStepError::EmptyPattern { .. }),
+            "{error:?}"
+        );
         assert_eq!(fs::read_to_string(dir.path().join("f")).unwrap(), "abc");
     }
 }

@@ -3,7 +3,7 @@
 //! - `target` is stored verbatim: a relative target stays relative to the link's directory and is
 //!   never resolved against the step's working directory; it need not exist.
 //! - Missing parents of `link` are created (mode `0777` less the umask).
-//! - Anything already at `link`, even a dangling symlink, is [`StepError::DestinationExists`];
+//! - Anything already at `link`, even a dangling symlink, is [`FileStepError::DestinationExists`];
 //!   it is never replaced.
 
 use std::os::unix::fs::symlink;
@@ -11,17 +11,17 @@ use std::path::Path;
 
 use kiln_schema::SymlinkStep;
 
-use crate::{fsx, StepError};
+use crate::{fsx, FileStepError};
 
 /// Runs a `symlink` step; a relative `link` resolves against `cwd`.
-pub(crate) fn run(step: &SymlinkStep, cwd: &Path) -> Result<(), StepError> {
+pub(crate) fn run(step: &SymlinkStep, cwd: &Path) -> Result<(), FileStepError> {
     let link = cwd.join(&step.link);
     fsx::create_parents(&link)?;
     symlink(&step.target, &link).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {
-            StepError::DestinationExists { path: link.clone() }
+            FileStepError::DestinationExists { path: link.clone() }
         } else {
-            StepError::Symlink {
+            FileStepError::Symlink {
                 link: link.clone(),
                 target: step.target.clone().into(),
                 source,
@@ -76,7 +76,7 @@ mod tests {
         for existing in ["file", "link"] {
             let error = run(&symlink_step("new", existing), dir.path()).unwrap_err();
             assert!(
-                matches!(&error, StepError::DestinationExists { path } if *path == dir.path().join(existing)),
+                matches!(&error, FileStepError::DestinationExists { path } if *path == dir.path().join(existing)),
                 "{error:?}"
             );
         }
@@ -93,7 +93,7 @@ mod tests {
         fs::write(dir.path().join("file"), "").unwrap();
         let error = run(&symlink_step("t", "file/link"), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::CreateDir { path, .. } if *path == dir.path().join("file")),
+            matches!(&error, FileStepError::CreateDir { path, .. } if *path == dir.path().join("file")),
             "{error:?}"
         );
     }

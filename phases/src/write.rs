@@ -11,18 +11,18 @@ use std::path::Path;
 
 use kiln_schema::WriteStep;
 
-use crate::{fsx, StepError};
+use crate::{fsx, FileStepError};
 
 /// The mode of a written file when the step gives none.
 const DEFAULT_MODE: u32 = 0o644;
 
 /// Runs a `write` step; relative paths resolve against `cwd`.
-pub(crate) fn run(step: &WriteStep, cwd: &Path) -> Result<(), StepError> {
+pub(crate) fn run(step: &WriteStep, cwd: &Path) -> Result<(), FileStepError> {
     let path = cwd.join(&step.path);
     let mode = step.mode.map_or(DEFAULT_MODE, |mode| mode.0);
     fsx::create_parents(&path)?;
     fsx::replace_file(&path, step.content.as_bytes(), mode)
-        .map_err(|source| StepError::Write { path, source })
+        .map_err(|source| FileStepError::Write { path, source })
 }
 
 #[cfg(test)]
@@ -115,7 +115,7 @@ mod tests {
         fs::create_dir(dir.path().join("d")).unwrap();
         let error = run(&write("d", "x", None), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::Write { path, .. } if *path == dir.path().join("d")),
+            matches!(&error, FileStepError::Write { path, .. } if *path == dir.path().join("d")),
             "{error:?}"
         );
         assert!(dir.path().join("d").is_dir());
@@ -129,7 +129,7 @@ mod tests {
         fs::write(dir.path().join("file"), "").unwrap();
         let error = run(&write("file/sub/x", "x", None), dir.path()).unwrap_err();
         assert!(
-            matches!(&error, StepError::CreateDir { path, .. } if *path == dir.path().join("file/sub")),
+            matches!(&error, FileStepError::CreateDir { path, .. } if *path == dir.path().join("file/sub")),
             "{error:?}"
         );
     }
