@@ -356,6 +356,16 @@ pub enum Step {
 }
 
 impl Step {
+    /// A `run` step of `argv` with no `env`, `cwd` or `stdout` of its own.
+    pub fn run(argv: Vec<String>) -> Step {
+        Step::Run(RunStep {
+            argv,
+            env: BTreeMap::new(),
+            cwd: None,
+            stdout: None,
+        })
+    }
+
     /// The step kind as written in the plan (`run`, `write`, ...).
     pub fn kind(&self) -> &'static str {
         match self {

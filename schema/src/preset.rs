@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{known_names, PlanError, PlanErrorKind, PlanErrors, Problems};
 use crate::path::JsonPath;
 use crate::plan::{
-    ConfigureStep, Edit, FixupStep, MakeStep, PatchStep, Phase, Plan, RunStep, Step, UnpackStep,
+    ConfigureStep, Edit, FixupStep, MakeStep, PatchStep, Phase, Plan, Step, UnpackStep,
 };
 
 /// The build systems kiln has presets for.
@@ -304,7 +304,7 @@ pub fn preset_phases(preset: &Preset, plan_sets_ldflags: bool) -> Vec<Phase> {
                 if preset.do_check { "ON" } else { "OFF" }
             ));
             argv.extend(preset.cmake_flags.iter().cloned());
-            phases.push(phase("configure", vec![run(argv)]));
+            phases.push(phase("configure", vec![Step::run(argv)]));
             let in_build = |mut p: Phase| {
                 p.cwd = Some("build".to_owned());
                 p
@@ -355,7 +355,7 @@ pub fn preset_phases(preset: &Preset, plan_sets_ldflags: bool) -> Vec<Phase> {
             // Meson links with an rpath of its own, so ld ignores LD_RUN_PATH, and strips it at
             // install: give it `$out/lib` the way nixpkgs' linker wrapper does, through LDFLAGS
             // (which Meson keeps), unless the plan sets LDFLAGS itself.
-            let mut configure = run(argv);
+            let mut configure = Step::run(argv);
             if let (Step::Run(step), false) = (&mut configure, plan_sets_ldflags) {
                 step.env
                     .insert("LDFLAGS".to_owned(), format!("-Wl,-rpath,{out}/lib"));
@@ -371,7 +371,7 @@ pub fn preset_phases(preset: &Preset, plan_sets_ldflags: bool) -> Vec<Phase> {
                 argv.extend(preset.make_flags.iter().cloned());
                 argv.extend(extra.iter().cloned());
                 argv.extend(targets.iter().cloned());
-                run(argv)
+                Step::run(argv)
             };
             phases.push(phase("build", vec![ninja(&preset.build_flags, &[])]));
             let check_target = preset
@@ -409,15 +409,6 @@ pub fn preset_phases(preset: &Preset, plan_sets_ldflags: bool) -> Vec<Phase> {
         }
     }
     phases
-}
-
-fn run(argv: Vec<String>) -> Step {
-    Step::Run(RunStep {
-        argv,
-        env: BTreeMap::new(),
-        cwd: None,
-        stdout: None,
-    })
 }
 
 /// Edits from elsewhere than the plan (dependency hooks), with their origin.

@@ -395,15 +395,6 @@ impl<'r, 'a> Translator<'r, 'a> {
 
 type Knob = fn(&mut FixupStep);
 
-fn run(argv: Vec<String>) -> Step {
-    Step::Run(RunStep {
-        argv,
-        env: BTreeMap::new(),
-        cwd: None,
-        stdout: None,
-    })
-}
-
 fn present(r: &Reader, attributes: &[&'static str]) -> Vec<String> {
     attributes
         .iter()

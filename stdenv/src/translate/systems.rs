@@ -148,9 +148,12 @@ impl<'r, 'a> Translator<'r, 'a> {
             (
                 "check",
                 in_build.clone(),
-                vec![ninja(parallel_checking, &["meson-test-prereq"]), run(test)],
+                vec![
+                    ninja(parallel_checking, &["meson-test-prereq"]),
+                    Step::run(test),
+                ],
             ),
-            ("install", in_build, vec![run(install)]),
+            ("install", in_build, vec![Step::run(install)]),
         ]
     }
 
