@@ -3,8 +3,6 @@
 use std::fmt::Write as _;
 
 use kiln_builder::build::{RunError, SetupError};
-use kiln_builder::deps::DepsError;
-use kiln_builder::executor::BuildError;
 use kiln_builder::load::LoadError;
 use kiln_builder::local::LocalError;
 use kiln_builder::split::SplitError;
@@ -73,22 +71,6 @@ pub enum CliError {
     },
 }
 
-/// The exit code of a failed local build.
-pub fn local_exit_code(error: &LocalError) -> i32 {
-    match error {
-        LocalError::Phase { failure } => match failure.signal {
-            Some(signal) => exit_codes::for_signal(signal),
-            None => exit_codes::BUILD_FAILED,
-        },
-        LocalError::Restore { .. }
-        | LocalError::PlanMismatch { .. }
-        | LocalError::NotCached { .. } => exit_codes::INVALID_INPUT,
-        // The runner inside died during the phase (killed by a step, out of memory).
-        LocalError::Sandbox { setup: false, .. } => exit_codes::BUILD_FAILED,
-        _ => exit_codes::SETUP_FAILED,
-    }
-}
-
 impl CliError {
     /// `Run` errors of the build named `name`.
     pub fn from_run(name: &str) -> impl Fn(RunError) -> CliError + '_ {
@@ -102,37 +84,15 @@ impl CliError {
     /// The documented exit code.
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Load(LoadError::Invalid { .. }) => exit_codes::INVALID_INPUT,
-            CliError::Load(LoadError::Read { .. }) => exit_codes::SETUP_FAILED,
-            CliError::Load(LoadError::Dependency(DepsError::InvalidHook { .. })) => {
-                exit_codes::INVALID_INPUT
-            }
-            CliError::Load(LoadError::Dependency(DepsError::Read { .. })) => {
-                exit_codes::SETUP_FAILED
-            }
+            CliError::Load(error) => error.exit_code(),
             CliError::Setup(_) => exit_codes::SETUP_FAILED,
-            CliError::Run { error, .. } => match error {
-                RunError::Build(BuildError::Interrupted { signal, .. }) => {
-                    exit_codes::for_signal(*signal as i32)
-                }
-                RunError::Setup(_) => exit_codes::SETUP_FAILED,
-                _ => exit_codes::BUILD_FAILED,
-            },
+            CliError::Run { error, .. } => error.exit_code(),
             CliError::NotUnderNix => exit_codes::INVALID_INPUT,
-            CliError::Split { error, .. } => match error {
-                SplitError::Restore { .. } | SplitError::PlanMismatch { .. } => {
-                    exit_codes::INVALID_INPUT
-                }
-                SplitError::Run(RunError::Build(BuildError::Interrupted { signal, .. })) => {
-                    exit_codes::for_signal(*signal as i32)
-                }
-                SplitError::Run(RunError::Setup(_)) => exit_codes::SETUP_FAILED,
-                _ => exit_codes::BUILD_FAILED,
-            },
+            CliError::Split { error, .. } => error.exit_code(),
             CliError::State(_) => exit_codes::INVALID_INPUT,
             CliError::Usage(_) | CliError::UnknownPhase { .. } => exit_codes::INVALID_INPUT,
             CliError::Sandbox(_) => exit_codes::SETUP_FAILED,
-            CliError::Local { error, .. } => local_exit_code(error),
+            CliError::Local { error, .. } => error.exit_code(),
             CliError::Exit(code) => *code,
             CliError::Io { .. } => exit_codes::SETUP_FAILED,
         }

@@ -810,7 +810,7 @@ pub fn build(args: &BuildArgs, sink: &mut Sink) -> Result<(), CliError> {
     };
     let success = result.is_ok() && finished.is_ok();
     let exit_code = match (&result, &finished) {
-        (Err(error), _) => crate::error::local_exit_code(error),
+        (Err(error), _) => error.exit_code(),
         (Ok(_), Err(error)) => error.exit_code(),
         _ => 0,
     };

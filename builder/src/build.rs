@@ -165,6 +165,21 @@ pub enum RunError {
     },
 }
 
+impl RunError {
+    /// The documented exit code (`kiln_schema::exit_codes`): `128 + n` when kiln was stopped
+    /// by signal `n`, set-up failures 3, everything else a failed build (1).
+    pub fn exit_code(&self) -> i32 {
+        use kiln_schema::exit_codes;
+        match self {
+            RunError::Build(BuildError::Interrupted { signal, .. }) => {
+                exit_codes::for_signal(*signal as i32)
+            }
+            RunError::Setup(_) => exit_codes::SETUP_FAILED,
+            _ => exit_codes::BUILD_FAILED,
+        }
+    }
+}
+
 /// Where propagated dependencies are recorded: the plan's `propagate.output`, else `dev` when it
 /// exists, else `out` (stdenv's `outputDev`).
 pub(crate) fn propagation_output<'a>(

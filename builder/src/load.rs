@@ -66,6 +66,22 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// The documented exit code: an invalid plan or dependency hook is invalid input (2); a
+    /// file that cannot be read is a set-up failure (3).
+    pub fn exit_code(&self) -> i32 {
+        use kiln_schema::exit_codes;
+        match self {
+            LoadError::Invalid { .. } => exit_codes::INVALID_INPUT,
+            LoadError::Read { .. } => exit_codes::SETUP_FAILED,
+            LoadError::Dependency(crate::deps::DepsError::InvalidHook { .. }) => {
+                exit_codes::INVALID_INPUT
+            }
+            LoadError::Dependency(crate::deps::DepsError::Read { .. }) => exit_codes::SETUP_FAILED,
+        }
+    }
+}
+
+impl LoadError {
     fn invalid(file: &Path, error: PlanError) -> LoadError {
         LoadError::Invalid {
             file: file.to_owned(),

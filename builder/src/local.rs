@@ -246,6 +246,25 @@ pub enum LocalError {
 }
 
 impl LocalError {
+    /// The documented exit code of a failed local build: a failed phase 1 (or `128 + n` when
+    /// kiln was stopped by signal `n`), a missing or mismatched state 2, the runner dying during
+    /// a phase 1, any other set-up problem 3.
+    pub fn exit_code(&self) -> i32 {
+        use kiln_schema::exit_codes;
+        match self {
+            LocalError::Phase { failure } => match failure.signal {
+                Some(signal) => exit_codes::for_signal(signal),
+                None => exit_codes::BUILD_FAILED,
+            },
+            LocalError::Restore { .. }
+            | LocalError::PlanMismatch { .. }
+            | LocalError::NotCached { .. } => exit_codes::INVALID_INPUT,
+            // The runner inside died during the phase (killed by a step, out of memory).
+            LocalError::Sandbox { setup: false, .. } => exit_codes::BUILD_FAILED,
+            _ => exit_codes::SETUP_FAILED,
+        }
+    }
+
     /// The failure of a phase, when that is what happened.
     pub fn phase_failure(&self) -> Option<&PhaseFailure> {
         match self {

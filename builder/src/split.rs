@@ -93,6 +93,21 @@ pub enum SplitError {
     Run(#[from] RunError),
 }
 
+impl SplitError {
+    /// The documented exit code: a state that does not fit the plan is invalid input (2); a
+    /// failed run is [`RunError::exit_code`]'s; anything else a failed build (1).
+    pub fn exit_code(&self) -> i32 {
+        use kiln_schema::exit_codes;
+        match self {
+            SplitError::Restore { .. } | SplitError::PlanMismatch { .. } => {
+                exit_codes::INVALID_INPUT
+            }
+            SplitError::Run(error) => error.exit_code(),
+            _ => exit_codes::BUILD_FAILED,
+        }
+    }
+}
+
 /// Checks the split attribute against the plan and prepares the plan with placeholders.
 pub fn prepare_part(
     loaded: &LoadedPlan,
