@@ -142,28 +142,46 @@ fn scan_file(
     path: &Path,
     hits: &mut BTreeSet<usize>,
 ) -> Result<(), StepError> {
-    const CHUNK: usize = 1 << 20;
-    const KEEP: usize = 31;
-    let read_error = |source| StepError::Read {
+    for_each_window(path, 31, |window, _| {
+        collect(automaton, window, hits);
+        false
+    })
+    .map_err(|source| StepError::Read {
         path: path.to_owned(),
         source,
-    };
-    let mut file = File::open(path).map_err(read_error)?;
-    let mut buffer = vec![0u8; CHUNK + KEEP];
+    })
+}
+
+/// Reads `path` in 1 MiB chunks and calls `visit(window, offset)` on each, where `window` also
+/// holds the last `keep` bytes of the chunk before (so a pattern up to `keep + 1` bytes long
+/// split across two reads is seen whole) and `offset` is the file offset of `window[0]`.
+/// Stops early when `visit` returns true.
+pub(crate) fn for_each_window(
+    path: &Path,
+    keep: usize,
+    mut visit: impl FnMut(&[u8], u64) -> bool,
+) -> std::io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let mut file = File::open(path)?;
+    let mut buffer = vec![0u8; CHUNK + keep];
     let mut kept = 0;
+    let mut offset: u64 = 0;
     loop {
         let n = match file.read(&mut buffer[kept..]) {
-            Ok(0) => break,
+            Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(read_error(source)),
+            Err(source) => return Err(source),
         };
         let filled = kept + n;
-        collect(automaton, &buffer[..filled], hits);
-        kept = filled.min(KEEP);
-        buffer.copy_within(filled - kept..filled, 0);
+        if visit(&buffer[..filled], offset) {
+            return Ok(());
+        }
+        let next_kept = filled.min(keep);
+        offset += (filled - next_kept) as u64;
+        buffer.copy_within(filled - next_kept..filled, 0);
+        kept = next_kept;
     }
-    Ok(())
 }
 
 fn padded(len: u64) -> u64 {

@@ -11,11 +11,9 @@
 //! `--out-dir`) have no hash part and are not checked.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::checks::{hash_part, scan_references};
+use crate::checks::{for_each_window, hash_part, scan_references};
 use crate::error::StepError;
 
 /// One reference from an output to another: where it is.
@@ -140,35 +138,19 @@ fn find_cycle<'a>(
 /// The byte offset of the first `needle` in the contents of the regular file `path`; `None`
 /// for anything else, or when the contents do not hold it (the name or link target does).
 fn first_offset(path: &Path, needle: &[u8]) -> Option<u64> {
-    let meta = std::fs::symlink_metadata(path).ok()?;
-    if !meta.is_file() {
+    if !std::fs::symlink_metadata(path).ok()?.is_file() {
         return None;
     }
-    let mut file = File::open(path).ok()?;
-    const CHUNK: usize = 1 << 20;
-    let keep = needle.len() - 1;
-    let mut buffer = vec![0u8; CHUNK + keep];
-    let mut kept = 0;
-    let mut consumed: u64 = 0; // bytes before buffer[0]
-    loop {
-        let n = match file.read(&mut buffer[kept..]) {
-            Ok(0) => return None,
-            Ok(n) => n,
-            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return None,
-        };
-        let filled = kept + n;
-        if let Some(at) = buffer[..filled]
+    let mut found = None;
+    for_each_window(path, needle.len() - 1, |window, offset| {
+        found = window
             .windows(needle.len())
-            .position(|window| window == needle)
-        {
-            return Some(consumed + at as u64);
-        }
-        let next_kept = filled.min(keep);
-        consumed += (filled - next_kept) as u64;
-        buffer.copy_within(filled - next_kept..filled, 0);
-        kept = next_kept;
-    }
+            .position(|candidate| candidate == needle)
+            .map(|at| offset + at as u64);
+        found.is_some()
+    })
+    .ok()?;
+    found
 }
 
 #[cfg(test)]

@@ -376,11 +376,7 @@ fn outputs_that_refer_to_each_other_fail_naming_the_files() {
         static_kiln().display(),
         nonce()
     );
-    let output = Command::new("nix-build")
-        .args(["--expr", &expression, "--no-out-link"])
-        .args(NIX_OPTIONS)
-        .output()
-        .unwrap();
+    let output = nix_build_expr(&expression);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     for expected in [
@@ -396,6 +392,16 @@ fn outputs_that_refer_to_each_other_fail_naming_the_files() {
     assert!(!stderr.contains("cycle detected in build"), "{stderr}");
 }
 
+/// `nix-build --expr EXPRESSION --no-out-link` in the sandbox, for a build that needs no
+/// `/bin/sh`.
+fn nix_build_expr(expression: &str) -> Output {
+    Command::new("nix-build")
+        .args(["--expr", expression, "--no-out-link"])
+        .args(NIX_OPTIONS)
+        .output()
+        .expect("nix-build runs")
+}
+
 #[test]
 fn an_invalid_plan_fails_the_derivation_with_its_json_path() {
     require_nix();
@@ -408,11 +414,7 @@ fn an_invalid_plan_fails_the_derivation_with_its_json_path() {
         static_kiln().display(),
         nonce()
     );
-    let output = Command::new("nix-build")
-        .args(["--expr", &expression, "--no-out-link"])
-        .args(NIX_OPTIONS)
-        .output()
-        .unwrap();
+    let output = nix_build_expr(&expression);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("at `kiln.phases[0].stesp`"), "{stderr}");
