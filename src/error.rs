@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
-use kiln_builder::build::{RunError, SetupError};
-use kiln_builder::load::LoadError;
-use kiln_builder::local::LocalError;
+use kiln_builder::local::{LocalError, SessionError};
+use kiln_builder::run::build::{RunError, SetupError};
+use kiln_builder::setup::load::LoadError;
 use kiln_builder::split::SplitError;
 use kiln_schema::excerpt::{excerpt, list_joined, shorten};
 use kiln_schema::{exit_codes, PlanErrorKind};
@@ -69,6 +69,33 @@ pub enum CliError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+impl From<SessionError> for CliError {
+    fn from(error: SessionError) -> CliError {
+        match error {
+            SessionError::Request(text) => CliError::Usage(text),
+            SessionError::UnknownPhase {
+                option,
+                name,
+                existing,
+            } => CliError::UnknownPhase {
+                option,
+                name,
+                existing,
+            },
+            SessionError::Load(error) => CliError::Load(error),
+            SessionError::Setup(error) => CliError::Setup(error),
+            SessionError::State(error) => CliError::State(error),
+            SessionError::Sandbox(error) => CliError::Sandbox(error),
+            SessionError::Io { what, path, source } => CliError::Io { what, path, source },
+            SessionError::Local { name, error } => CliError::Local {
+                name,
+                error,
+                notes: Vec::new(),
+            },
+        }
+    }
 }
 
 impl CliError {

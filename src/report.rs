@@ -2,7 +2,7 @@
 //! display when a person watches stderr, plus the timings recorder when `--timings` is given.
 //!
 //! A local build runs its phases in kiln's own processes inside the sandbox, whose plain lines
-//! reach the [`Sink`] as error messages (`kiln_builder::relay::relay_line`). Those lines already
+//! reach the [`Sink`] as error messages (`kiln_builder::local::relay::relay_line`). Those lines already
 //! say what they are: the sandbox's init and the phase runner print `error: …`, `caused by: …`
 //! and `hint: …` ([`kiln_sandbox::SandboxError::render`]). The displays add `kiln: error: `
 //! themselves, so [`own_severity`] takes a line's own `error: ` (or `warning: `) off first:
@@ -12,9 +12,9 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use kiln_builder::local::LocalReporter;
-use kiln_builder::progress::{color_from_env, ProgressOptions, ProgressReporter};
+use kiln_builder::report::progress::{color_from_env, ProgressOptions, ProgressReporter};
+use kiln_builder::report::timings::{write_timings, TimingsRecorder};
 use kiln_builder::report::{LogFormat, Reporter, WriterReporter};
-use kiln_builder::timings::{write_timings, TimingsRecorder};
 use kiln_schema::events::{Level, LogEvent};
 
 use crate::error::CliError;
@@ -56,7 +56,7 @@ impl Sink {
     pub fn finish(&mut self) -> Result<(), CliError> {
         if let Some((path, recorder)) = self.timings.take() {
             let written = write_timings(&path, &recorder.timings()).map_err(|source| {
-                CliError::Setup(kiln_builder::build::SetupError::CreateDir {
+                CliError::Setup(kiln_builder::run::build::SetupError::CreateDir {
                     path: path.clone(),
                     source,
                 })
@@ -64,7 +64,7 @@ impl Sink {
             let shown: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
             self.report(&LogEvent::Message {
                 level: Level::Info,
-                text: &format!("kiln: timings written to {}", shown.join(" and ")),
+                text: &format!("timings written to {}", shown.join(" and ")),
             });
         }
         Ok(())
@@ -119,7 +119,7 @@ impl LocalReporter for Sink {
         match &mut self.display {
             Display::Lines(lines) => lines.report(&LogEvent::Message {
                 level: Level::Talkative,
-                text: &format!("kiln: phase `{phase}` restored from the cache ({seconds:.2} s)"),
+                text: &format!("phase `{phase}` restored from the cache ({seconds:.2} s)"),
             }),
             Display::Progress(progress) => progress.record_cached(phase),
         }

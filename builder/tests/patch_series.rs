@@ -13,10 +13,10 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use kiln_builder::build::{execute, RunError};
-use kiln_builder::builtin::{self, BuiltinError};
-use kiln_builder::executor::{BuildError, Execution, ExecutorOptions};
 use kiln_builder::report::NullReporter;
+use kiln_builder::run::build::{execute, RunError};
+use kiln_builder::run::builtin::{self, BuiltinError};
+use kiln_builder::run::executor::{BuildError, Execution, ExecutorOptions};
 use kiln_patch::PatchError;
 use kiln_schema::{PatchStep, Plan};
 

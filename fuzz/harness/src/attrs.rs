@@ -15,9 +15,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use kiln_builder::build::prepare;
-use kiln_builder::env::BuildPaths;
-use kiln_builder::load::{load_attrs_file, LoadError};
+use kiln_builder::run::build::prepare;
+use kiln_builder::setup::env::BuildPaths;
+use kiln_builder::setup::load::{load_attrs_file, LoadError};
 
 use crate::plan::check_error;
 use crate::snapshot::Scratch;

@@ -9,6 +9,9 @@
 //! a malformed one. Child lines that happen to start with `@nix` are therefore escaped with a
 //! leading space, so only kiln speaks the protocol.
 
+pub mod progress;
+pub mod timings;
+
 use std::io::Write;
 
 use kiln_schema::events::{Level, LogEvent, Output};
@@ -49,14 +52,15 @@ impl<W: Write> WriterReporter<W> {
         }
     }
 
+    /// A `msg` line: `kiln: ` and the text, so kiln's lines stand out among the children's in
+    /// Nix's log. Event texts never carry the prefix themselves; each text format adds it.
     fn nix_message(&mut self, level: Level, text: &str) {
-        let line = serde_json::json!({ "action": "msg", "level": level as u8, "msg": text });
+        let msg = format!("kiln: {text}");
+        let line = serde_json::json!({ "action": "msg", "level": level as u8, "msg": msg });
         let _ = writeln!(self.out, "@nix {line}");
     }
 
     fn human_message(&mut self, level: Level, text: &str) {
-        // kiln's messages say `kiln:` for Nix's log; the human format adds it itself.
-        let text = text.strip_prefix("kiln: ").unwrap_or(text);
         if level <= self.max_level {
             let prefix = match level {
                 Level::Error => "error: ",
@@ -103,7 +107,7 @@ impl<W: Write> Reporter for WriterReporter<W> {
                 LogEvent::BuildStarted { name, phases, .. } => self.nix_message(
                     Level::Chatty,
                     &format!(
-                        "kiln {}: building `{name}`: phases {}",
+                        "version {}, building `{name}`: phases {}",
                         env!("CARGO_PKG_VERSION"),
                         phases.join(", ")
                     ),
@@ -122,7 +126,7 @@ impl<W: Write> Reporter for WriterReporter<W> {
                     description,
                 } => self.nix_message(
                     Level::Chatty,
-                    &format!("kiln: phase `{phase}` step {step}: {kind} {description}"),
+                    &format!("phase `{phase}` step {step}: {kind} {description}"),
                 ),
                 LogEvent::Output(output) => self.output_line(output),
                 LogEvent::Message { level, text } => self.nix_message(*level, text),
@@ -229,7 +233,7 @@ mod tests {
         assert_eq!(lines[2], "progress\r @nix {}");
         assert_eq!(
             lines[3],
-            r#"@nix {"action":"msg","level":6,"msg":"a \"quoted\"\nline"}"#
+            r#"@nix {"action":"msg","level":6,"msg":"kiln: a \"quoted\"\nline"}"#
         );
     }
 

@@ -5,7 +5,7 @@
 //! itself inside it, so built-in steps (unpack, patch, file steps, fixup) are confined exactly
 //! like `run` steps. The caller writes a [`PhaseRequest`] into the build directory; the runner
 //! reads it, runs the requested phases with every event on stderr as JSON Lines (the caller
-//! relays them, see [`crate::relay`]), and writes a [`PhaseResponse`] next to it: where the
+//! relays them, see [`crate::local::relay`]), and writes a [`PhaseResponse`] next to it: where the
 //! build left off, or how it failed.
 //!
 //! Paths cross as bytes ([`kiln_state::bytes_path`]): the source root `unpack` finds may have
@@ -22,9 +22,9 @@ use kiln_schema::events::Level;
 use kiln_schema::Plan;
 use serde::{Deserialize, Serialize};
 
-use crate::build::{execute, RunError};
-use crate::executor::{BuildError, Execution, ExecutorOptions, Resume};
 use crate::report::{LogFormat, WriterReporter};
+use crate::run::build::{execute, RunError};
+use crate::run::executor::{BuildError, Execution, ExecutorOptions, Resume};
 
 /// The hidden subcommand: `kiln __run-phases BUILD_TOP`.
 pub const INNER_SUBCOMMAND: &str = "__run-phases";
@@ -111,7 +111,7 @@ impl PhaseFailure {
 }
 
 /// What the runner says on stderr besides the event stream, one JSON line each, in the
-/// events' `{"type": .., "data": ..}` envelope (see [`crate::relay::relay_line`]).
+/// events' `{"type": .., "data": ..}` envelope (see [`crate::local::relay::relay_line`]).
 ///
 /// # Format
 ///
@@ -226,7 +226,9 @@ pub fn inner_main(build_top: &Path) -> i32 {
         .err()
         .map(|error| PhaseFailure::from_run_error(&last, error));
     if failure.is_none() && request.finish {
-        if let Err(error) = crate::build::write_propagation(&request.plan, &request.outputs, true) {
+        if let Err(error) =
+            crate::run::build::write_propagation(&request.plan, &request.outputs, true)
+        {
             failure = Some(PhaseFailure::from_run_error(&last, &error));
         }
     }

@@ -11,7 +11,7 @@
 use kiln_schema::events::{Level, LogEvent, Output};
 use serde::Deserialize;
 
-use crate::inner::RunnerReport;
+use crate::local::inner::RunnerReport;
 use crate::report::Reporter;
 
 /// An owned [`LogEvent`], as read from JSON.
@@ -169,7 +169,7 @@ mod tests {
             LogEvent::Output(Output::Bytes(&[0xff, 0x00])),
             LogEvent::Message {
                 level: Level::Debug,
-                text: "kiln: debug",
+                text: "debug",
             },
             LogEvent::PhaseFinished {
                 phase: "a",
@@ -229,7 +229,7 @@ mod tests {
         use std::ffi::OsStr;
         use std::os::unix::ffi::OsStrExt;
 
-        use crate::inner::{PhaseFailure, ResponseUnwritten};
+        use crate::local::inner::{PhaseFailure, ResponseUnwritten};
 
         let reports = [
             RunnerReport::PhaseFailed(PhaseFailure {

@@ -1,48 +1,25 @@
-//! Local mode: a plan's phases run without Nix, each in a fresh sandbox, with the state after
-//! each phase cached so that later runs can start at any phase.
-//!
-//! The plan is resolved with the paths the build sees *inside* the sandbox (the build directory
-//! at `/build`, each output at its path), and the sandbox binds the host directories behind
-//! them: a fresh build directory, and a staging directory standing in for the outputs' parent.
-//! Outputs move to their final place only when every phase succeeded. Each phase is one run of
-//! `kiln __run-phases` ([`crate::inner`]) in its own sandbox; its events are relayed to the
-//! caller's reporter ([`crate::relay`]), so a build reads as one stream.
-//!
-//! After each successful phase the build directory and the partial outputs are packed into the
-//! [`StateCache`] (a `kiln-state` archive) under a key that hashes the plan up to that phase,
-//! the paths it was resolved with and the sandbox's make-up. `--from PHASE` restores the state
-//! of the phase before, so a fixed `check` re-runs without rebuilding; changing an earlier
-//! phase changes the key and the cached state no longer matches.
-//!
-//! `--no-sandbox` runs the phases in kiln's own process instead, on host paths, with the same
-//! caching.
+//! Running a range of phases locally: each in a fresh sandbox (or in process with
+//! `--no-sandbox`), the state after each packed into the cache, restores from the cache or from a
+//! split derivation's state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use kiln_sandbox::SandboxConfig;
 use kiln_schema::events::{Level, LogEvent};
-use kiln_state::{ManifestBase, PackInput, StateError};
 use sha2::{Digest, Sha256};
-use thiserror::Error;
 
-use crate::build::{PreparedBuild, RunError};
-use crate::executor::{Execution, ExecutorOptions, Resume};
-use crate::inner::{
+use super::{Interrupts, LocalError, LocalReporter, StateCache};
+use crate::local::inner::{
     PhaseFailure, PhaseRequest, PhaseResponse, RunnerReport, INNER_SUBCOMMAND, REQUEST_FILE,
     RESPONSE_FILE,
 };
-use crate::process::{run_child, ChildOutcome, ChildSpec, RunLimits};
-use crate::relay::{relay_line, PhaseEvents, Relayed};
-use crate::report::Reporter;
-use crate::signal::SignalEvents;
-
-/// Files kiln itself puts into the build directory; never part of a state.
-pub const KILN_FILES: &[&str] = &[REQUEST_FILE, RESPONSE_FILE];
-
-/// Where the build directory appears inside the sandbox.
-pub const SANDBOX_BUILD_TOP: &str = kiln_sandbox::SANDBOX_BUILD_DIR;
+use crate::local::relay::{relay_line, PhaseEvents, Relayed};
+use crate::run::build::{PreparedBuild, RunError};
+use crate::run::executor::{Execution, ExecutorOptions, Resume};
+use crate::run::process::{run_child, ChildOutcome, ChildSpec, RunLimits};
+use crate::run::signal::SignalEvents;
 
 /// The longest event line read from the sandbox.
 const RELAY_MAX_LINE: usize = 16 * 1024 * 1024;
@@ -53,85 +30,6 @@ const MAX_RESPONSE: u64 = 16 * 1024 * 1024;
 /// Extra time the sandbox gets after kiln's grace period before it is killed: the runner inside
 /// stops its own step first and reports how it ended.
 const SANDBOX_EXTRA_GRACE: Duration = Duration::from_secs(3);
-
-/// Reporter of a local build: every event, and the phases restored from a cached state instead
-/// of being run.
-pub trait LocalReporter: Reporter {
-    /// `phase` was not run: its result came from a cached state, restored in `seconds`.
-    fn phase_restored(&mut self, phase: &str, seconds: f64);
-}
-
-/// kiln's termination signals for a whole local command, from before the first directory is
-/// created to after the last one is removed: a signal never kills kiln half-way (it would leave
-/// staging and build directories behind); it is queued, and the command stops at the next
-/// point where it looks ([`Interrupts::pending`], or while a phase runs).
-pub struct Interrupts {
-    runtime: tokio::runtime::Runtime,
-    signals: SignalEvents,
-}
-
-impl Interrupts {
-    /// Installs the handlers for SIGINT, SIGTERM and SIGHUP.
-    pub fn install() -> Result<Interrupts, LocalError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(LocalError::Runtime)?;
-        let signals = runtime
-            .block_on(async { SignalEvents::install() })
-            .map_err(LocalError::Runtime)?;
-        Ok(Interrupts { runtime, signals })
-    }
-
-    /// A signal received since the last look, if any.
-    pub fn pending(&mut self) -> Option<nix::sys::signal::Signal> {
-        let Interrupts { runtime, signals } = self;
-        runtime.block_on(async {
-            // Let the forwarding tasks move what the handlers queued.
-            for _ in 0..4 {
-                tokio::task::yield_now().await;
-            }
-            signals.pending()
-        })
-    }
-
-    /// Waits for `child` (an interactive command on kiln's terminal). SIGINT is left to the
-    /// command, which shares the terminal; SIGTERM or SIGHUP to kiln kills the child (for a
-    /// sandbox: its init, and with it everything inside).
-    ///
-    /// Returns the command's status and the signal (not SIGINT) that made kiln stop it, if any.
-    pub fn wait_interactive(
-        &mut self,
-        command: std::process::Command,
-    ) -> std::io::Result<(std::process::ExitStatus, Option<nix::sys::signal::Signal>)> {
-        let Interrupts { runtime, signals } = self;
-        runtime.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            // SIGQUIT too is the terminal's, for the command.
-            let _quit = signal(SignalKind::quit())?;
-            let mut child = tokio::process::Command::from(command)
-                .kill_on_drop(true)
-                .spawn()?;
-            let mut stopped_by = None;
-            loop {
-                tokio::select! {
-                    status = child.wait() => return Ok((status?, stopped_by)),
-                    signal = signals.recv() => {
-                        if signal != nix::sys::signal::Signal::SIGINT {
-                            stopped_by.get_or_insert(signal);
-                            let _ = child.start_kill();
-                        }
-                    }
-                }
-            }
-        })
-    }
-
-    /// The first signal received, which decides the exit code.
-    pub fn first(&self) -> Option<nix::sys::signal::Signal> {
-        self.signals.first()
-    }
-}
 
 /// How a local build runs its phases.
 #[derive(Debug, Clone)]
@@ -155,423 +53,6 @@ pub struct HostDirs {
     pub outputs: BTreeMap<String, PathBuf>,
     /// Sandbox only: the host directory bound writable at the outputs' parent inside.
     pub staging: Option<(PathBuf, PathBuf)>,
-}
-
-/// Why a local build did not complete.
-#[derive(Debug, Error)]
-pub enum LocalError {
-    /// A phase failed (inside the sandbox or in process).
-    #[error("{}", failure.message.first().map(String::as_str).unwrap_or("a phase failed"))]
-    Phase {
-        /// What failed.
-        failure: PhaseFailure,
-    },
-    /// The sandbox could not run the phase.
-    #[error("the sandbox for phase `{phase}` ended without a result ({outcome})")]
-    Sandbox {
-        /// The phase.
-        phase: String,
-        /// Whether the sandbox could not be set up (else the runner inside died).
-        setup: bool,
-        /// How the sandbox ended.
-        outcome: String,
-    },
-    /// The sandbox cannot be set up at all.
-    #[error(transparent)]
-    SandboxUnavailable(#[from] kiln_sandbox::SandboxError),
-    /// Writing the request or reading the response failed.
-    #[error("cannot exchange the phase request with the sandbox through `{}`", path.display())]
-    Exchange {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A state could not be restored.
-    #[error("cannot restore the state `{}`", path.display())]
-    Restore {
-        /// The state directory.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: StateError,
-    },
-    /// A state archive belongs to another plan.
-    #[error("the state `{}` was made by a different plan (up to phase `{phase}`)", path.display())]
-    PlanMismatch {
-        /// The state directory.
-        path: PathBuf,
-        /// Its last phase.
-        phase: String,
-    },
-    /// The cache holds no usable state to start at a phase.
-    #[error("no cached state to start at phase `{phase}`: phase `{previous}` has {why}")]
-    NotCached {
-        /// Where the build was asked to start.
-        phase: String,
-        /// The phase whose state is needed.
-        previous: String,
-        /// `no cached state` or `a cached state of another plan`.
-        why: String,
-    },
-    /// A state could not be cached.
-    #[error("cannot cache the state after phase `{phase}` in `{}`", path.display())]
-    Cache {
-        /// The phase.
-        phase: String,
-        /// The cache entry.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: StateError,
-    },
-    /// A directory could not be set up or an output could not be moved into place.
-    #[error("cannot {what} `{}`", path.display())]
-    Io {
-        /// What kiln was doing.
-        what: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The async runtime could not start.
-    #[error("cannot start the runtime")]
-    Runtime(#[source] std::io::Error),
-    /// A tree could not be handed to the build user (kiln runs as root).
-    #[error(transparent)]
-    Owner(kiln_sandbox::OwnerError),
-}
-
-impl LocalError {
-    /// The documented exit code of a failed local build: a failed phase 1 (or `128 + n` when
-    /// kiln was stopped by signal `n`), a missing or mismatched state 2, the runner dying during
-    /// a phase 1, any other set-up problem 3.
-    pub fn exit_code(&self) -> i32 {
-        use kiln_schema::exit_codes;
-        match self {
-            LocalError::Phase { failure } => match failure.signal {
-                Some(signal) => exit_codes::for_signal(signal),
-                None => exit_codes::BUILD_FAILED,
-            },
-            LocalError::Restore { .. }
-            | LocalError::PlanMismatch { .. }
-            | LocalError::NotCached { .. } => exit_codes::INVALID_INPUT,
-            // The runner inside died during the phase (killed by a step, out of memory).
-            LocalError::Sandbox { setup: false, .. } => exit_codes::BUILD_FAILED,
-            _ => exit_codes::SETUP_FAILED,
-        }
-    }
-
-    /// The failure of a phase, when that is what happened.
-    pub fn phase_failure(&self) -> Option<&PhaseFailure> {
-        match self {
-            LocalError::Phase { failure } => Some(failure),
-            _ => None,
-        }
-    }
-}
-
-/// The local cache of phase states: `DIR/PLAN-NAME/PHASE/KEY/{manifest.json,state.tar.zst,
-/// key.json}`, up to [`StateCache::KEEP`] states per phase of each plan name (the newest; older
-/// ones are evicted when a new one is stored). `KEY` is the hash of what the state depends on
-/// ([`LocalBuild::cache_key_parts`]); `key.json` keeps those parts, so a miss can say which one
-/// differs from the newest state there is.
-#[derive(Debug, Clone)]
-pub struct StateCache {
-    dir: PathBuf,
-}
-
-impl StateCache {
-    /// States kept per phase: a build, a `kiln shell` with other directories and a couple of
-    /// variants stay side by side.
-    pub const KEEP: usize = 4;
-
-    /// The cache of plan `name` under `root`.
-    pub fn new(root: &Path, name: &str) -> StateCache {
-        StateCache {
-            dir: root.join(file_name(name)),
-        }
-    }
-
-    /// The directory of the plan's states.
-    pub fn plan_dir(&self) -> PathBuf {
-        self.dir.clone()
-    }
-
-    /// The directory of `phase`'s states.
-    pub fn phase_dir(&self, phase: &str) -> PathBuf {
-        self.dir.join(file_name(phase))
-    }
-
-    /// The directory of `phase`'s state made with `key`.
-    pub fn entry(&self, phase: &str, key: &str) -> PathBuf {
-        self.phase_dir(phase).join(file_name(key))
-    }
-
-    /// The cached state of `phase` made with `key` (whose parts are `parts`); otherwise why not,
-    /// naming what differs from the newest state of the phase.
-    pub fn find(
-        &self,
-        phase: &str,
-        key: &str,
-        parts: &serde_json::Value,
-    ) -> Result<PathBuf, String> {
-        let entry = self.entry(phase, key);
-        match kiln_state::read_manifest(&entry) {
-            Ok(manifest) if manifest.plan_hash == key && manifest.phase == phase => {
-                return Ok(entry)
-            }
-            Ok(_) | Err(_) => {}
-        }
-        let newest = self.entries(phase).into_iter().next();
-        let Some((newest, _)) = newest else {
-            return Err("no cached state".to_owned());
-        };
-        let theirs: Option<serde_json::Value> = std::fs::read(newest.join(KEY_FILE))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        let differences = theirs
-            .map(|theirs| key_differences(parts, &theirs))
-            .unwrap_or_default();
-        if differences.is_empty() {
-            Err("no cached state made with these settings".to_owned())
-        } else {
-            Err(format!(
-                "no cached state made with these settings; the newest one differs: {}",
-                differences.join("; ")
-            ))
-        }
-    }
-
-    /// `phase`'s states, newest first (by their manifest's modification time).
-    fn entries(&self, phase: &str) -> Vec<(PathBuf, std::time::SystemTime)> {
-        let Ok(read) = std::fs::read_dir(self.phase_dir(phase)) else {
-            return Vec::new();
-        };
-        let mut entries: Vec<(PathBuf, std::time::SystemTime)> = read
-            .filter_map(Result::ok)
-            .filter(|entry| !entry.file_name().as_encoded_bytes().starts_with(b"."))
-            .filter_map(|entry| {
-                let path = entry.path();
-                let modified = std::fs::metadata(path.join(kiln_state::MANIFEST_FILE))
-                    .and_then(|meta| meta.modified())
-                    .ok()?;
-                Some((path, modified))
-            })
-            .collect();
-        entries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        entries
-    }
-
-    /// Packs the state after `phase` as its entry for `key` (replacing one with the same key),
-    /// then evicts the oldest beyond [`StateCache::KEEP`]. A failure leaves the old entries.
-    fn store(
-        &self,
-        phase: &str,
-        key: &str,
-        parts: &serde_json::Value,
-        host: &HostDirs,
-        workdir: PathBuf,
-        env: BTreeMap<String, String>,
-    ) -> Result<(), LocalError> {
-        let phase_dir = self.phase_dir(phase);
-        let entry = self.entry(phase, key);
-        let error = |source| LocalError::Cache {
-            phase: phase.to_owned(),
-            path: entry.clone(),
-            source,
-        };
-        // A cache of the earlier layout (one state directly in the phase's directory) goes.
-        if phase_dir.join(kiln_state::MANIFEST_FILE).exists() {
-            let _ = std::fs::remove_dir_all(&phase_dir);
-        }
-        std::fs::create_dir_all(&phase_dir).map_err(|source| LocalError::Io {
-            what: "create the state cache",
-            path: phase_dir.clone(),
-            source,
-        })?;
-        let temp = tempfile::Builder::new()
-            .prefix(".new-")
-            .tempdir_in(&phase_dir)
-            .map_err(|source| LocalError::Io {
-                what: "create a cache entry in",
-                path: phase_dir.clone(),
-                source,
-            })?;
-        let existing: BTreeMap<String, PathBuf> = host
-            .outputs
-            .iter()
-            .filter(|(_, path)| std::fs::symlink_metadata(path).is_ok())
-            .map(|(name, path)| (name.clone(), path.clone()))
-            .collect();
-        let mut input = PackInput::new(&host.build_top, &existing);
-        input.exclude = KILN_FILES;
-        let base = ManifestBase {
-            plan_hash: key.to_owned(),
-            phase: phase.to_owned(),
-            workdir,
-            env,
-        };
-        kiln_state::pack(&input, base, temp.path()).map_err(error)?;
-        std::fs::write(temp.path().join(KEY_FILE), parts.to_string()).map_err(|source| {
-            LocalError::Io {
-                what: "write the cache key into",
-                path: temp.path().to_owned(),
-                source,
-            }
-        })?;
-        // The old entry moves aside first, so that a concurrent reader sees either whole.
-        let old = phase_dir.join(format!(".old-{}", std::process::id()));
-        let had_old = std::fs::rename(&entry, &old).is_ok();
-        std::fs::rename(temp.path(), &entry).map_err(|source| LocalError::Io {
-            what: "store the cache entry",
-            path: entry.clone(),
-            source,
-        })?;
-        // The directory was renamed away; nothing is left to delete.
-        let _ = temp.keep();
-        if had_old {
-            let _ = std::fs::remove_dir_all(&old);
-        }
-        for (evicted, _) in self.entries(phase).into_iter().skip(Self::KEEP) {
-            if evicted != entry {
-                let _ = std::fs::remove_dir_all(evicted);
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Where the last `kiln build` of a plan put its outputs and build directory, kept next to the
-/// plan's cached states (`DIR/PLAN-NAME/last-build.json`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LastBuild {
-    /// `--out-dir`, absolute (always UTF-8: kiln refuses others).
-    pub out_dir: PathBuf,
-    /// `--build-dir`, absolute, when one was given.
-    #[serde(default)]
-    pub build_dir: Option<PathBuf>,
-}
-
-impl LastBuild {
-    const FILE: &'static str = "last-build.json";
-
-    /// The record of `cache`'s plan, if there is a readable one.
-    pub fn read(cache: &StateCache) -> Option<LastBuild> {
-        let bytes = std::fs::read(cache.plan_dir().join(Self::FILE)).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    /// Records this build (best effort: a `shell` then merely starts without it).
-    pub fn write(&self, cache: &StateCache) {
-        let dir = cache.plan_dir();
-        if std::fs::create_dir_all(&dir).is_err() {
-            return;
-        }
-        if let Ok(text) = serde_json::to_vec(self) {
-            let temp = dir.join(format!(".{}.{}", Self::FILE, std::process::id()));
-            if std::fs::write(&temp, text).is_ok() {
-                let _ = std::fs::rename(&temp, dir.join(Self::FILE));
-            }
-        }
-    }
-}
-
-/// The file in a cache entry that keeps the parts of its key.
-const KEY_FILE: &str = "key.json";
-
-/// What differs between two cache keys' parts, in words: the output or build directory, an
-/// earlier phase, the dependencies, the environment (the variables named), kiln's version, the
-/// sandbox.
-fn key_differences(ours: &serde_json::Value, theirs: &serde_json::Value) -> Vec<String> {
-    let show = |value: &serde_json::Value| match value {
-        serde_json::Value::String(text) => format!("`{text}`"),
-        other => format!("`{other}`"),
-    };
-    // The keys of two JSON objects whose values differ.
-    let differing = |a: &'_ serde_json::Value, b: &'_ serde_json::Value| -> Vec<String> {
-        let names: BTreeSet<&String> = a
-            .as_object()
-            .into_iter()
-            .chain(b.as_object())
-            .flat_map(|map| map.keys())
-            .filter(|name| a[name.as_str()] != b[name.as_str()])
-            .collect();
-        names.into_iter().cloned().collect()
-    };
-    let mut out = Vec::new();
-    let field = |name: &str| (&ours[name], &theirs[name]);
-    let (a, b) = field("outputs");
-    for name in differing(a, b) {
-        out.push(format!(
-            "the output directory of `{name}` differs: {} here, {} there",
-            show(&a[name.as_str()]),
-            show(&b[name.as_str()])
-        ));
-    }
-    let (a, b) = field("buildTop");
-    if a != b {
-        out.push(format!(
-            "the build directory differs: {} here, {} there",
-            show(a),
-            show(b)
-        ));
-    }
-    if field("prefix").0 != field("prefix").1 {
-        out.push("the plan up to this phase changed (a phase, an input or a source)".to_owned());
-    }
-    if field("deps").0 != field("deps").1 || field("propagate").0 != field("propagate").1 {
-        out.push("the dependencies changed".to_owned());
-    }
-    let (a, b) = field("baseEnv");
-    let names = differing(a, b);
-    if !names.is_empty() {
-        let shown: Vec<String> = names
-            .iter()
-            .take(5)
-            .map(|name| format!("`{name}`"))
-            .collect();
-        out.push(format!("the environment differs ({})", shown.join(", ")));
-    }
-    let (a, b) = field("kiln");
-    if a != b {
-        out.push(format!(
-            "kiln's version differs: {} here, {} there",
-            show(a),
-            show(b)
-        ));
-    }
-    let (a, b) = field("sandbox");
-    if a != b {
-        out.push(if a == &serde_json::Value::Bool(true) {
-            "that state was made with `--no-sandbox`".to_owned()
-        } else {
-            "that state was made in the sandbox, this run is `--no-sandbox`".to_owned()
-        });
-    }
-    out
-}
-
-/// A name that is one safe path component.
-fn file_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    match cleaned.as_str() {
-        "" | "." | ".." => format!("_{cleaned}"),
-        _ => cleaned,
-    }
 }
 
 /// One local build of a prepared plan (resolved with the inside paths).
@@ -722,7 +203,7 @@ impl<'a> LocalBuild<'a> {
         reporter.report(&LogEvent::Message {
             level: Level::Info,
             text: &format!(
-                "kiln: restored the state after phase `{name}` from `{}` in {seconds:.2} s",
+                "restored the state after phase `{name}` from `{}` in {seconds:.2} s",
                 entry.display()
             ),
         });
@@ -840,7 +321,7 @@ impl<'a> LocalBuild<'a> {
                     Ok(()) => reporter.report(&LogEvent::Message {
                         level: Level::Talkative,
                         text: &format!(
-                            "kiln: cached the state after phase `{}` in {:.2} s",
+                            "cached the state after phase `{}` in {:.2} s",
                             phase.name,
                             started.elapsed().as_secs_f64()
                         ),
@@ -848,7 +329,7 @@ impl<'a> LocalBuild<'a> {
                     // The build itself is fine; only a later `--from` loses its start.
                     Err(error) => reporter.report(&LogEvent::Message {
                         level: Level::Warn,
-                        text: &format!("kiln: {}", error_chain(&error)),
+                        text: &error_chain(&error),
                     }),
                 }
             }
@@ -865,11 +346,11 @@ impl<'a> LocalBuild<'a> {
     ) -> PhaseResponse {
         // No pid namespace ends with the phase: daemons that leave their step's process group
         // (`setsid`, a double fork) must be adopted to be found and killed.
-        if let Err(error) = crate::reaper::adopt_orphans() {
+        if let Err(error) = crate::run::reaper::adopt_orphans() {
             reporter.report(&LogEvent::Message {
                 level: Level::Warn,
                 text: &format!(
-                    "kiln: cannot adopt orphaned processes (PR_SET_CHILD_SUBREAPER: {error}); \
+                    "cannot adopt orphaned processes (PR_SET_CHILD_SUBREAPER: {error}); \
                      daemons a step starts with `setsid` may outlive the build"
                 ),
             });
@@ -1138,9 +619,9 @@ impl<'a> LocalBuild<'a> {
         // In the sandbox the runner wrote them after the last phase, inside: here, on the host,
         // a symlink the build made could point anywhere.
         if !self.options.sandbox {
-            crate::build::write_propagation(&self.prepared.plan, outputs, true)?;
+            crate::run::build::write_propagation(&self.prepared.plan, outputs, true)?;
         }
-        crate::build::check_outputs_exist(outputs, |name, _| {
+        crate::run::build::check_outputs_exist(outputs, |name, _| {
             self.prepared.paths.outputs[name].clone()
         })
     }
@@ -1228,7 +709,7 @@ fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 
 /// An error and its causes on one line.
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    crate::inner::causes(error).join(": ")
+    crate::local::inner::causes(error).join(": ")
 }
 
 /// The inputs' store paths and, when `nix-store` can tell, their closure.
@@ -1348,14 +829,6 @@ mod tests {
         std::fs::write(&big, vec![b'x'; 101]).unwrap();
         assert!(read_regular_file(&big, 100).is_err());
         assert_eq!(read_regular_file(&victim, 100).unwrap(), b"{}");
-    }
-
-    #[test]
-    fn cache_names_are_single_components() {
-        assert_eq!(file_name("hello-2.10"), "hello-2.10");
-        assert_eq!(file_name("a/b"), "a_b");
-        assert_eq!(file_name(".."), "_..");
-        assert_eq!(file_name(""), "_");
     }
 
     #[test]

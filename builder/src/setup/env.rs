@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_schema::Plan;
 
-use crate::deps::{DependencyEnv, Origin};
+use crate::setup::deps::{DependencyEnv, Origin};
 
 /// Variables that Nix sets for a builder and that steps see unchanged when kiln runs under Nix.
 pub const NIX_DEFINED: &[&str] = &[

@@ -1,7 +1,7 @@
 //! The executor: runs a resolved plan's phases in order and reports every event.
 //!
 //! Each phase runs its steps in order; the first failing step ends the build. `run` steps are
-//! child processes ([`crate::process`]); every other step is a built-in file operation from
+//! child processes ([`crate::run::process`]); every other step is a built-in file operation from
 //! `kiln-phases`. A phase's `timeout` bounds the whole phase. Signals received by kiln stop the
 //! running step's process group and end the build with [`BuildError::Interrupted`].
 
@@ -14,11 +14,11 @@ use kiln_schema::{Plan, Step};
 use thiserror::Error;
 use tokio::time::Instant;
 
-use crate::builtin;
-use crate::env::find_program;
-use crate::process::{run_child, ChildOutcome, ChildSpec, RunLimits};
 use crate::report::Reporter;
-use crate::signal::SignalEvents;
+use crate::run::builtin;
+use crate::run::process::{run_child, ChildOutcome, ChildSpec, RunLimits};
+use crate::run::signal::SignalEvents;
+use crate::setup::env::find_program;
 
 /// Executor settings.
 #[derive(Debug, Clone, Copy)]
@@ -178,7 +178,7 @@ pub enum BuildError {
         at: StepLocation,
         /// What went wrong.
         #[source]
-        source: crate::builtin::BuiltinError,
+        source: crate::run::builtin::BuiltinError,
     },
     /// The working directory does not exist.
     #[error("{at}: working directory `{}` does not exist", path.display())]
@@ -271,7 +271,7 @@ fn describe_outcome(outcome: ChildOutcome) -> String {
 pub struct Execution<'a> {
     /// The plan, every reference resolved.
     pub plan: &'a Plan,
-    /// The environment before the plan's `env` (see [`crate::env::base_env`]).
+    /// The environment before the plan's `env` (see [`crate::setup::env::base_env`]).
     pub base_env: &'a BTreeMap<String, String>,
     /// The build directory: default working directory.
     pub build_top: &'a Path,
@@ -340,7 +340,7 @@ impl Execution<'_> {
         let listing: Vec<String> = state.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         reporter.report(&LogEvent::Message {
             level: Level::Debug,
-            text: &format!("kiln: environment: {}", listing.join(" ")),
+            text: &format!("environment: {}", listing.join(" ")),
         });
 
         let mut summary = BuildSummary::default();
@@ -384,7 +384,7 @@ impl Execution<'_> {
             let phase_origin = phase.origin.as_deref().unwrap_or("plan");
             reporter.report(&LogEvent::Message {
                 level: Level::Chatty,
-                text: &format!("kiln: phase `{}` comes from {phase_origin}", phase.name),
+                text: &format!("phase `{}` comes from {phase_origin}", phase.name),
             });
             for (step_index, step) in phase.steps.iter().enumerate() {
                 let at = StepLocation {
@@ -757,7 +757,7 @@ impl Execution<'_> {
         RunLimits {
             deadline: limits.deadline,
             grace: self.options.grace,
-            max_line: crate::process::MAX_LINE,
+            max_line: crate::run::process::MAX_LINE,
         }
     }
 

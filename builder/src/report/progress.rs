@@ -370,10 +370,8 @@ fn tail_header(phase: &str, lines: usize, color: bool) -> String {
     )
 }
 
-/// `kiln: warning: text`, like the human format; a text that already starts with `kiln: `
-/// is not prefixed twice.
+/// `kiln: warning: text`, like the human format.
 fn message_line(level: Level, text: &str, color: bool) -> String {
-    let text = text.strip_prefix("kiln: ").unwrap_or(text);
     match level {
         Level::Error => format!("kiln: {}{text}", paint("error: ", "1;31", color)),
         Level::Warn => format!("kiln: {}{text}", paint("warning: ", "1;33", color)),
@@ -503,7 +501,7 @@ mod tests {
             "output of phase check (last 12 lines):"
         );
         assert_eq!(
-            message_line(Level::Warn, "kiln: disk almost full", false),
+            message_line(Level::Warn, "disk almost full", false),
             "kiln: warning: disk almost full"
         );
         assert_eq!(
@@ -692,7 +690,7 @@ mod tests {
             },
             LogEvent::Message {
                 level: Level::Debug,
-                text: "kiln: hidden detail",
+                text: "hidden detail",
             },
             LogEvent::Message {
                 level: Level::Warn,

@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use kiln_schema::{JsonPath, Plan, PlanError, PlanErrorKind, PlanErrors, ResolveContext};
 use thiserror::Error;
 
-use crate::deps::{dependency_env, write_propagated, Origin};
-use crate::env::{base_env, values, BuildPaths};
-use crate::executor::{BuildError, BuildSummary, Execution, ExecutorOptions};
-use crate::load::{LoadError, LoadedPlan};
 use crate::report::Reporter;
-use crate::signal::SignalEvents;
+use crate::run::executor::{BuildError, BuildSummary, Execution, ExecutorOptions};
+use crate::run::signal::SignalEvents;
+use crate::setup::deps::{dependency_env, write_propagated, Origin};
+use crate::setup::env::{base_env, values, BuildPaths};
+use crate::setup::load::{LoadError, LoadedPlan};
 
 /// A plan ready to run: valid, preset expanded, edits applied, every reference resolved.
 #[derive(Debug, Clone)]

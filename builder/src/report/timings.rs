@@ -430,7 +430,7 @@ fn format_seconds(seconds: f64) -> String {
     if seconds < 1.0 {
         format!("{seconds:.3} s")
     } else {
-        crate::progress::format_seconds(seconds)
+        crate::report::progress::format_seconds(seconds)
     }
 }
 

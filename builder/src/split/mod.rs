@@ -5,10 +5,12 @@
 //! state (checking it was made by the same plan up to its last phase), and runs its phases.
 //! Then, by [`Role`]: a stage packs the next state into its output; a check writes a record; the
 //! final part moves each placeholder to the real output and rewrites every placeholder
-//! (`crate::rewrite`), proving none is left; a source part copies the working directory out.
+//! (`crate::split::rewrite`), proving none is left; a source part copies the working directory out.
 //!
 //! The working directory is whatever `unpack` found (any bytes): it goes into the state's
 //! manifest and out to a source part exactly, never through a lossy string.
+
+pub mod rewrite;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,12 +20,12 @@ use kiln_schema::{JsonPath, Plan, PlanError, PlanErrorKind};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::build::{execute, prepare, PreparedBuild, RunError};
-use crate::env::BuildPaths;
-use crate::executor::{BuildSummary, Execution, ExecutorOptions, Resume};
-use crate::load::{LoadError, LoadedPlan};
 use crate::report::Reporter;
-use crate::rewrite::{rewrite_tree, RewriteError};
+use crate::run::build::{execute, prepare, PreparedBuild, RunError};
+use crate::run::executor::{BuildSummary, Execution, ExecutorOptions, Resume};
+use crate::setup::env::BuildPaths;
+use crate::setup::load::{LoadError, LoadedPlan};
+use crate::split::rewrite::{rewrite_tree, RewriteError};
 
 /// Files Nix writes into every build directory; never part of a state.
 pub const NIX_FILES: &[&str] = &[".attrs.json", ".attrs.sh", "env-vars"];
@@ -329,8 +331,8 @@ fn finish(
             })?;
         }
         Role::Final => {
-            crate::build::write_propagation(&prepared.plan, placeholders, false)?;
-            crate::build::check_outputs_exist(placeholders, |_, path| path.to_owned())?;
+            crate::run::build::write_propagation(&prepared.plan, placeholders, false)?;
+            crate::run::build::check_outputs_exist(placeholders, |_, path| path.to_owned())?;
             for (name, placeholder) in placeholders {
                 let real = derivation_outputs.get(name).cloned().unwrap_or_default();
                 std::fs::rename(placeholder, &real).map_err(|source| SplitError::Move {

@@ -53,7 +53,7 @@ pub enum LoadError {
     },
     /// A dependency's propagation file or hook is unreadable or invalid.
     #[error(transparent)]
-    Dependency(#[from] crate::deps::DepsError),
+    Dependency(#[from] crate::setup::deps::DepsError),
     /// The file is not a valid plan.
     #[error("invalid plan in `{}`", file.display())]
     Invalid {
@@ -73,10 +73,12 @@ impl LoadError {
         match self {
             LoadError::Invalid { .. } => exit_codes::INVALID_INPUT,
             LoadError::Read { .. } => exit_codes::SETUP_FAILED,
-            LoadError::Dependency(crate::deps::DepsError::InvalidHook { .. }) => {
+            LoadError::Dependency(crate::setup::deps::DepsError::InvalidHook { .. }) => {
                 exit_codes::INVALID_INPUT
             }
-            LoadError::Dependency(crate::deps::DepsError::Read { .. }) => exit_codes::SETUP_FAILED,
+            LoadError::Dependency(crate::setup::deps::DepsError::Read { .. }) => {
+                exit_codes::SETUP_FAILED
+            }
         }
     }
 }

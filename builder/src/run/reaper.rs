@@ -1,6 +1,6 @@
 //! Processes that escaped a step's process group: kiln adopts them and kills them.
 //!
-//! A step's processes are killed as a group ([`crate::process`]), but a daemon that calls
+//! A step's processes are killed as a group ([`crate::run::process`]), but a daemon that calls
 //! `setsid(2)` or double-forks leaves the group, and without kiln's sandbox (`--no-sandbox`)
 //! there is no pid namespace whose end would take it along. [`adopt_orphans`] makes kiln a
 //! child subreaper (`PR_SET_CHILD_SUBREAPER`, prctl(2)): every orphan among its descendants is

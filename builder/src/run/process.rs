@@ -7,7 +7,7 @@
 //! on a deadline or a signal kiln sends SIGTERM to the group, waits [`RunLimits::grace`], then
 //! sends SIGKILL. A second signal kills at once. After the child exits, anything left in its
 //! group is killed too, and so is anything that left the group, when kiln adopts orphans
-//! ([`crate::reaper`]): a step does not leave processes behind.
+//! ([`crate::run::reaper`]): a step does not leave processes behind.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::time::Instant;
 
-use crate::signal::SignalEvents;
+use crate::run::signal::SignalEvents;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -140,20 +140,20 @@ pub async fn run_child(
                     (None, None) => ChildOutcome::Exited(-1),
                 });
                 // Whatever the step left running in its group goes with it, and so does what
-                // escaped the group (without a sandbox: see `crate::reaper`).
+                // escaped the group (without a sandbox: see `crate::run::reaper`).
                 group.kill(Signal::SIGKILL);
-                crate::reaper::kill_adopted(&[]);
+                crate::run::reaper::kill_adopted(&[]);
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             }
             _ = tokio::time::sleep_until(deadline), if outcome.is_none() && limits.deadline.is_some() => {
                 terminate(&mut child, &mut group, limits.grace, signals).await?;
-                crate::reaper::kill_adopted(&[]);
+                crate::run::reaper::kill_adopted(&[]);
                 outcome = Some(ChildOutcome::TimedOut);
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             }
             signal = signals.recv(), if outcome.is_none() => {
                 terminate(&mut child, &mut group, limits.grace, signals).await?;
-                crate::reaper::kill_adopted(&[]);
+                crate::run::reaper::kill_adopted(&[]);
                 outcome = Some(ChildOutcome::Interrupted(signal));
                 drain_until = Some(Instant::now() + DRAIN_AFTER_EXIT);
             }
