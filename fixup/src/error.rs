@@ -278,25 +278,10 @@ pub enum StepError {
         known: Vec<String>,
     },
 
-    /// None of the outputs a multiple-outputs role may go to exists (stdenv's `_assignFirst`).
-    #[error("no output for `{role}`: none of {} exists", quoted(.candidates))]
-    NoOutputForRole {
-        /// The role (`outputDev`, `outputBin`, ...).
-        role: &'static str,
-        /// The outputs tried, in order.
-        candidates: Vec<String>,
-    },
-
-    /// A role set by the derivation names an output it does not have.
-    #[error("`{role}` is `{name}`, which is not an output (outputs: {})", known.join(", "))]
-    UnknownRoleOutput {
-        /// The role (`outputDev`, `outputBin`, ...).
-        role: &'static str,
-        /// The output it names.
-        name: String,
-        /// The derivation's outputs.
-        known: Vec<String>,
-    },
+    /// The output roles could not be resolved: a role names an output the derivation does not
+    /// have, or none of the outputs a role may go to exists.
+    #[error(transparent)]
+    Role(#[from] kiln_schema::roles::RoleError),
 }
 
 /// A symlink found by [`crate::symlinks::check_broken`].

@@ -84,7 +84,7 @@ pub mod symlinks;
 mod testutil;
 
 pub use error::{BrokenSymlink, FixupError, FoundReference, StepError, TmpdirReference};
-pub use outputs::{Destination, MultipleOutputs, RoleOverrides};
+pub use outputs::{Destination, MultipleOutputs, Roles};
 pub use strip::StripOptions;
 
 /// Which fixup steps run, and their settings. [`Default`] is stdenv's default for each knob;

@@ -2,13 +2,12 @@
 //! `_multioutDocs`, `_multioutDevs` in `preFixupHooks`, `_multioutPropagateDev` in
 //! `postFixupHooks`).
 //!
-//! [`MultipleOutputs::stdenv_defaults`] picks, for each role, the first output that exists,
-//! exactly as stdenv's `_overrideFirst` chains do (`outputDev` = `dev` or `out`, `outputMan` =
-//! `man` or `outputBin`, `outputDevdoc` = `devdoc` or remove, ...);
-//! [`MultipleOutputs::stdenv_with`] does the same after the roles a derivation sets itself
-//! ([`RoleOverrides`]), which later defaults build on as in stdenv (`outputBin = "dev"` makes
-//! `outputMan` default to `dev` when there is no `man` output). [`split_outputs`] then
-//! moves, in stdenv's order, from every other output into the role's output:
+//! Which output each role (`outputDev`, `outputBin`, …) goes to is a [`Roles`]: [`Roles::new`],
+//! in `kiln-schema` and shared with the stdenv translation's directory flags, resolves it from
+//! the outputs and the roles a derivation sets, as stdenv's `_overrideFirst` chains do;
+//! [`MultipleOutputs::stdenv_defaults`] and [`MultipleOutputs::stdenv_with`] resolve it for the
+//! split. [`split_outputs`] then moves, in stdenv's order, from every other output into the
+//! role's output:
 //!
 //! | path                                  | to          | stdenv          |
 //! |---------------------------------------|-------------|-----------------|
@@ -37,40 +36,19 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+pub use kiln_schema::roles::{Destination, Roles};
+use kiln_schema::OutputRoles;
+
 use crate::error::StepError;
 use crate::fsx;
 use crate::{FixupContext, Outcome};
 
-/// Where [`move_to_output`] puts what matches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// Into this output.
-    Output(String),
-    /// Deleted (stdenv's `REMOVE`).
-    Remove,
-}
-
-/// Which output each kind of file goes to; fields hold output names.
+/// Where each role's files go ([`Roles`], resolved by [`Roles::new`]) and the rest of what
+/// multiple-outputs.sh's split is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MultipleOutputs {
-    /// `outputDev`: pkg-config, CMake and aclocal files.
-    pub dev: String,
-    /// `outputBin`.
-    pub bin: String,
-    /// `outputInclude`: `include/`.
-    pub include: String,
-    /// `outputLib`.
-    pub lib: String,
-    /// `outputDoc`: `share/doc`.
-    pub doc: String,
-    /// `outputDevdoc`: `share/gtk-doc`, `share/devhelp/books`.
-    pub devdoc: Destination,
-    /// `outputMan`: `share/man`.
-    pub man: String,
-    /// `outputDevman`: `share/man/man3`.
-    pub devman: String,
-    /// `outputInfo`: `share/info`.
-    pub info: String,
+    /// The output of each role (`outputDev`, `outputBin`, …).
+    pub roles: Roles,
     /// `moveToDev`: whether `_multioutDevs` runs (stdenv default: yes).
     pub move_to_dev: bool,
     /// Further `moveToOutput PATTERN DESTINATION` calls, run in order after the defaults.
@@ -80,102 +58,33 @@ pub struct MultipleOutputs {
     pub propagated_build_outputs: Option<Vec<String>>,
 }
 
-/// The output roles a derivation sets itself (`outputDev = "lib"`, ...); `None` leaves a role to
-/// stdenv's default chain. A set role MUST name one of the derivation's outputs, except that
-/// `devdoc` may be `REMOVE` (stdenv's word for deleting what it would receive).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RoleOverrides {
-    /// `outputDev`.
-    pub dev: Option<String>,
-    /// `outputBin`.
-    pub bin: Option<String>,
-    /// `outputInclude`.
-    pub include: Option<String>,
-    /// `outputLib`.
-    pub lib: Option<String>,
-    /// `outputDoc`.
-    pub doc: Option<String>,
-    /// `outputDevdoc`.
-    pub devdoc: Option<String>,
-    /// `outputMan`.
-    pub man: Option<String>,
-    /// `outputDevman`.
-    pub devman: Option<String>,
-    /// `outputInfo`.
-    pub info: Option<String>,
+impl From<Roles> for MultipleOutputs {
+    /// These roles, with stdenv's defaults for the rest.
+    fn from(roles: Roles) -> MultipleOutputs {
+        MultipleOutputs {
+            roles,
+            move_to_dev: true,
+            extra_moves: Vec::new(),
+            propagated_build_outputs: None,
+        }
+    }
 }
-
-/// stdenv's word for "delete it" as an `outputDevdoc`.
-pub const REMOVE: &str = "REMOVE";
 
 impl MultipleOutputs {
     /// stdenv's defaults for a derivation with these outputs.
     pub fn stdenv_defaults<'a>(
         outputs: impl IntoIterator<Item = &'a str>,
     ) -> Result<MultipleOutputs, StepError> {
-        MultipleOutputs::stdenv_with(outputs, &RoleOverrides::default())
+        MultipleOutputs::stdenv_with(outputs, &OutputRoles::default())
     }
 
-    /// stdenv's roles for a derivation with these outputs that sets `overrides` itself:
-    /// multiple-outputs.sh's `_overrideFirst` chains, in its order, each skipped when the role
-    /// is set.
+    /// stdenv's defaults for a derivation with these outputs that sets the roles in `set`
+    /// itself (see [`Roles::new`]).
     pub fn stdenv_with<'a>(
         outputs: impl IntoIterator<Item = &'a str>,
-        overrides: &RoleOverrides,
+        set: &OutputRoles,
     ) -> Result<MultipleOutputs, StepError> {
-        let outputs: Vec<&str> = outputs.into_iter().collect();
-        let first = |role: &'static str, set: &Option<String>, candidates: &[&str]| {
-            if let Some(name) = set {
-                return if outputs.contains(&name.as_str()) {
-                    Ok(name.clone())
-                } else {
-                    Err(StepError::UnknownRoleOutput {
-                        role,
-                        name: name.clone(),
-                        known: outputs.iter().map(|o| (*o).to_owned()).collect(),
-                    })
-                };
-            }
-            candidates
-                .iter()
-                .find(|candidate| outputs.contains(candidate))
-                .map(|found| (*found).to_owned())
-                .ok_or_else(|| StepError::NoOutputForRole {
-                    role,
-                    candidates: candidates.iter().map(|c| (*c).to_owned()).collect(),
-                })
-        };
-        let o = overrides;
-        let dev = first("outputDev", &o.dev, &["dev", "out"])?;
-        let bin = first("outputBin", &o.bin, &["bin", "out"])?;
-        let include = first("outputInclude", &o.include, &[&dev])?;
-        let lib = first("outputLib", &o.lib, &["lib", "out"])?;
-        let doc = first("outputDoc", &o.doc, &["doc", "out"])?;
-        let devdoc = match &o.devdoc {
-            Some(remove) if remove == REMOVE => Destination::Remove,
-            set => match first("outputDevdoc", set, &["devdoc"]) {
-                Ok(name) => Destination::Output(name),
-                Err(StepError::NoOutputForRole { .. }) => Destination::Remove,
-                Err(other) => return Err(other),
-            },
-        };
-        let man = first("outputMan", &o.man, &["man", &bin])?;
-        let devman = first("outputDevman", &o.devman, &["devman", "devdoc", &man])?;
-        let info = first("outputInfo", &o.info, &["info", &bin])?;
-        Ok(MultipleOutputs {
-            dev,
-            bin,
-            include,
-            lib,
-            doc,
-            devdoc,
-            man,
-            devman,
-            info,
-            move_to_dev: true,
-            extra_moves: Vec::new(),
-            propagated_build_outputs: None,
-        })
+        Ok(Roles::new(outputs, set)?.into())
     }
 }
 
@@ -195,25 +104,26 @@ fn only_out(ctx: &FixupContext) -> bool {
 /// Runs `_multioutDocs`, `_multioutDevs` and `extra_moves`, in that order.
 pub fn split_outputs(ctx: &FixupContext, options: &MultipleOutputs) -> Result<Outcome, StepError> {
     let mut outcome = Outcome::default();
+    let roles = &options.roles;
     let to = |name: &String| Destination::Output(name.clone());
     let mut moves: Vec<(&str, Destination)> = vec![
-        ("share/info", to(&options.info)),
-        ("share/doc", to(&options.doc)),
-        ("share/gtk-doc", options.devdoc.clone()),
-        ("share/devhelp/books", options.devdoc.clone()),
-        ("share/man", to(&options.man)),
-        ("share/man/man3", to(&options.devman)),
+        ("share/info", to(&roles.info)),
+        ("share/doc", to(&roles.doc)),
+        ("share/gtk-doc", roles.devdoc.clone()),
+        ("share/devhelp/books", roles.devdoc.clone()),
+        ("share/man", to(&roles.man)),
+        ("share/man/man3", to(&roles.devman)),
     ];
     let devs = !only_out(ctx) && options.move_to_dev;
     if devs {
-        moves.push(("include", to(&options.include)));
+        moves.push(("include", to(&roles.include)));
         for pattern in [
             "lib/pkgconfig",
             "share/pkgconfig",
             "lib/cmake",
             "share/aclocal",
         ] {
-            moves.push((pattern, to(&options.dev)));
+            moves.push((pattern, to(&roles.dev)));
         }
     }
     for (pattern, destination) in &moves {
@@ -221,8 +131,8 @@ pub fn split_outputs(ctx: &FixupContext, options: &MultipleOutputs) -> Result<Ou
     }
     if devs {
         outcome.extend(patch_pkgconfig_includedir(
-            output_dir(ctx, &options.dev)?,
-            output_dir(ctx, &options.include)?,
+            output_dir(ctx, &roles.dev)?,
+            output_dir(ctx, &roles.include)?,
         )?);
     }
     for (pattern, destination) in &options.extra_moves {
@@ -517,15 +427,16 @@ fn class_match(pattern: &[u8], byte: u8) -> Option<(bool, usize)> {
 /// output's `nix-support/propagated-build-inputs`. Nothing for a single `out` output.
 pub fn propagate_dev(ctx: &FixupContext, options: &MultipleOutputs) -> Result<Outcome, StepError> {
     let mut outcome = Outcome::default();
+    let roles = &options.roles;
     if only_out(ctx) {
         return Ok(outcome);
     }
     let names: Vec<String> = match &options.propagated_build_outputs {
         Some(names) => names.clone(),
         None => {
-            let mut names: Vec<String> = [&options.bin, &options.include, &options.lib]
+            let mut names: Vec<String> = [&roles.bin, &roles.include, &roles.lib]
                 .into_iter()
-                .filter(|name| **name != options.dev)
+                .filter(|name| **name != roles.dev)
                 .cloned()
                 .collect();
             names.sort();
@@ -541,7 +452,7 @@ pub fn propagate_dev(ctx: &FixupContext, options: &MultipleOutputs) -> Result<Ou
         line.push(b' ');
         line.extend_from_slice(output_dir(ctx, name)?.as_os_str().as_bytes());
     }
-    let support = output_dir(ctx, &options.dev)?.join("nix-support");
+    let support = output_dir(ctx, &roles.dev)?.join("nix-support");
     fsx::create_dir_all(&support)?;
     let file = support.join("propagated-build-inputs");
     OpenOptions::new()
@@ -575,64 +486,6 @@ mod tests {
             store_dir: "/nix/store".into(),
             jobs: 1,
         }
-    }
-
-    #[test]
-    fn defaults_follow_stdenv_chains() {
-        let single = MultipleOutputs::stdenv_defaults(["out"]).unwrap();
-        assert_eq!(
-            (
-                &single.dev[..],
-                &single.bin[..],
-                &single.man[..],
-                &single.devman[..]
-            ),
-            ("out", "out", "out", "out")
-        );
-        assert_eq!(single.devdoc, Destination::Remove);
-        let many = MultipleOutputs::stdenv_defaults(["out", "dev", "lib", "man", "doc", "devdoc"])
-            .unwrap();
-        assert_eq!(many.dev, "dev");
-        assert_eq!(many.include, "dev");
-        assert_eq!(many.bin, "out");
-        assert_eq!(many.lib, "lib");
-        assert_eq!(many.doc, "doc");
-        assert_eq!(many.devdoc, Destination::Output("devdoc".into()));
-        assert_eq!(many.man, "man");
-        assert_eq!(many.devman, "devdoc");
-        assert_eq!(many.info, "out");
-        let with_bin = MultipleOutputs::stdenv_defaults(["out", "bin", "dev"]).unwrap();
-        assert_eq!((&with_bin.man[..], &with_bin.info[..]), ("bin", "bin"));
-        // A role the derivation sets moves the defaults that build on it.
-        let overrides = RoleOverrides {
-            bin: Some("dev".into()),
-            include: Some("out".into()),
-            devdoc: Some(REMOVE.into()),
-            ..RoleOverrides::default()
-        };
-        let set = MultipleOutputs::stdenv_with(["out", "dev", "devdoc"], &overrides).unwrap();
-        assert_eq!(set.bin, "dev");
-        assert_eq!((&set.man[..], &set.info[..]), ("dev", "dev"));
-        assert_eq!(set.devman, "devdoc");
-        assert_eq!(set.include, "out");
-        assert_eq!(set.dev, "dev");
-        assert_eq!(set.devdoc, Destination::Remove);
-        let unknown = RoleOverrides {
-            lib: Some("lib".into()),
-            ..RoleOverrides::default()
-        };
-        assert_eq!(
-            MultipleOutputs::stdenv_with(["out", "dev"], &unknown)
-                .unwrap_err()
-                .to_string(),
-            "`outputLib` is `lib`, which is not an output (outputs: out, dev)"
-        );
-        assert_eq!(
-            MultipleOutputs::stdenv_defaults(["lib"])
-                .unwrap_err()
-                .to_string(),
-            "no output for `outputDev`: none of `dev`, `out` exists"
-        );
     }
 
     #[test]

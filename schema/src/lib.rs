@@ -32,6 +32,7 @@ pub mod path;
 pub mod plan;
 pub mod preset;
 pub mod reference;
+pub mod roles;
 pub mod split;
 pub mod validate;
 

@@ -14,6 +14,7 @@ use crate::excerpt::excerpt;
 use crate::path::JsonPath;
 use crate::plan::{Edit, FixupStep, Phase, Plan, Step, PLAN_VERSION};
 use crate::reference::check_syntax_into;
+use crate::roles::REMOVE;
 
 /// The outputs a plan declares, or the default `["out"]`.
 pub fn declared_outputs(plan: &Plan) -> Vec<String> {
@@ -374,7 +375,7 @@ fn check_output_names(plan: &Plan, errors: &mut Problems) {
     let propagated_to = plan.propagate.output_in(has);
     for (fixup, path, context) in fixup_steps(plan) {
         for (role, name) in fixup.output_roles.set() {
-            let remove = role == "devdoc" && name == "REMOVE";
+            let remove = role == "devdoc" && name == REMOVE;
             if !remove && !has(name) {
                 errors.push_with(|| unknown(name, path.key("outputRoles").key(role), &context));
             }

@@ -379,20 +379,8 @@ pub fn fixup(step: &FixupStep, inputs: &FixupInputs<'_>) -> Result<Vec<String>, 
     // The roles first: a plan whose roles name no output fails before any output is made.
     let multiple = if splitting {
         let names = inputs.outputs.keys().map(String::as_str);
-        let roles = &step.output_roles;
-        let overrides = kiln_fixup::RoleOverrides {
-            dev: roles.dev.clone(),
-            bin: roles.bin.clone(),
-            include: roles.include.clone(),
-            lib: roles.lib.clone(),
-            doc: roles.doc.clone(),
-            devdoc: roles.devdoc.clone(),
-            man: roles.man.clone(),
-            devman: roles.devman.clone(),
-            info: roles.info.clone(),
-        };
-        let mut multiple =
-            kiln_fixup::MultipleOutputs::stdenv_with(names, &overrides).map_err(|source| {
+        let mut multiple = kiln_fixup::MultipleOutputs::stdenv_with(names, &step.output_roles)
+            .map_err(|source| {
                 BuiltinError::Fixup(kiln_fixup::FixupError::Hook {
                     output: String::new(),
                     step: kiln_fixup::FixupHook::SplitOutputs,

@@ -19,18 +19,7 @@ impl<'r, 'a> Translator<'r, 'a> {
         fixup.separate_debug_info = self.r.flag("separateDebugInfo");
         // move-docs.sh: `forceShare=${forceShare:=man doc info}`, so empty means the default.
         fixup.force_share = self.r.list("forceShare").filter(|dirs| !dirs.is_empty());
-        let o = &self.role_overrides;
-        fixup.output_roles = OutputRoles {
-            dev: o.dev.clone(),
-            bin: o.bin.clone(),
-            include: o.include.clone(),
-            lib: o.lib.clone(),
-            doc: o.doc.clone(),
-            devdoc: o.devdoc.clone(),
-            man: o.man.clone(),
-            devman: o.devman.clone(),
-            info: o.info.clone(),
-        };
+        fixup.output_roles = self.role_overrides.clone();
         fixup.move_to_dev = self.r.flag_or("moveToDev", true);
         // Set (even to `[]`, which propagates nothing) it replaces stdenv's default list.
         fixup.propagated_build_outputs = self.r.list("propagatedBuildOutputs");

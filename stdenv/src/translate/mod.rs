@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kiln_fixup::outputs::{MultipleOutputs, RoleOverrides};
 use kiln_schema::events::Level;
 use kiln_schema::preset::{preset_phases, BuildSystem, Preset};
 use kiln_schema::{
@@ -290,7 +289,7 @@ struct Translator<'r, 'a> {
     system: BuildSystem,
     outputs: Vec<String>,
     /// The output roles the derivation sets itself (`outputDev`, …), checked against `outputs`.
-    role_overrides: RoleOverrides,
+    role_overrides: OutputRoles,
     inputs: BTreeMap<String, Input>,
     report: Report,
     shell_env: BTreeMap<String, String>,
@@ -303,7 +302,7 @@ impl<'r, 'a> Translator<'r, 'a> {
             options,
             system: BuildSystem::Autotools,
             outputs: Vec::new(),
-            role_overrides: RoleOverrides::default(),
+            role_overrides: OutputRoles::default(),
             inputs: BTreeMap::new(),
             report: Report::default(),
             shell_env: BTreeMap::new(),

@@ -1,5 +1,12 @@
 //! Outputs and their roles: the output names, stdenv's `outputDev`/`outputBin`/… overrides,
 //! and the roles' directory flags for autotools, CMake and Meson.
+//!
+//! The roles are resolved by [`kiln_schema::roles::Roles::new`], the resolution the fixup's
+//! moves use too, so the configure flags and the moves cannot disagree: `outputMan` and
+//! `outputInfo` fall back to `outputBin`, never to `doc`.
+
+pub(crate) use kiln_schema::roles::Roles;
+use kiln_schema::roles::{Destination, RoleError, REMOVE};
 
 use super::*;
 
@@ -32,8 +39,8 @@ impl<'r, 'a> Translator<'r, 'a> {
 
     /// The roles multiple-outputs.sh lets a derivation set (`outputDev = "lib"`, …); each must
     /// name an output (`outputDevdoc` may be `REMOVE`).
-    pub(super) fn role_overrides(&self) -> RoleOverrides {
-        let mut overrides = RoleOverrides::default();
+    pub(super) fn role_overrides(&self) -> OutputRoles {
+        let mut overrides = OutputRoles::default();
         let roles: [(&'static str, &mut Option<String>); 9] = [
             ("outputDev", &mut overrides.dev),
             ("outputBin", &mut overrides.bin),
@@ -49,15 +56,17 @@ impl<'r, 'a> Translator<'r, 'a> {
             let Some(name) = self.r.string(attribute).filter(|name| !name.is_empty()) else {
                 continue;
             };
-            let remove = attribute == "outputDevdoc" && name == kiln_fixup::outputs::REMOVE;
+            let remove = attribute == "outputDevdoc" && name == REMOVE;
             if !remove && !self.outputs.contains(&name) {
                 self.r.error(
                     JsonPath::root().key(attribute),
                     TranslateErrorKind::OutputRole {
-                        message: format!(
-                            "`{attribute}` is `{name}`, which is not an output (outputs: {})",
-                            self.outputs.join(", ")
-                        ),
+                        message: RoleError::UnknownRoleOutput {
+                            role: attribute,
+                            name,
+                            known: self.outputs.clone(),
+                        }
+                        .to_string(),
                     },
                 );
                 continue;
@@ -68,58 +77,45 @@ impl<'r, 'a> Translator<'r, 'a> {
     }
 }
 
-/// stdenv's output roles (`_overrideFirst` chains of multiple-outputs.sh, after the roles the
-/// derivation sets), taken from `kiln_fixup::outputs::MultipleOutputs::stdenv_with` so that the
-/// configure flags and the fixup's moves agree: `outputMan` and `outputInfo` fall back to
-/// `outputBin`, never to `doc`.
-pub(crate) struct Roles {
-    pub(crate) bin: String,
-    pub(crate) include: String,
-    pub(crate) lib: String,
-    pub(crate) doc: String,
-    pub(crate) man: String,
-    pub(crate) info: String,
-    pub(crate) dev: String,
+/// `${outputs.NAME}`: a reference to an output's path.
+pub(super) fn output_ref(name: &str) -> String {
+    format!("${{outputs.{name}}}")
 }
 
-impl Roles {
-    pub(crate) fn new(
-        outputs: &[String],
-        overrides: &RoleOverrides,
-    ) -> Result<Roles, kiln_fixup::StepError> {
-        let roles = MultipleOutputs::stdenv_with(outputs.iter().map(String::as_str), overrides)?;
-        Ok(Roles {
-            bin: roles.bin,
-            include: roles.include,
-            lib: roles.lib,
-            doc: roles.doc,
-            man: roles.man,
-            info: roles.info,
-            dev: roles.dev,
-        })
-    }
-
+/// What the translation makes of the resolved roles: the directory flags stdenv's hooks pass, and
+/// the roles it goes on with after an error.
+pub(crate) trait DirectoryFlags {
     /// Every role in `out`: what the translation goes on with after reporting a role error.
-    pub(super) fn all_out() -> Roles {
+    fn all_out() -> Self;
+    /// `_multioutConfig`'s configure flags.
+    fn autotools_flags(&self, share_doc: &str) -> Vec<String>;
+    /// `_multioutConfig`'s install flags.
+    fn autotools_install_flags(&self) -> Vec<String>;
+    /// nixpkgs' cmake hook's directory flags (always passed: the hook ignores
+    /// `setOutputFlags`), in the hook's order; `CMAKE_INSTALL_DOCDIR` comes later.
+    fn cmake_flags(&self) -> Vec<String>;
+    /// nixpkgs' meson hook's directory flags (always passed: the hook ignores `setOutputFlags`).
+    fn meson_flags(&self) -> Vec<String>;
+}
+
+impl DirectoryFlags for Roles {
+    fn all_out() -> Roles {
         let out = || "out".to_owned();
         Roles {
+            dev: out(),
             bin: out(),
             include: out(),
             lib: out(),
             doc: out(),
+            devdoc: Destination::Remove,
             man: out(),
+            devman: out(),
             info: out(),
-            dev: out(),
         }
     }
 
-    pub(super) fn out(name: &str) -> String {
-        format!("${{outputs.{name}}}")
-    }
-
-    /// `_multioutConfig`'s configure flags.
-    pub(super) fn autotools_flags(&self, share_doc: &str) -> Vec<String> {
-        let o = Roles::out;
+    fn autotools_flags(&self, share_doc: &str) -> Vec<String> {
+        let o = output_ref;
         vec![
             format!("--bindir={}/bin", o(&self.bin)),
             format!("--sbindir={}/sbin", o(&self.bin)),
@@ -134,9 +130,8 @@ impl Roles {
         ]
     }
 
-    /// `_multioutConfig`'s install flags.
-    pub(super) fn autotools_install_flags(&self) -> Vec<String> {
-        let o = Roles::out;
+    fn autotools_install_flags(&self) -> Vec<String> {
+        let o = output_ref;
         vec![
             format!("pkgconfigdir={}/lib/pkgconfig", o(&self.dev)),
             format!("m4datadir={}/share/aclocal", o(&self.dev)),
@@ -144,10 +139,8 @@ impl Roles {
         ]
     }
 
-    /// nixpkgs' cmake hook's directory flags (always passed: the hook ignores
-    /// `setOutputFlags`), in the hook's order; `CMAKE_INSTALL_DOCDIR` comes later.
-    pub(super) fn cmake_flags(&self) -> Vec<String> {
-        let o = Roles::out;
+    fn cmake_flags(&self) -> Vec<String> {
+        let o = output_ref;
         vec![
             format!("-DCMAKE_INSTALL_NAME_DIR={}/lib", o(&self.lib)),
             format!("-DCMAKE_INSTALL_BINDIR={}/bin", o(&self.bin)),
@@ -161,9 +154,8 @@ impl Roles {
         ]
     }
 
-    /// nixpkgs' meson hook's directory flags (always passed: the hook ignores `setOutputFlags`).
-    pub(super) fn meson_flags(&self) -> Vec<String> {
-        let o = Roles::out;
+    fn meson_flags(&self) -> Vec<String> {
+        let o = output_ref;
         vec![
             format!("--libdir={}/lib", o(&self.lib)),
             format!("--libexecdir={}/libexec", o(&self.lib)),

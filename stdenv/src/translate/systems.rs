@@ -48,7 +48,7 @@ impl<'r, 'a> Translator<'r, 'a> {
             .unwrap_or_else(|| doc_name(&r.string("name").unwrap_or_default()));
         argv.push(format!(
             "-DCMAKE_INSTALL_DOCDIR={}/share/doc/{share_doc}",
-            Roles::out(&roles.doc)
+            output_ref(&roles.doc)
         ));
         // kiln: no linker wrapper adds `-rpath $out/lib`, so the build-tree rpath is skipped
         // and ld takes LD_RUN_PATH (outputs' lib first) instead.
@@ -100,7 +100,7 @@ impl<'r, 'a> Translator<'r, 'a> {
         if !env_ldflags {
             env.insert(
                 "LDFLAGS".to_owned(),
-                format!("-Wl,-rpath,{}/lib", Roles::out(&roles.lib)),
+                format!("-Wl,-rpath,{}/lib", output_ref(&roles.lib)),
             );
         }
         let configure = vec![Step::Run(RunStep {
