@@ -15,10 +15,10 @@ use std::path::{Path, PathBuf};
 
 use kiln_builder::report::NullReporter;
 use kiln_builder::run::build::{execute, RunError};
-use kiln_builder::run::builtin::{self, BuiltinError};
 use kiln_builder::run::executor::{BuildError, Execution, ExecutorOptions};
 use kiln_patch::PatchError;
-use kiln_schema::{PatchStep, Plan};
+use kiln_schema::{PatchStep, Plan, Step};
+use kiln_steps::{Action, StepContext, StepError};
 
 const HELLO: &str = "hello\n";
 const EVIL: &str = "--- a/hello.c\n+++ b/hello.c\n@@ -1 +1 @@\n-hello\n+pwned\n";
@@ -80,11 +80,31 @@ impl Scratch {
             base_env: &base_env,
             build_top: &build_top,
             outputs: &outputs,
+            cores: 1,
+            store_dir: Path::new("/nix/store"),
             options: ExecutorOptions::default(),
             only: None,
             resume: None,
         };
         execute(&execution, &mut NullReporter).1
+    }
+}
+
+/// Runs a `patch` step in `cwd` as the executor does; returns its messages.
+fn patch(step: &PatchStep, cwd: &Path) -> Result<Vec<String>, StepError> {
+    let (env, outputs) = (BTreeMap::new(), BTreeMap::new());
+    let context = StepContext {
+        cwd,
+        env: &env,
+        cores: 1,
+        store_dir: Path::new("/nix/store"),
+        outputs: &outputs,
+        build_top: cwd,
+        inputs: &[],
+    };
+    match kiln_steps::run(&Step::Patch(step.clone()), &context)? {
+        Action::Done(effects) => Ok(effects.messages.into_iter().map(|(_, text)| text).collect()),
+        Action::Spawn(_) => unreachable!("patch runs in process"),
     }
 }
 
@@ -111,7 +131,7 @@ fn builtin_error(result: Result<(), RunError>) -> (BuildError, String) {
         message.starts_with("phase `patch`, step 1 (patch): step failed\n"),
         "{message}"
     );
-    assert!(matches!(error, BuildError::Builtin { .. }), "{message}");
+    assert!(matches!(error, BuildError::Step { .. }), "{message}");
     (error, message)
 }
 
@@ -128,13 +148,13 @@ fn a_symlinked_debian_directory_is_refused_and_nothing_changes() {
         )),
         "{message}"
     );
-    let BuildError::Builtin { source, .. } = &error else {
+    let BuildError::Step { source, .. } = &error else {
         unreachable!()
     };
     assert!(
         matches!(
             source,
-            BuiltinError::Patch(PatchError::SeriesThroughSymlink { link, .. })
+            StepError::Patch(PatchError::SeriesThroughSymlink { link, .. })
                 if link == Path::new("debian")
         ),
         "{message}"
@@ -175,7 +195,7 @@ fn a_plain_tree_is_patched_as_before() {
     scratch.series_dir(&scratch.src(), "fix.patch", GOOD);
     let step: PatchStep =
         serde_json::from_value(serde_json::json!({ "series": "debian/patches/series" })).unwrap();
-    let messages = builtin::patch(&step, &scratch.src()).unwrap();
+    let messages = patch(&step, &scratch.src()).unwrap();
     assert_eq!(
         messages,
         [format!(
@@ -188,22 +208,22 @@ fn a_plain_tree_is_patched_as_before() {
     // No series (Debian packages without patches): said in the log, nothing applied.
     fs::remove_file(scratch.src().join("debian/patches/series")).unwrap();
     assert_eq!(
-        builtin::patch(&step, &scratch.src()).unwrap(),
+        patch(&step, &scratch.src()).unwrap(),
         [format!(
             "no series file `{}`: no patches from it",
             scratch.src().join("debian/patches/series").display()
         )]
     );
     fs::remove_dir_all(scratch.src().join("debian")).unwrap();
-    assert_eq!(builtin::patch(&step, &scratch.src()).unwrap().len(), 1);
+    assert_eq!(patch(&step, &scratch.src()).unwrap().len(), 1);
     assert!(scratch.build("debian/patches/series").is_ok());
 
     // Still only `series` is read.
     let step: PatchStep =
         serde_json::from_value(serde_json::json!({ "series": "debian/patches/00list" })).unwrap();
     assert!(matches!(
-        builtin::patch(&step, &scratch.src()),
-        Err(BuiltinError::SeriesName { .. })
+        patch(&step, &scratch.src()),
+        Err(StepError::SeriesName { .. })
     ));
 }
 

@@ -11,7 +11,7 @@ use super::{HostDirs, LocalError, KILN_FILES};
 /// The local cache of phase states: `DIR/PLAN-NAME/PHASE/KEY/{manifest.json,state.tar.zst,
 /// key.json}`, up to [`StateCache::KEEP`] states per phase of each plan name (the newest; older
 /// ones are evicted when a new one is stored). `KEY` is the hash of what the state depends on
-/// ([`LocalBuild::cache_key_parts`]); `key.json` keeps those parts, so a miss can say which one
+/// ([`LocalBuild::cache_key_parts`](super::LocalBuild::cache_key_parts)); `key.json` keeps those parts, so a miss can say which one
 /// differs from the newest state there is.
 #[derive(Debug, Clone)]
 pub struct StateCache {

@@ -49,6 +49,10 @@ pub struct PhaseRequest {
     /// Output name → path.
     #[serde(with = "kiln_state::bytes_path::map")]
     pub outputs: BTreeMap<String, PathBuf>,
+    /// The cores the build may use.
+    pub cores: u32,
+    /// The store directory.
+    pub store_dir: PathBuf,
     /// The phases to run (in plan order).
     pub phases: Vec<String>,
     /// Where earlier phases left off.
@@ -212,6 +216,8 @@ pub fn inner_main(build_top: &Path) -> i32 {
         base_env: &request.base_env,
         build_top: &request.build_top,
         outputs: &request.outputs,
+        cores: request.cores,
+        store_dir: &request.store_dir,
         options: ExecutorOptions {
             grace: Duration::from_secs_f64(request.grace_seconds.clamp(0.0, 3600.0)),
         },

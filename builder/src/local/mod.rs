@@ -18,10 +18,10 @@
 //! caching.
 //!
 //! The module's parts: [`Session`] turns what a local command was asked into a prepared plan
-//! and host directories ([`session`]); [`PhaseRange`] picks the phases to run and says how to
-//! resume ([`range`]); [`LocalBuild`] runs them ([`runner`], in the sandbox through
-//! [`inner`] and [`relay`]); [`StateCache`] keeps the state after each ([`cache`]);
-//! [`Interrupts`] queues kiln's signals for the whole command ([`interrupts`]).
+//! and host directories (`session.rs`); [`PhaseRange`] picks the phases to run and says how to
+//! resume (`range.rs`); [`LocalBuild`] runs them (`runner.rs`, in the sandbox through
+//! [`inner`] and [`relay`]); [`StateCache`] keeps the state after each (`cache.rs`);
+//! [`Interrupts`] queues kiln's signals for the whole command (`interrupts.rs`).
 
 mod cache;
 mod dirs;

@@ -139,7 +139,7 @@ pub enum Resuming {
 /// directory (`build_dir`, absolute, one kiln checked was empty when the build started) is part
 /// of the state, so the command empties it first.
 ///
-/// The arguments are kept byte for byte ([`shell_word`]): a plan or a cache directory whose
+/// The arguments are kept byte for byte (`shell_word`): a plan or a cache directory whose
 /// path is not UTF-8 is named exactly, never with U+FFFD in its place.
 pub fn resume_command(
     args: &[OsString],

@@ -361,6 +361,8 @@ impl<'a> LocalBuild<'a> {
             base_env: &self.prepared.base_env,
             build_top: &self.prepared.paths.build_top,
             outputs: &self.prepared.paths.outputs,
+            cores: self.prepared.paths.cores,
+            store_dir: &self.prepared.store_dir,
             options: ExecutorOptions {
                 grace: self.options.grace,
             },
@@ -458,6 +460,8 @@ impl<'a> LocalBuild<'a> {
             base_env: self.prepared.base_env.clone(),
             build_top: self.prepared.paths.build_top.clone(),
             outputs: self.prepared.paths.outputs.clone(),
+            cores: self.prepared.paths.cores,
+            store_dir: self.prepared.store_dir.clone(),
             phases: vec![phase.to_owned()],
             resume: Some(resume.clone()),
             grace_seconds: self.options.grace.as_secs_f64(),

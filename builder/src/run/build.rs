@@ -20,6 +20,9 @@ use crate::setup::deps::{dependency_env, write_propagated, Origin};
 use crate::setup::env::{base_env, values, BuildPaths};
 use crate::setup::load::{LoadError, LoadedPlan};
 
+/// The store directory when Nix names none.
+pub const DEFAULT_STORE_DIR: &str = "/nix/store";
+
 /// A plan ready to run: valid, preset expanded, edits applied, every reference resolved.
 #[derive(Debug, Clone)]
 pub struct PreparedBuild {
@@ -34,6 +37,8 @@ pub struct PreparedBuild {
     pub environment: BTreeMap<String, Origin>,
     /// Build directory, outputs and cores.
     pub paths: BuildPaths,
+    /// The store directory: Nix's `NIX_STORE`, else `/nix/store`.
+    pub store_dir: PathBuf,
 }
 
 /// Checks and resolves `loaded` for a build in `paths`. `paths.outputs` is ignored when the
@@ -128,12 +133,18 @@ pub fn prepare(
             },
         );
     }
+    let store_dir = PathBuf::from(
+        base_env
+            .get("NIX_STORE")
+            .map_or(DEFAULT_STORE_DIR, String::as_str),
+    );
     Ok(PreparedBuild {
         plan: resolved,
         expanded,
         base_env,
         environment,
         paths,
+        store_dir,
     })
 }
 
@@ -265,6 +276,8 @@ pub fn run_build(
         base_env: &prepared.base_env,
         build_top: &prepared.paths.build_top,
         outputs: &prepared.paths.outputs,
+        cores: prepared.paths.cores,
+        store_dir: &prepared.store_dir,
         options,
         only: None,
         resume: None,

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use kiln_schema::events::{Level, LogEvent, Output};
 use kiln_schema::{Plan, Step};
+pub use kiln_steps::{describe as describe_step, display_argv};
+use kiln_steps::{Action, Invocation, StepContext};
 use thiserror::Error;
 use tokio::time::Instant;
 
 use crate::report::Reporter;
-use crate::run::builtin;
 use crate::run::process::{run_child, ChildOutcome, ChildSpec, RunLimits};
 use crate::run::signal::SignalEvents;
 use crate::setup::env::find_program;
@@ -162,23 +163,15 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    /// A built-in step failed.
+    /// A step failed in kiln's process (a file step, unpack, patch, fixup, …), or the
+    /// process of a `configure` step could not be worked out.
     #[error("{at}: step failed")]
-    FileStep {
+    Step {
         /// The step.
         at: StepLocation,
         /// What went wrong.
         #[source]
-        source: kiln_phases::FileStepError,
-    },
-    /// A built-in step (unpack, patch, configure, fixup) failed.
-    #[error("{at}: step failed")]
-    Builtin {
-        /// The step.
-        at: StepLocation,
-        /// What went wrong.
-        #[source]
-        source: crate::run::builtin::BuiltinError,
+        source: kiln_steps::StepError,
     },
     /// The working directory does not exist.
     #[error("{at}: working directory `{}` does not exist", path.display())]
@@ -200,8 +193,7 @@ impl BuildError {
             | BuildError::ProgramNotFound { at, .. }
             | BuildError::Spawn { at, .. }
             | BuildError::StdoutFile { at, .. }
-            | BuildError::FileStep { at, .. }
-            | BuildError::Builtin { at, .. }
+            | BuildError::Step { at, .. }
             | BuildError::MissingCwd { at, .. } => at,
         }
     }
@@ -219,36 +211,18 @@ impl BuildError {
             BuildError::MissingCwd { .. } => {
                 Some("create it in an earlier step (`mkdir`) or fix the `cwd`".to_owned())
             }
-            BuildError::Builtin {
-                source: builtin::BuiltinError::MissingConfigureScript { .. },
+            BuildError::Step {
+                source: kiln_steps::StepError::MissingConfigureScript { .. },
                 at,
             } if at.from_stdenv => Some(
                 "set `dontConfigure = true;` if the package has no configure script, or \
                  `configureScript` to the one it has"
                     .to_owned(),
             ),
-            BuildError::Builtin { source, .. } => source.hint(),
+            BuildError::Step { source, .. } => source.hint(),
             _ => None,
         }
     }
-}
-
-/// Shell-like rendering of an argv, for messages only (never executed).
-pub fn display_argv(argv: &[String]) -> String {
-    argv.iter()
-        .map(|arg| {
-            let plain = !arg.is_empty()
-                && arg
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
-            if plain {
-                arg.clone()
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn signal_name(signal: nix::sys::signal::Signal) -> &'static str {
@@ -277,6 +251,10 @@ pub struct Execution<'a> {
     pub build_top: &'a Path,
     /// Output name → path (for `fixup`).
     pub outputs: &'a BTreeMap<String, PathBuf>,
+    /// The cores the build may use (`make -jN`, the fixup's jobs).
+    pub cores: u32,
+    /// The store directory.
+    pub store_dir: &'a Path,
     /// Settings.
     pub options: ExecutorOptions,
     /// Run only these phases; the others run in other derivations (split mode).
@@ -510,201 +488,74 @@ impl Execution<'_> {
                 path: phase_cwd.to_owned(),
             });
         }
-        match step {
-            Step::Run(run) => {
-                let cwd = match &run.cwd {
-                    Some(cwd) => phase_cwd.join(cwd),
-                    None => phase_cwd.to_owned(),
-                };
-                let stdout = match &run.stdout {
-                    Some(file) => {
-                        let path = cwd.join(file);
-                        let opened = std::fs::File::create(&path).map_err(|source| {
-                            BuildError::StdoutFile {
-                                at: at.clone(),
-                                path: path.clone(),
-                                source,
-                            }
-                        })?;
-                        Some(std::sync::Arc::new(opened))
-                    }
-                    None => None,
-                };
-                let process = Process {
-                    argv: run.argv.clone(),
-                    cwd,
-                    env: &run.env,
-                    stdout,
-                };
-                self.spawn(&at, process, &state.env, limits, reporter, signals)
-                    .await
-            }
-            Step::Configure(configure) => {
-                let script = phase_cwd.join(&configure.script);
-                let argv = builtin::configure_argv(configure, &script).map_err(|source| {
-                    BuildError::Builtin {
-                        at: at.clone(),
-                        source,
-                    }
-                })?;
-                let process = Process {
-                    argv,
-                    cwd: phase_cwd.to_owned(),
-                    env: &configure.env,
-                    stdout: None,
-                };
-                self.spawn(&at, process, &state.env, limits, reporter, signals)
-                    .await
-            }
-            Step::Make(make) => {
-                let cores = state
-                    .env
-                    .get("NIX_BUILD_CORES")
-                    .cloned()
-                    .unwrap_or_else(|| "1".to_owned());
-                let no_env = BTreeMap::new();
-                let mut targets = make.targets.clone();
-                if !make.first_existing_target.is_empty() {
-                    let mut found = None;
-                    for candidate in &make.first_existing_target {
-                        let probe = Process {
-                            argv: builtin::make_argv(
-                                make,
-                                &cores,
-                                &["-n".to_owned()],
-                                std::slice::from_ref(candidate),
-                            ),
-                            cwd: phase_cwd.to_owned(),
-                            env: &no_env,
-                            stdout: None,
-                        };
-                        if self.probe(&at, probe, &state.env, limits, signals).await? {
-                            found = Some(candidate.clone());
-                            break;
-                        }
-                    }
-                    let Some(target) = found else {
-                        reporter.report(&LogEvent::Message {
-                            level: Level::Info,
-                            text: &format!(
-                                "no {} target in the makefile, doing nothing",
-                                make.first_existing_target.join("/")
-                            ),
-                        });
-                        return Ok(());
-                    };
-                    targets.push(target);
-                }
-                let process = Process {
-                    argv: builtin::make_argv(make, &cores, &[], &targets),
-                    cwd: phase_cwd.to_owned(),
-                    env: &no_env,
-                    stdout: None,
-                };
-                self.spawn(&at, process, &state.env, limits, reporter, signals)
-                    .await
-            }
-            Step::Unpack(unpack) => {
-                let outcome = builtin::unpack(unpack, phase_cwd)
-                    .map_err(|source| BuildError::Builtin { at, source })?;
-                if let Some(root) = outcome.source_root {
+        let input_paths: Vec<PathBuf> = match step {
+            Step::Fixup(_) => self
+                .plan
+                .inputs
+                .values()
+                .flat_map(|input| input.paths().iter().map(PathBuf::from))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let context = StepContext {
+            cwd: phase_cwd,
+            env: &state.env,
+            cores: self.cores,
+            store_dir: self.store_dir,
+            outputs: self.outputs,
+            build_top: self.build_top,
+            inputs: &input_paths,
+        };
+        let action = kiln_steps::run(step, &context).map_err(|source| BuildError::Step {
+            at: at.clone(),
+            source,
+        })?;
+        let plan = match action {
+            Action::Done(effects) => {
+                for (level, text) in &effects.messages {
                     reporter.report(&LogEvent::Message {
-                        level: Level::Info,
-                        text: &format!("source root is `{}`", root.display()),
-                    });
-                    state.workdir = root;
-                }
-                if let Some(newest) = outcome.newest_mtime {
-                    let current: i64 = state
-                        .env
-                        .get("SOURCE_DATE_EPOCH")
-                        .and_then(|value| value.parse().ok())
-                        .unwrap_or(0);
-                    if newest > current {
-                        state
-                            .env
-                            .insert("SOURCE_DATE_EPOCH".to_owned(), newest.to_string());
-                    }
-                }
-                Ok(())
-            }
-            Step::Patch(patch) => {
-                let messages = builtin::patch(patch, phase_cwd)
-                    .map_err(|source| BuildError::Builtin { at, source })?;
-                for text in &messages {
-                    reporter.report(&LogEvent::Message {
-                        level: Level::Info,
+                        level: *level,
                         text,
                     });
                 }
-                Ok(())
-            }
-            Step::Fixup(fixup) => {
-                let input_paths: Vec<PathBuf> = self
-                    .plan
-                    .inputs
-                    .values()
-                    .flat_map(|input| input.paths().iter().map(PathBuf::from))
-                    .collect();
-                let context = builtin::FixupInputs {
-                    outputs: self.outputs,
-                    build_top: self.build_top,
-                    env: &state.env,
-                    inputs: &input_paths,
-                };
-                let warnings = builtin::fixup(fixup, &context)
-                    .map_err(|source| BuildError::Builtin { at, source })?;
-                for text in &warnings {
-                    reporter.report(&LogEvent::Message {
-                        level: Level::Warn,
-                        text,
-                    });
+                if let Some(workdir) = effects.workdir {
+                    state.workdir = workdir;
                 }
-                Ok(())
+                state.env.extend(effects.env);
+                return Ok(());
             }
-            Step::PatchShebangs(shebangs) => {
-                let (text, warnings) = builtin::patch_shebangs(shebangs, phase_cwd, &state.env)
-                    .map_err(|source| BuildError::Builtin { at, source })?;
-                for warning in &warnings {
-                    reporter.report(&LogEvent::Message {
-                        level: Level::Warn,
-                        text: warning,
-                    });
+            Action::Spawn(plan) => plan,
+        };
+        let chosen = if plan.probes.is_empty() {
+            plan.choices.into_iter().next()
+        } else {
+            let mut chosen = None;
+            for (probe, choice) in plan.probes.into_iter().zip(plan.choices) {
+                if self.probe(&at, probe, &state.env, limits, signals).await? {
+                    chosen = Some(choice);
+                    break;
                 }
+            }
+            chosen
+        };
+        let Some(invocation) = chosen else {
+            if let Some(text) = &plan.none_found {
                 reporter.report(&LogEvent::Message {
                     level: Level::Info,
-                    text: &text,
+                    text,
                 });
-                Ok(())
             }
-            Step::AutoPatchelf(patchelf) => {
-                let text = builtin::auto_patchelf(patchelf, phase_cwd)
-                    .map_err(|source| BuildError::Builtin { at, source })?;
-                reporter.report(&LogEvent::Message {
-                    level: Level::Info,
-                    text: &text,
-                });
-                Ok(())
-            }
-            file_step => {
-                let report = kiln_phases::run_file_step(file_step, phase_cwd)
-                    .map_err(|source| BuildError::FileStep { at, source })?;
-                for warning in &report.warnings {
-                    reporter.report(&LogEvent::Message {
-                        level: Level::Warn,
-                        text: warning,
-                    });
-                }
-                Ok(())
-            }
-        }
+            return Ok(());
+        };
+        self.spawn(&at, invocation, &state.env, limits, reporter, signals)
+            .await
     }
 
     /// Runs a process to the end, streaming its output; a non-zero exit is an error.
     async fn spawn(
         &self,
         at: &StepLocation,
-        process: Process<'_>,
+        process: Invocation,
         env: &BTreeMap<String, String>,
         limits: StepLimits,
         reporter: &mut dyn Reporter,
@@ -731,7 +582,7 @@ impl Execution<'_> {
     async fn probe(
         &self,
         at: &StepLocation,
-        process: Process<'_>,
+        process: Invocation,
         env: &BTreeMap<String, String>,
         limits: StepLimits,
         signals: &mut SignalEvents,
@@ -764,7 +615,7 @@ impl Execution<'_> {
     fn child_spec(
         &self,
         at: &StepLocation,
-        process: &Process<'_>,
+        process: &Invocation,
         env: &BTreeMap<String, String>,
     ) -> Result<ChildSpec, BuildError> {
         if !process.cwd.is_dir() {
@@ -797,12 +648,24 @@ impl Execution<'_> {
                 path: path_var.unwrap_or_default().to_owned(),
             });
         };
+        let stdout = match &process.stdout {
+            Some(path) => {
+                let opened =
+                    std::fs::File::create(path).map_err(|source| BuildError::StdoutFile {
+                        at: at.clone(),
+                        path: path.clone(),
+                        source,
+                    })?;
+                Some(std::sync::Arc::new(opened))
+            }
+            None => None,
+        };
         Ok(ChildSpec {
             program,
             argv: process.argv.clone(),
             env: step_env,
             cwd: process.cwd.clone(),
-            stdout: process.stdout.clone(),
+            stdout,
         })
     }
 
@@ -827,60 +690,9 @@ impl Execution<'_> {
     }
 }
 
-/// A process a step runs.
-struct Process<'a> {
-    argv: Vec<String>,
-    cwd: PathBuf,
-    /// The step's own variables, over the build environment.
-    env: &'a BTreeMap<String, String>,
-    /// The file standard output goes to, when not the log.
-    stdout: Option<std::sync::Arc<std::fs::File>>,
-}
-
 /// The phase's deadline and timeout, for the step's processes.
 #[derive(Debug, Clone, Copy)]
 struct StepLimits {
     deadline: Option<Instant>,
     timeout: Option<u64>,
-}
-
-/// A one-line description of a step for logs.
-pub fn describe_step(step: &Step) -> String {
-    match step {
-        Step::Run(run) => display_argv(&run.argv),
-        Step::Write(write) => write.path.clone(),
-        Step::Mkdir(mkdir) => mkdir.path.clone(),
-        Step::Copy(copy) => format!("{} -> {}", copy.from, copy.to),
-        Step::Symlink(symlink) => format!("{} -> {}", symlink.link, symlink.target),
-        Step::Remove(remove) => remove.path.clone(),
-        Step::Chmod(chmod) => format!("{} {}", chmod.mode, chmod.path),
-        Step::Substitute(substitute) => substitute.file.clone(),
-        Step::Unpack(unpack) => match &unpack.into {
-            Some(into) => format!("{} -> {into}", unpack.srcs.join(" ")),
-            None => unpack.srcs.join(" "),
-        },
-        Step::Patch(patch) => {
-            let mut parts = patch.patches.clone();
-            parts.extend(patch.series.iter().map(|series| format!("series {series}")));
-            format!("-p{} {}", patch.strip, parts.join(" "))
-        }
-        Step::Configure(configure) => {
-            format!("{} {}", configure.script, display_argv(&configure.flags))
-        }
-        Step::Make(make) => display_argv(&builtin::make_argv(make, "N", &[], &make.targets)),
-        Step::Fixup(_) => "every output".to_owned(),
-        Step::AutoPatchelf(patchelf) => patchelf.paths.join(" "),
-        Step::PatchShebangs(shebangs) => shebangs.paths.join(" "),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn argv_display_quotes_only_when_needed() {
-        let argv: Vec<String> = ["gcc", "-o", "a b", "it's", ""].map(String::from).to_vec();
-        assert_eq!(display_argv(&argv), r"gcc -o 'a b' 'it'\''s' ''");
-    }
 }

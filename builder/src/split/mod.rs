@@ -253,6 +253,8 @@ pub fn run_part(
         base_env: &prepared.base_env,
         build_top,
         outputs: placeholders,
+        cores: prepared.paths.cores,
+        store_dir: &prepared.store_dir,
         options,
         only: Some(&only),
         resume: resume.as_ref(),
@@ -323,7 +325,7 @@ fn finish(
                 from: ".".to_owned(),
                 to: utf8(&own_output)?.to_owned(),
             });
-            kiln_phases::run_file_step(&copy, &summary.resume.workdir).map_err(|source| {
+            kiln_steps::run_file_step(&copy, &summary.resume.workdir).map_err(|source| {
                 SplitError::Write {
                     path: own_output.clone(),
                     source: std::io::Error::other(source),
