@@ -115,6 +115,19 @@ impl ProgressReporter {
         self.tail.iter().map(String::as_str)
     }
 
+    /// What the two live lines say while a phase runs, without what `indicatif` adds as it
+    /// draws them (the spinner, the elapsed time, the cut to the terminal's width): the status
+    /// line (`[2/5] build  step 1: run make`) and the last output line; `None` between phases.
+    /// The terminal redraws them on a timer, so tests read them here.
+    pub fn live_lines(&self) -> Option<[String; 2]> {
+        self.bars.as_ref().map(|bars| {
+            [
+                format!("{}  {}", bars.status.prefix(), bars.status.message()),
+                bars.output.message(),
+            ]
+        })
+    }
+
     /// Prints a permanent line above the bars.
     fn print(&self, line: &str) {
         // The bars are decoration; a terminal that stopped accepting writes is not worth a panic.
@@ -465,8 +478,6 @@ fn truncate(text: &str, max: usize) -> Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
 
     #[test]
@@ -611,136 +622,5 @@ mod tests {
             seconds: 1.4,
         });
         assert_eq!(reporter.output_tail().len(), TAIL_LINES);
-    }
-
-    /// A terminal that records each line `indicatif` writes to it (bars and permanent lines
-    /// alike), without the spaces it pads them with.
-    #[derive(Debug, Clone, Default)]
-    struct Screen(Arc<Mutex<Vec<String>>>);
-
-    impl indicatif::TermLike for Screen {
-        fn width(&self) -> u16 {
-            60
-        }
-        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn write_line(&self, s: &str) -> std::io::Result<()> {
-            self.0.lock().unwrap().push(s.to_owned());
-            Ok(())
-        }
-        fn write_str(&self, s: &str) -> std::io::Result<()> {
-            if !s.trim().is_empty() {
-                self.0.lock().unwrap().push(s.to_owned());
-            }
-            Ok(())
-        }
-        fn clear_line(&self) -> std::io::Result<()> {
-            Ok(())
-        }
-        fn flush(&self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn a_failed_phase_prints_its_output_and_filters_messages() {
-        let screen = Screen::default();
-        let mut reporter = ProgressReporter::new(ProgressOptions {
-            max_level: Level::Info,
-            color: false,
-            draw_target: Some(ProgressDrawTarget::term_like(Box::new(screen.clone()))),
-        });
-        let events = [
-            LogEvent::BuildStarted {
-                format_version: 1,
-                name: "hello",
-                phases: vec!["configure", "check", "fixup"],
-            },
-            LogEvent::PhaseStarted {
-                phase: "configure",
-                index: 1,
-                total: 3,
-            },
-            LogEvent::Output(Output::Text("configure chatter")),
-            LogEvent::PhaseFinished {
-                phase: "configure",
-                success: true,
-                seconds: 3.24,
-            },
-            LogEvent::PhaseStarted {
-                phase: "check",
-                index: 2,
-                total: 3,
-            },
-            LogEvent::StepStarted {
-                phase: "check",
-                step: 1,
-                kind: "run",
-                description: "make check",
-            },
-            LogEvent::Message {
-                level: Level::Debug,
-                text: "hidden detail",
-            },
-            LogEvent::Message {
-                level: Level::Warn,
-                text: "slow disk",
-            },
-            LogEvent::Output(Output::Text("test 1 ok")),
-            LogEvent::Output(Output::Text("test 2 FAILED")),
-            LogEvent::PhaseFinished {
-                phase: "check",
-                success: false,
-                seconds: 0.4,
-            },
-            LogEvent::PhaseSkipped { phase: "fixup" },
-            LogEvent::BuildFinished {
-                success: false,
-                exit_code: 1,
-                seconds: 3.7,
-            },
-        ];
-        for event in &events {
-            reporter.report(event);
-        }
-        drop(reporter);
-        let lines = screen.0.lock().unwrap().clone();
-        let position = |line: &str| {
-            lines
-                .iter()
-                .position(|written| written == line)
-                .unwrap_or_else(|| panic!("{line:?} not in {lines:#?}"))
-        };
-        let permanent = [
-            "building hello (3 phases)",
-            "✓ configure  3.2 s",
-            "kiln: warning: slow disk",
-            "✗ check      0.4 s",
-            "output of phase check (last 2 lines):",
-            "test 1 ok",
-            "test 2 FAILED",
-            "- fixup      skipped",
-            "build hello failed after 3.7 s",
-        ];
-        let order: Vec<usize> = permanent.iter().map(|line| position(line)).collect();
-        assert!(order.is_sorted(), "{order:?} in {lines:#?}");
-        // While it ran, the bar showed the phase, its step and the last output line.
-        assert!(lines
-            .iter()
-            .any(|line| line.contains("[2/3] check  step 1: run make check")));
-        assert!(lines.iter().any(|line| line == "    test 2 FAILED"));
-        assert!(!lines.iter().any(|line| line.contains("hidden detail")));
-        // Output of a phase that succeeded only ever showed in the bar.
-        assert!(!lines.iter().any(|line| line == "configure chatter"));
     }
 }

@@ -198,7 +198,9 @@ impl TimingsRecorder {
         self.record_cached_at(phase, restore_seconds, Instant::now());
     }
 
-    fn record_cached_at(&mut self, phase: &str, restore_seconds: f64, now: Instant) {
+    /// [`record_cached`](Self::record_cached) with the moment given instead of read from the
+    /// clock (tests use fixed moments).
+    pub fn record_cached_at(&mut self, phase: &str, restore_seconds: f64, now: Instant) {
         let restore = Duration::try_from_secs_f64(restore_seconds).unwrap_or(Duration::ZERO);
         let start = now.checked_sub(restore).unwrap_or(now);
         self.phases.push(PhaseRecord {
@@ -229,7 +231,9 @@ impl TimingsRecorder {
         });
     }
 
-    fn report_at(&mut self, event: &LogEvent<'_>, now: Instant) {
+    /// [`Reporter::report`] with the moment `event` arrived given instead of read from the
+    /// clock (tests use fixed moments).
+    pub fn report_at(&mut self, event: &LogEvent<'_>, now: Instant) {
         match event {
             LogEvent::BuildStarted { name, phases, .. } => {
                 self.build_start.get_or_insert(now);
@@ -298,7 +302,8 @@ impl TimingsRecorder {
         self.timings_at(Instant::now())
     }
 
-    fn timings_at(&self, now: Instant) -> Timings {
+    /// [`timings`](Self::timings) with "now" given instead of read from the clock.
+    pub fn timings_at(&self, now: Instant) -> Timings {
         let end = self.build_end.unwrap_or(now);
         let origin = self
             .phases

@@ -206,6 +206,44 @@ impl<'r, 'a> Translator<'r, 'a> {
         ))
     }
 
+    /// The standard phases' hooks and phase strings: `…Phase` replaces a phase's steps,
+    /// `pre…` and `post…` go around them (without a shell, only the typed `patchShebangs` ones:
+    /// shell code without the opt-in was refused already).
+    pub(super) fn standard_hooks(&mut self, drafts: &mut [Draft]) {
+        for draft in drafts.iter_mut() {
+            let Some((_, stdenv, stem)) = STANDARD
+                .iter()
+                .find(|(name, _, _)| *name == draft.phase.name)
+            else {
+                continue;
+            };
+            let phase_name = draft.phase.name.clone();
+            if let Some((steps, from)) = self.hook_steps(stdenv, &phase_name) {
+                draft.clear();
+                for step in steps {
+                    draft.push(step, from.clone());
+                }
+            }
+            let top = |step: Step| match step {
+                Step::Run(mut run) if phase_name == "unpack" => {
+                    run.cwd = Some("${build.top}".to_owned());
+                    Step::Run(run)
+                }
+                other => other,
+            };
+            if let Some((steps, from)) = self.hook_steps(&format!("pre{stem}"), &phase_name) {
+                for step in steps.into_iter().rev() {
+                    draft.insert(0, top(step), from.clone());
+                }
+            }
+            if let Some((steps, from)) = self.hook_steps(&format!("post{stem}"), &phase_name) {
+                for step in steps {
+                    draft.push(top(step), from.clone());
+                }
+            }
+        }
+    }
+
     /// `preHook` and `postHook`, in a phase `setup` (stdenv runs them while setting up).
     pub(super) fn setup_phase(&mut self) -> Option<Draft> {
         let mut draft = self.draft("setup", "setup.sh", "stdenv preHook/postHook".to_owned());
