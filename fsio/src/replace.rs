@@ -60,7 +60,18 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{permission_bits, read_dir_sorted};
+
+    #[test]
+    fn replace_symlink_replaces_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        fs::write(&link, "a file").unwrap();
+        replace_symlink(Path::new("elsewhere"), &link).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("elsewhere"));
+        replace_symlink(Path::new("again"), &link).unwrap();
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("again"));
+        assert_eq!(crate::read_dir_sorted(dir.path()).unwrap(), ["link"]);
+    }
 
     #[test]
     fn replace_file_replaces_a_symlink_instead_of_writing_through_it() {
@@ -76,21 +87,12 @@ mod tests {
         assert_eq!(fs::read(&link).unwrap(), b"new");
         let metadata = fs::symlink_metadata(&link).unwrap();
         assert!(metadata.is_file());
-        assert_eq!(permission_bits(&metadata), 0o600);
+        assert_eq!(crate::permission_bits(&metadata), 0o600);
         // No temporary file is left behind.
-        assert_eq!(read_dir_sorted(dir.path()).unwrap(), ["link", "target"]);
-    }
-
-    #[test]
-    fn replace_symlink_replaces_what_is_there() {
-        let dir = tempfile::tempdir().unwrap();
-        let link = dir.path().join("link");
-        fs::write(&link, "a file").unwrap();
-        replace_symlink(Path::new("elsewhere"), &link).unwrap();
-        assert_eq!(fs::read_link(&link).unwrap(), Path::new("elsewhere"));
-        replace_symlink(Path::new("again"), &link).unwrap();
-        assert_eq!(fs::read_link(&link).unwrap(), Path::new("again"));
-        assert_eq!(read_dir_sorted(dir.path()).unwrap(), ["link"]);
+        assert_eq!(
+            crate::read_dir_sorted(dir.path()).unwrap(),
+            ["link", "target"]
+        );
     }
 
     #[test]
