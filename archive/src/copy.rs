@@ -16,7 +16,9 @@ use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as 
 use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use crate::dest::{process_umask, set_mtime_nofollow, system_time};
+use kiln_fsio::{read_dir_sorted, set_mtime_nofollow, system_time};
+
+use crate::dest::process_umask;
 use crate::UnpackError;
 
 /// `name` without a leading Nix store hash (`<32 base-32 characters>-`), if it has one.
@@ -88,14 +90,7 @@ impl Copier {
             .create(to)
             .map_err(|error| self.write(to, error))?;
         self.entries += 1;
-        let mut names = fs::read_dir(from)
-            .and_then(|entries| {
-                entries
-                    .map(|entry| entry.map(|entry| entry.file_name()))
-                    .collect::<io::Result<Vec<_>>>()
-            })
-            .map_err(|error| self.inspect(from, error))?;
-        names.sort();
+        let names = read_dir_sorted(from).map_err(|error| self.inspect(from, error))?;
         for name in names {
             let from = from.join(&name);
             let to = to.join(&name);

@@ -16,9 +16,10 @@
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
+use kiln_fsio::ThreadedReader;
+
 use crate::dest::Dest;
 use crate::detect::Compression;
-use crate::pipe::ThreadedReader;
 use crate::{untar, UnpackError};
 
 /// The first bytes of every `ar` archive, and so of every `.deb`.
@@ -210,6 +211,7 @@ fn extract_data(
     if compression == Compression::None {
         return untar::untar(data, archive, dest);
     }
-    let reader = ThreadedReader::spawn(compression.decoder(data)).map_err(read_error)?;
+    let reader = ThreadedReader::spawn(crate::DECOMPRESS_THREAD, compression.decoder(data))
+        .map_err(read_error)?;
     untar::untar(reader, archive, dest)
 }

@@ -158,20 +158,6 @@ pub(crate) fn is_zip(head: &[u8]) -> bool {
     head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06")
 }
 
-/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-pub(crate) fn read_head(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}
-
 /// Opens `path` and returns a reader of its content, decompressed if its first bytes say it is
 /// gzip, bzip2, xz or zstd (or legacy lzma by name), together with the compression found.
 ///

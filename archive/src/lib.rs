@@ -51,7 +51,6 @@ mod deb;
 mod dest;
 mod detect;
 mod error;
-mod pipe;
 mod root;
 mod untar;
 mod unzip;
@@ -66,6 +65,10 @@ pub use error::{UnpackError, UnsafeEntry};
 pub use untar::MAX_SPARSE_SIZE;
 
 use dest::Dest;
+use kiln_fsio::ThreadedReader;
+
+/// The name of the thread that decompresses an archive.
+const DECOMPRESS_THREAD: &str = "kiln-decompress";
 
 /// How [`unpack_sources`] picks the source root.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -167,7 +170,7 @@ pub fn unpack_one_with(
     }
     let mut file = File::open(source).map_err(open_error)?;
     let mut head = [0u8; 512];
-    let filled = detect::read_head(&mut file, &mut head).map_err(open_error)?;
+    let filled = kiln_fsio::read_full(&mut file, &mut head).map_err(open_error)?;
     let head = &head[..filled];
     let name = source
         .file_name()
@@ -190,8 +193,8 @@ pub fn unpack_one_with(
             source_path: source.to_owned(),
         });
     }
-    let mut reader =
-        pipe::ThreadedReader::spawn(compression.decoder(stream)).map_err(open_error)?;
+    let mut reader = ThreadedReader::spawn(DECOMPRESS_THREAD, compression.decoder(stream))
+        .map_err(open_error)?;
     let decompressed_head = reader.fill_buf().map_err(|error| UnpackError::Read {
         archive: source.to_owned(),
         source: error,

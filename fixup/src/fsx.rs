@@ -1,14 +1,15 @@
-//! Filesystem helpers shared by the steps: a sorted, non-following tree walk ([`walk`]), file
-//! type sniffing, hard-link deduplication and small wrappers that turn [`io::Error`]s into
-//! [`StepError`]s naming the path.
+//! Filesystem helpers shared by the steps: a sorted, non-following tree walk ([`walk`], on
+//! `kiln-fsio`'s sorted listing), file type sniffing, hard-link deduplication and small wrappers
+//! that turn [`io::Error`]s from `std::fs` and `kiln_fsio` into [`StepError`]s naming the path.
 //!
 //! These call `std::fs` directly rather than `fs_err`: every failure is wrapped in a typed
 //! [`StepError`] variant that already names the path, and `fs_err` would repeat it in the source.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs::{self, File, Metadata};
-use std::io::{self, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use rayon::prelude::*;
@@ -76,22 +77,15 @@ pub(crate) fn walk(root: &Path) -> Result<Vec<Entry>, StepError> {
 }
 
 fn walk_into(dir: &Path, out: &mut Vec<Entry>) -> Result<(), StepError> {
-    let read_dir = |source| StepError::ReadDir {
-        path: dir.to_owned(),
-        source,
-    };
     let mut children = Vec::new();
-    for entry in fs::read_dir(dir).map_err(read_dir)? {
-        let entry = entry.map_err(read_dir)?;
-        let path = entry.path();
-        // `DirEntry::metadata` does not follow symlinks.
-        let meta = entry.metadata().map_err(|source| StepError::Metadata {
+    for name in read_dir_sorted(dir)? {
+        let path = dir.join(name);
+        let meta = fs::symlink_metadata(&path).map_err(|source| StepError::Metadata {
             path: path.clone(),
             source,
         })?;
         children.push(Entry::new(path, &meta));
     }
-    children.sort_by(|a, b| a.path.file_name().cmp(&b.path.file_name()));
     for child in children {
         let is_dir = child.kind == Kind::Dir;
         let path = child.path.clone();
@@ -101,6 +95,14 @@ fn walk_into(dir: &Path, out: &mut Vec<Entry>) -> Result<(), StepError> {
         }
     }
     Ok(())
+}
+
+/// The names in `dir`, sorted bytewise so that every walk visits entries in the same order.
+pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<OsString>, StepError> {
+    kiln_fsio::read_dir_sorted(dir).map_err(|source| StepError::ReadDir {
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 /// The regular files among `entries`, keeping only the first name of each inode, so that
@@ -128,16 +130,7 @@ pub(crate) fn read_head(path: &Path, buf: &mut [u8]) -> Result<usize, StepError>
         source,
     };
     let mut file = File::open(path).map_err(read)?;
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(source) => return Err(read(source)),
-        }
-    }
-    Ok(filled)
+    kiln_fsio::read_full(&mut file, buf).map_err(read)
 }
 
 /// `true` if `path` starts with the ELF magic (stdenv's `isELF`).
@@ -207,30 +200,20 @@ pub(crate) fn lexists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }
 
+/// Sets the permission bits of `path` (following a symlink) to exactly `mode`.
 pub(crate) fn set_mode(path: &Path, mode: u32) -> Result<(), StepError> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|source| {
-        StepError::SetPermissions {
-            path: path.to_owned(),
-            source,
-        }
+    kiln_fsio::set_mode(path, mode).map_err(|source| StepError::SetPermissions {
+        path: path.to_owned(),
+        source,
     })
 }
 
 /// Creates (or atomically replaces) the symlink `path` -> `target`, like `ln -sfn`.
 pub(crate) fn replace_symlink(target: &Path, path: &Path) -> Result<(), StepError> {
-    let failed = |source| StepError::Symlink {
+    kiln_fsio::replace_symlink(target, path).map_err(|source| StepError::Symlink {
         path: path.to_owned(),
         target: target.to_owned(),
         source,
-    };
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(".kiln-tmp-link");
-    let temp = PathBuf::from(temp);
-    let _ = fs::remove_file(&temp);
-    std::os::unix::fs::symlink(target, &temp).map_err(failed)?;
-    fs::rename(&temp, path).map_err(|source| {
-        let _ = fs::remove_file(&temp);
-        failed(source)
     })
 }
 

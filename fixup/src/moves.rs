@@ -86,18 +86,7 @@ fn merge_into(dir: &Path, from_name: &str, to_name: &str) -> Result<Outcome, Ste
         return Ok(outcome);
     }
     fsx::create_dir_all(&to)?;
-    let mut names = Vec::new();
-    for entry in fs::read_dir(&from).map_err(|source| StepError::ReadDir {
-        path: from.clone(),
-        source,
-    })? {
-        let entry = entry.map_err(|source| StepError::ReadDir {
-            path: from.clone(),
-            source,
-        })?;
-        names.push(entry.file_name());
-    }
-    names.sort();
+    let names = fsx::read_dir_sorted(&from)?;
     for name in &names {
         if fsx::lexists(&to.join(name)) {
             return Err(StepError::MoveConflict {

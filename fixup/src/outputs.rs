@@ -239,16 +239,7 @@ fn is_symlink(path: &Path) -> bool {
 }
 
 fn merge_dir(src: &Path, dst: &Path, outcome: &mut Outcome) -> Result<(), StepError> {
-    let mut names = Vec::new();
-    let list_error = |source| StepError::ReadDir {
-        path: src.to_owned(),
-        source,
-    };
-    for entry in fs::read_dir(src).map_err(list_error)? {
-        names.push(entry.map_err(list_error)?.file_name());
-    }
-    names.sort();
-    for name in names {
+    for name in fsx::read_dir_sorted(src)? {
         let (from, to) = (src.join(&name), dst.join(&name));
         if to.is_dir() && from.is_dir() && !is_symlink(&from) && !is_symlink(&to) {
             merge_dir(&from, &to, outcome)?;
@@ -304,16 +295,7 @@ pub fn glob(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, StepError> {
             if !base.is_dir() {
                 continue;
             }
-            let list_error = |source| StepError::ReadDir {
-                path: base.clone(),
-                source,
-            };
-            let mut names = Vec::new();
-            for entry in fs::read_dir(base).map_err(list_error)? {
-                names.push(entry.map_err(list_error)?.file_name());
-            }
-            names.sort();
-            for name in names {
+            for name in fsx::read_dir_sorted(base)? {
                 let bytes = name.as_bytes();
                 if bytes.starts_with(b".") && !component.starts_with('.') {
                     continue;

@@ -7,7 +7,6 @@
 //! (`# Format`) for what the entries look like and why the bytes are deterministic.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
@@ -226,13 +225,7 @@ impl Packer {
             path: path.to_owned(),
             source,
         };
-        let mut names = std::fs::read_dir(path)
-            .map_err(read_error)?
-            .map(|child| child.map(|child| child.file_name()))
-            .collect::<io::Result<Vec<OsString>>>()
-            .map_err(read_error)?;
-        // `OsString` orders by bytes on Unix.
-        names.sort_unstable();
+        let names = kiln_fsio::read_dir_sorted(path).map_err(read_error)?;
         for name in names {
             if exclude.iter().any(|excluded| name == **excluded) {
                 continue;

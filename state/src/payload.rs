@@ -1,6 +1,6 @@
 //! The compressed payload as a byte stream: the zstd settings ([`encoder`]), hashing on the way
-//! out ([`HashingWriter`]) and on the way in ([`PayloadReader`], which decompresses and hashes on
-//! a helper thread).
+//! out ([`HashingWriter`]) and on the way in ([`reader`], which decompresses and hashes on a
+//! helper thread, a [`ThreadedReader`]).
 //!
 //! # Determinism
 //!
@@ -15,11 +15,11 @@
 //! always writes the same payload for the same tree. The unit tests check this.
 
 use std::fs::File;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::thread::JoinHandle;
 
+use kiln_fsio::stream::CHUNK;
+use kiln_fsio::ThreadedReader;
 use sha2::{Digest as _, Sha256};
 
 use crate::manifest::hex;
@@ -27,10 +27,6 @@ use crate::manifest::hex;
 /// The zstd level used when the caller has no opinion (zstd's own default).
 pub const DEFAULT_LEVEL: i32 = 3;
 
-/// Bytes per chunk handed from the decompression thread to the extractor.
-const CHUNK: usize = 256 * 1024;
-/// Chunks that may wait in the channel: bounds the memory used by decompression.
-const IN_FLIGHT: usize = 8;
 /// The largest zstd window a payload may use (2^27 = 128 MiB, zstd's default limit): a hostile
 /// payload cannot make the decoder allocate more.
 const WINDOW_LOG_MAX: u32 = 27;
@@ -114,173 +110,38 @@ pub(crate) fn hash_file(path: &Path) -> io::Result<(String, u64)> {
     Ok((hex(&reader.hasher.finalize()), reader.read))
 }
 
-/// What the decompression thread sends.
-enum Message {
-    Data(Vec<u8>),
-    /// The end of the stream: the SHA-256 (hex) and size of the compressed bytes.
-    End(String, u64),
-    Failed(io::Error),
-}
-
-/// The decompressed payload as a [`BufRead`]: a helper thread reads the file, hashes the
-/// compressed bytes, decompresses them and hands the result over in chunks through a bounded
-/// channel, so decompression overlaps with creating files and memory stays bounded.
+/// The decompressed payload as a [`BufRead`](std::io::BufRead): a helper thread reads the
+/// file, hashes the compressed bytes, decompresses them and hands the result over in chunks
+/// through a bounded channel, so decompression overlaps with creating files and memory stays
+/// bounded. Its [`ThreadedReader::finish`] reads the rest and returns the SHA-256 (hex) and size
+/// of the compressed bytes.
 ///
 /// Dropping it stops the thread (its next send fails) and waits for it.
-pub(crate) struct PayloadReader {
-    chunks: Option<Receiver<Message>>,
-    recycle: SyncSender<Vec<u8>>,
-    current: Vec<u8>,
-    position: usize,
-    /// Set when the thread reported the end of the stream.
-    digest: Option<(String, u64)>,
-    failed: bool,
-    thread: Option<JoinHandle<()>>,
-}
+pub(crate) type PayloadReader = ThreadedReader<(String, u64)>;
 
-impl PayloadReader {
-    /// Starts decompressing `file` (a zstd stream, possibly of several frames) on a new thread.
-    pub(crate) fn spawn(file: File) -> io::Result<PayloadReader> {
-        let (chunk_sender, chunks) = mpsc::sync_channel(IN_FLIGHT);
-        let (recycle, recycled) = mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT + 2);
-        let thread = std::thread::Builder::new()
-            .name("kiln-state-decompress".to_owned())
-            .spawn(move || {
-                let hashing = HashingReader {
-                    inner: file,
-                    hasher: Sha256::new(),
-                    read: 0,
-                };
-                let mut decoder =
-                    match zstd::stream::read::Decoder::new(hashing).and_then(|mut d| {
-                        d.window_log_max(WINDOW_LOG_MAX)?;
-                        Ok(d)
-                    }) {
-                        Ok(decoder) => decoder,
-                        Err(error) => {
-                            let _ = chunk_sender.send(Message::Failed(error));
-                            return;
-                        }
-                    };
-                loop {
-                    let mut buffer = recycled.try_recv().unwrap_or_default();
-                    buffer.resize(CHUNK, 0);
-                    let message = match fill(&mut decoder, &mut buffer) {
-                        Ok(0) => break,
-                        Ok(read) => {
-                            buffer.truncate(read);
-                            Message::Data(buffer)
-                        }
-                        Err(error) => Message::Failed(error),
-                    };
-                    let last = !matches!(message, Message::Data(_));
-                    if chunk_sender.send(message).is_err() || last {
-                        return;
-                    }
-                }
-                // The decoder reads to the end of its input (it decodes every frame), but drain
-                // it anyway so that the hash covers every byte.
-                let mut rest = decoder.finish();
-                let message = match io::copy(&mut rest, &mut io::sink()) {
-                    Ok(_) => {
-                        let hashing = rest.into_inner();
-                        Message::End(hex(&hashing.hasher.finalize()), hashing.read)
-                    }
-                    Err(error) => Message::Failed(error),
-                };
-                let _ = chunk_sender.send(message);
-            })?;
-        Ok(PayloadReader {
-            chunks: Some(chunks),
-            recycle,
-            current: Vec::new(),
-            position: 0,
-            digest: None,
-            failed: false,
-            thread: Some(thread),
-        })
-    }
-
-    /// Reads the rest of the stream and returns the SHA-256 (hex) and size of the compressed
-    /// bytes.
-    pub(crate) fn finish(mut self) -> io::Result<(String, u64)> {
-        io::copy(&mut self, &mut io::sink())?;
-        self.digest
-            .take()
-            .ok_or_else(|| io::Error::other("the payload ended without its digest"))
-    }
-}
-
-/// Reads from `reader` until `buffer` is full or the stream ends; returns the bytes read.
-fn fill(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}
-
-impl BufRead for PayloadReader {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        while self.position == self.current.len() && self.digest.is_none() {
-            if self.failed {
-                return Err(io::Error::other("the payload stream failed earlier"));
-            }
-            let message = match &self.chunks {
-                Some(chunks) => chunks.recv().ok(),
-                None => None,
+/// Starts decompressing `file` (a zstd stream, possibly of several frames) on a new thread.
+pub(crate) fn reader(file: File) -> io::Result<PayloadReader> {
+    ThreadedReader::spawn_with(
+        "kiln-state-decompress",
+        move || {
+            let hashing = HashingReader {
+                inner: file,
+                hasher: Sha256::new(),
+                read: 0,
             };
-            match message {
-                Some(Message::Data(chunk)) => {
-                    let spent = std::mem::replace(&mut self.current, chunk);
-                    self.position = 0;
-                    // The thread may have stopped; then the buffer is simply freed.
-                    let _ = self.recycle.try_send(spent);
-                }
-                Some(Message::End(digest, size)) => self.digest = Some((digest, size)),
-                Some(Message::Failed(error)) => {
-                    self.failed = true;
-                    return Err(error);
-                }
-                None => {
-                    self.failed = true;
-                    return Err(io::Error::other(
-                        "the decompression thread stopped before the end of the stream",
-                    ));
-                }
-            }
-        }
-        Ok(&self.current[self.position..])
-    }
-
-    fn consume(&mut self, amount: usize) {
-        self.position = (self.position + amount).min(self.current.len());
-    }
-}
-
-impl Read for PayloadReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let available = self.fill_buf()?;
-        let count = available.len().min(buf.len());
-        buf[..count].copy_from_slice(&available[..count]);
-        self.consume(count);
-        Ok(count)
-    }
-}
-
-impl Drop for PayloadReader {
-    fn drop(&mut self) {
-        // Closing the channel makes the thread's next send fail, so it returns.
-        drop(self.chunks.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+            let mut decoder = zstd::stream::read::Decoder::new(hashing)?;
+            decoder.window_log_max(WINDOW_LOG_MAX)?;
+            Ok(decoder)
+        },
+        |decoder| {
+            // The decoder reads to the end of its input (it decodes every frame), but drain it
+            // anyway so that the hash covers every byte.
+            let mut rest = decoder.finish();
+            io::copy(&mut rest, &mut io::sink())?;
+            let hashing = rest.into_inner();
+            Ok((hex(&hashing.hasher.finalize()), hashing.read))
+        },
+    )
 }
 
 #[cfg(test)]
@@ -353,7 +214,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.zst");
         std::fs::write(&path, &compressed).unwrap();
-        let mut reader = PayloadReader::spawn(File::open(&path).unwrap()).unwrap();
+        let mut reader = reader(File::open(&path).unwrap()).unwrap();
         let mut out = Vec::new();
         reader.read_to_end(&mut out).unwrap();
         assert!(out == data);
@@ -372,7 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.zst");
         std::fs::write(&path, &compressed[..compressed.len() / 2]).unwrap();
-        let mut reader = PayloadReader::spawn(File::open(&path).unwrap()).unwrap();
+        let mut reader = reader(File::open(&path).unwrap()).unwrap();
         assert!(reader.read_to_end(&mut Vec::new()).is_err());
     }
 
@@ -382,7 +243,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.zst");
         std::fs::write(&path, &compressed).unwrap();
-        let mut reader = PayloadReader::spawn(File::open(&path).unwrap()).unwrap();
+        let mut reader = reader(File::open(&path).unwrap()).unwrap();
         let mut first = [0; 10];
         reader.read_exact(&mut first).unwrap();
         drop(reader); // must return: the thread stops at its next send

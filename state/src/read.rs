@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use crate::payload::{hash_file, PayloadReader};
+use crate::payload::{self, hash_file, PayloadReader};
 use crate::{Manifest, StateError};
 
 /// One entry of the payload, as handed to the [`each_entry`] callback.
@@ -57,7 +57,7 @@ fn open(payload: &Path, manifest: &Manifest) -> Result<PayloadReader, StateError
             found,
         });
     }
-    PayloadReader::spawn(file).map_err(|source| StateError::SpawnThread { source })
+    payload::reader(file).map_err(|source| StateError::SpawnThread { source })
 }
 
 fn check(payload: &Path, manifest: &Manifest, sha256: &str, size: u64) -> Result<(), StateError> {

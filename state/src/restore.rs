@@ -26,8 +26,9 @@
 //!
 //! - Paths have normal components only (no absolute path, `..` or `.`), and start with `build`
 //!   or `outputs/NAME` for an output being restored ([`UnsafeEntry`]).
-//! - Every directory on the way to an entry must be a directory created from the payload; a
-//!   symlink on the way is refused ([`UnsafeEntry::ThroughSymlink`]), so `link -> /etc` then
+//! - Entries are written through a [`TreeWriter`] per root with [`Existing::Refuse`]: every
+//!   directory on the way to an entry must be a directory created from the payload; a symlink
+//!   on the way is refused ([`UnsafeEntry::ThroughSymlink`]), so `link -> /etc` then
 //!   `link/passwd` never writes outside. Symlinks themselves may point anywhere.
 //! - Files are created with `O_CREAT | O_EXCL` and links with `symlink(2)`/`link(2)`, which never
 //!   follow a symlink in the last component; an entry that is already there is refused
@@ -36,13 +37,16 @@
 //! - Modes keep the permission bits (`0o777`) exactly, whatever the umask; setuid, setgid and
 //!   sticky bits are dropped. Ownership is not restored. mtimes are restored to the second.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fs::{DirBuilder, FileTimes, OpenOptions, Permissions};
+use std::collections::BTreeMap;
+use std::fs::{FileTimes, Permissions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
+use kiln_fsio::{
+    parent_or_dot, process_umask, rename_noreplace, set_mtime_nofollow, system_time, Existing,
+    PendingDirs, TreeError, TreeWriter,
+};
 use tar::EntryType;
 use tempfile::TempDir;
 
@@ -162,45 +166,19 @@ fn route(entry: &Path) -> Result<(RootKey<'_>, &Path), UnsafeEntry> {
 struct Root {
     /// Removed, with whatever is still in it, when the root is dropped.
     staging: TempDir,
-    /// Where entries are created: the staging directory itself for the build directory,
-    /// `staging/NAME` for an output.
-    content: PathBuf,
+    /// Creates the entries where they are staged: in the staging directory itself for the build
+    /// directory, at `staging/NAME` for an output. It knows the directories created from the
+    /// payload.
+    tree: TreeWriter,
     /// The final place: the build directory (its children are moved in) or the output path
     /// (moved as a whole).
     target: PathBuf,
     is_build: bool,
-    /// Paths relative to `content` (the empty path is `content`) known to be directories
-    /// created from the payload. MUST only hold paths whose every ancestor is also in it.
-    known_dirs: HashSet<PathBuf>,
 }
 
-impl Root {
-    /// The staged path of `relative`.
-    fn staged(&self, relative: &Path) -> PathBuf {
-        if relative.as_os_str().is_empty() {
-            self.content.clone()
-        } else {
-            self.content.join(relative)
-        }
-    }
-
-    /// The final path of `relative`.
-    fn final_path(&self, relative: &Path) -> PathBuf {
-        if relative.as_os_str().is_empty() {
-            self.target.clone()
-        } else {
-            self.target.join(relative)
-        }
-    }
-}
-
-/// A directory whose mode and mtime are applied once everything is in place.
-struct PendingDir {
-    root: usize,
-    relative: PathBuf,
-    mode: u32,
-    mtime: u64,
-}
+/// The mode of directories while they are filled: the owner's only, until [`PendingDirs`]
+/// applies the payload's.
+const STAGING_DIR_MODE: u32 = 0o700;
 
 /// Creates the entries of one payload in staging directories and moves them into place.
 struct Extractor<'a> {
@@ -209,7 +187,8 @@ struct Extractor<'a> {
     /// `roots[0]` is the build directory; outputs are added when their first entry comes.
     roots: Vec<Root>,
     output_roots: BTreeMap<String, usize>,
-    pending: Vec<PendingDir>,
+    /// Directory modes and mtimes, at their final paths.
+    pending: PendingDirs,
     buffer: Vec<u8>,
     /// The process umask, if known: a file created with a mode the umask does not change
     /// needs no `fchmod(2)`.
@@ -223,19 +202,22 @@ impl<'a> Extractor<'a> {
         outputs: &'a BTreeMap<String, PathBuf>,
     ) -> Result<Extractor<'a>, StateError> {
         let staging = stage(build_dir)?;
-        let content = staging.path().to_owned();
+        let tree = TreeWriter::new(
+            staging.path().to_owned(),
+            Existing::Refuse,
+            STAGING_DIR_MODE,
+        );
         Ok(Extractor {
             payload,
             outputs,
             roots: vec![Root {
                 staging,
-                content,
+                tree,
                 target: build_dir.to_owned(),
                 is_build: true,
-                known_dirs: HashSet::from([PathBuf::new()]),
             }],
             output_roots: BTreeMap::new(),
-            pending: Vec::new(),
+            pending: PendingDirs::default(),
             buffer: vec![0; COPY_BUFFER],
             umask: process_umask(),
         })
@@ -246,6 +228,25 @@ impl<'a> Extractor<'a> {
             path: self.payload.to_owned(),
             entry: entry.to_owned(),
             reason,
+        }
+    }
+
+    /// Says why a tree writer refused `entry`, in the state's terms.
+    fn tree_error(&self, entry: &Path, error: TreeError) -> StateError {
+        match error {
+            TreeError::ThroughSymlink { link } => {
+                self.refuse(entry, UnsafeEntry::ThroughSymlink { link })
+            }
+            TreeError::NotADirectory { path } => {
+                self.refuse(entry, UnsafeEntry::NotADirectory { path })
+            }
+            TreeError::Exists { .. } => self.refuse(entry, UnsafeEntry::Duplicate),
+            TreeError::Io { path, source } => StateError::Write { path, source },
+            // Only with `Existing::Replace`, which a restore does not use.
+            TreeError::ReplaceDirectory { path } => StateError::Write {
+                path,
+                source: io::ErrorKind::AlreadyExists.into(),
+            },
         }
     }
 
@@ -266,18 +267,18 @@ impl<'a> Extractor<'a> {
                 },
             ));
         };
-        let parent = match target.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        let staging = stage(parent)?;
-        let content = staging.path().join(name);
+        let staging = stage(parent_or_dot(target))?;
+        let tree = TreeWriter::new(
+            staging.path().join(name),
+            Existing::Refuse,
+            STAGING_DIR_MODE,
+        )
+        .root_missing();
         self.roots.push(Root {
             staging,
-            content,
+            tree,
             target: target.clone(),
             is_build: false,
-            known_dirs: HashSet::new(),
         });
         let index = self.roots.len() - 1;
         self.output_roots.insert(name.to_owned(), index);
@@ -314,14 +315,15 @@ impl<'a> Extractor<'a> {
         let mtime = header
             .mtime()
             .map_err(|error| self.refuse(&entry_path, bad_header(error)))?;
-        if system_time(mtime).is_none() {
+        // A `time_t`, and so a `SystemTime`, holds any mtime that fits in an `i64`.
+        let Ok(mtime) = i64::try_from(mtime) else {
             return Err(self.refuse(
                 &entry_path,
                 UnsafeEntry::BadHeader {
                     detail: format!("the mtime `{mtime}` is out of range"),
                 },
             ));
-        }
+        };
         match kind {
             EntryType::Directory => self.dir(root, &entry_path, &relative, mode, mtime),
             EntryType::Regular => self.file(root, &entry_path, &relative, mode, mtime, entry),
@@ -353,98 +355,33 @@ impl<'a> Extractor<'a> {
         }
     }
 
-    /// Makes sure every ancestor of `relative` in `root` is a directory from the payload,
-    /// creating missing ones; refuses a symlink or file on the way.
-    fn ensure_parents(
-        &mut self,
-        root: usize,
-        entry: &Path,
-        relative: &Path,
-    ) -> Result<(), StateError> {
-        let Some(parent) = relative.parent() else {
-            return Ok(());
-        };
-        if self.roots[root].known_dirs.contains(parent) {
-            return Ok(());
-        }
-        let mut prefixes = vec![PathBuf::new()];
-        let mut prefix = PathBuf::new();
-        for component in parent.components() {
-            prefix.push(component);
-            prefixes.push(prefix.clone());
-        }
-        for prefix in prefixes {
-            if self.roots[root].known_dirs.contains(&prefix) {
-                continue;
-            }
-            let path = self.roots[root].staged(&prefix);
-            match DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                    // Staging started empty: whatever is there came from an earlier entry.
-                    let is_symlink = std::fs::symlink_metadata(&path)
-                        .map(|metadata| metadata.is_symlink())
-                        .unwrap_or(false);
-                    let reason = if is_symlink {
-                        UnsafeEntry::ThroughSymlink { link: prefix }
-                    } else {
-                        UnsafeEntry::NotADirectory { path: prefix }
-                    };
-                    return Err(self.refuse(entry, reason));
-                }
-                Err(source) => return Err(StateError::Write { path, source }),
-            }
-            self.roots[root].known_dirs.insert(prefix);
-        }
-        Ok(())
-    }
-
     fn dir(
         &mut self,
         root: usize,
         entry: &Path,
         relative: &Path,
         mode: u32,
-        mtime: u64,
+        mtime: i64,
     ) -> Result<(), StateError> {
         if relative.as_os_str().is_empty() && self.roots[root].is_build {
             // `build/` is the build directory itself, which is not the state's to change.
             return Ok(());
         }
-        self.ensure_parents(root, entry, relative)?;
-        if !self.roots[root].known_dirs.contains(relative) {
-            let path = self.roots[root].staged(relative);
-            match DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                    return Err(self.refuse(entry, UnsafeEntry::Duplicate))
-                }
-                Err(source) => return Err(StateError::Write { path, source }),
-            }
-            self.roots[root].known_dirs.insert(relative.to_owned());
-        }
-        self.pending.push(PendingDir {
-            root,
-            relative: relative.to_owned(),
-            mode,
-            mtime,
-        });
+        self.roots[root]
+            .tree
+            .dir(relative, STAGING_DIR_MODE)
+            .map_err(|error| self.tree_error(entry, error))?;
+        self.pending
+            .push(&self.roots[root].target, relative, Some(mode), Some(mtime));
         Ok(())
     }
 
-    /// Checks what every non-directory entry needs: not the build directory itself, and its
-    /// parents in place. Returns the staged path.
-    fn prepare_leaf(
-        &mut self,
-        root: usize,
-        entry: &Path,
-        relative: &Path,
-    ) -> Result<PathBuf, StateError> {
+    /// Checks what every non-directory entry needs: not the build directory itself.
+    fn check_leaf(&self, root: usize, entry: &Path, relative: &Path) -> Result<(), StateError> {
         if relative.as_os_str().is_empty() && self.roots[root].is_build {
             return Err(self.refuse(entry, UnsafeEntry::ReplacesBuildDir));
         }
-        self.ensure_parents(root, entry, relative)?;
-        Ok(self.roots[root].staged(relative))
+        Ok(())
     }
 
     fn file(
@@ -453,26 +390,18 @@ impl<'a> Extractor<'a> {
         entry_path: &Path,
         relative: &Path,
         mode: u32,
-        mtime: u64,
+        mtime: i64,
         content: &mut Entry<'_>,
     ) -> Result<(), StateError> {
-        let path = self.prepare_leaf(root, entry_path, relative)?;
+        self.check_leaf(root, entry_path, relative)?;
         // Created with its final mode when the umask leaves that alone (the usual `0644` or
         // `0755` under `022`); otherwise owner-only until the `fchmod(2)` below. The descriptor
         // is writable either way.
         let exact = self.umask.is_some_and(|umask| mode & umask == 0);
-        let mut file = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(if exact { mode } else { 0o600 })
-            .open(&path)
-        {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(self.refuse(entry_path, UnsafeEntry::Duplicate))
-            }
-            Err(source) => return Err(StateError::Write { path, source }),
-        };
+        let (path, mut file) = self.roots[root]
+            .tree
+            .file(relative, if exact { mode } else { 0o600 })
+            .map_err(|error| self.tree_error(entry_path, error))?;
         copy_entry(content, &mut file, &mut self.buffer).map_err(|error| match error {
             CopyError::Read(source) => StateError::ReadPayload {
                 path: self.payload.to_owned(),
@@ -491,8 +420,7 @@ impl<'a> Extractor<'a> {
                     source,
                 })?;
         }
-        let mtime = system_time(mtime).expect("checked when the header was read");
-        file.set_times(FileTimes::new().set_modified(mtime))
+        file.set_times(FileTimes::new().set_modified(system_time(mtime, 0)))
             .map_err(|source| StateError::Write { path, source })
     }
 
@@ -502,17 +430,14 @@ impl<'a> Extractor<'a> {
         entry: &Path,
         relative: &Path,
         target: &Path,
-        mtime: u64,
+        mtime: i64,
     ) -> Result<(), StateError> {
-        let path = self.prepare_leaf(root, entry, relative)?;
-        match std::os::unix::fs::symlink(target, &path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(self.refuse(entry, UnsafeEntry::Duplicate))
-            }
-            Err(source) => return Err(StateError::Write { path, source }),
-        }
-        set_mtime_nofollow(&path, mtime).map_err(|source| StateError::Write { path, source })
+        self.check_leaf(root, entry, relative)?;
+        let path = self.roots[root]
+            .tree
+            .symlink(relative, target)
+            .map_err(|error| self.tree_error(entry, error))?;
+        set_mtime_nofollow(&path, mtime, 0).map_err(|source| StateError::Write { path, source })
     }
 
     fn hard_link(
@@ -536,24 +461,23 @@ impl<'a> Extractor<'a> {
         };
         // The target's parents must be directories from the payload (so no symlink leads out),
         // and the target an earlier entry that is not a directory.
+        let tree = &self.roots[root].tree;
         let parent_known = target_relative
             .parent()
-            .is_some_and(|parent| self.roots[root].known_dirs.contains(parent));
-        let target_path = self.roots[root].staged(target_relative);
+            .is_some_and(|parent| tree.is_known_dir(parent));
+        let target_path = tree.path(target_relative);
         let target_ok = parent_known
             && std::fs::symlink_metadata(&target_path).is_ok_and(|metadata| !metadata.is_dir());
         if !target_ok {
             return Err(self.refuse(entry, missing()));
         }
-        let path = self.prepare_leaf(root, entry, relative)?;
+        self.check_leaf(root, entry, relative)?;
         // `link(2)` does not follow a symlink target: the link is to the symlink itself.
-        match std::fs::hard_link(&target_path, &path) {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                Err(self.refuse(entry, UnsafeEntry::Duplicate))
-            }
-            Err(source) => Err(StateError::Write { path, source }),
-        }
+        self.roots[root]
+            .tree
+            .hard_link(relative, &target_path)
+            .map(drop)
+            .map_err(|error| self.tree_error(entry, error))
     }
 
     /// Moves the verified entries into place and applies directory metadata; see the module
@@ -561,21 +485,21 @@ impl<'a> Extractor<'a> {
     fn finish(self) -> Result<(), StateError> {
         let mut moves = Vec::new();
         for root in &self.roots {
+            let content = root.tree.root();
             if root.is_build {
-                let children =
-                    std::fs::read_dir(&root.content).map_err(|source| StateError::Write {
-                        path: root.content.clone(),
-                        source,
-                    })?;
+                let children = std::fs::read_dir(content).map_err(|source| StateError::Write {
+                    path: content.to_owned(),
+                    source,
+                })?;
                 for child in children {
                     let child = child.map_err(|source| StateError::Write {
-                        path: root.content.clone(),
+                        path: content.to_owned(),
                         source,
                     })?;
                     moves.push((child.path(), root.target.join(child.file_name())));
                 }
-            } else if std::fs::symlink_metadata(&root.content).is_ok() {
-                moves.push((root.content.clone(), root.target.clone()));
+            } else if std::fs::symlink_metadata(content).is_ok() {
+                moves.push((content.to_owned(), root.target.clone()));
             }
         }
         for (_, to) in &moves {
@@ -599,16 +523,11 @@ impl<'a> Extractor<'a> {
                 });
             }
         }
-        let Extractor {
-            roots, mut pending, ..
-        } = self;
-        pending.sort_by_key(|dir| std::cmp::Reverse(dir.relative.components().count()));
-        for dir in pending {
-            let path = roots[dir.root].final_path(&dir.relative);
-            std::fs::set_permissions(&path, Permissions::from_mode(dir.mode))
-                .and_then(|()| set_mtime_nofollow(&path, dir.mtime))
-                .map_err(|source| StateError::Write { path, source })?;
-        }
+        let Extractor { roots, pending, .. } = self;
+        pending.apply().map_err(|error| StateError::Write {
+            path: error.path,
+            source: error.source,
+        })?;
         for root in roots {
             // Empty now. Failing to remove an empty directory leaves only that directory; the
             // state is restored, so that is not worth failing for.
@@ -627,56 +546,6 @@ fn stage(parent: &Path) -> Result<TempDir, StateError> {
             path: parent.to_owned(),
             source,
         })
-}
-
-/// The time `seconds` after the epoch, if the system can represent it (as a `time_t` too).
-fn system_time(seconds: u64) -> Option<SystemTime> {
-    i64::try_from(seconds).ok()?;
-    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
-}
-
-/// The process umask, from `/proc/self/status` (Linux ≥ 4.7): `umask(2)` can only be read by
-/// setting it, which races with other threads.
-fn process_umask() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|line| {
-        let value = line.strip_prefix("Umask:")?.trim();
-        u32::from_str_radix(value, 8).ok()
-    })
-}
-
-/// Sets the mtime of `path` itself, not of what it points to if it is a symlink; the atime is
-/// left alone.
-fn set_mtime_nofollow(path: &Path, seconds: u64) -> io::Result<()> {
-    use nix::sys::stat::{utimensat, UtimensatFlags};
-    use nix::sys::time::TimeSpec;
-    let seconds =
-        i64::try_from(seconds).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &TimeSpec::UTIME_OMIT,
-        &TimeSpec::new(seconds, 0),
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(io::Error::from)
-}
-
-/// Renames `from` to `to`, failing with `AlreadyExists` if `to` exists
-/// (<https://man7.org/linux/man-pages/man2/rename.2.html>, `RENAME_NOREPLACE`). File systems
-/// without the flag get a plain `rename(2)`; the caller has checked that `to` is free.
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use nix::errno::Errno;
-        use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
-        match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
-            Ok(()) => return Ok(()),
-            Err(Errno::EINVAL) => {}
-            Err(errno) => return Err(errno.into()),
-        }
-    }
-    std::fs::rename(from, to)
 }
 
 #[cfg(test)]
@@ -712,24 +581,5 @@ mod tests {
             route(Path::new("./build/x")),
             Err(UnsafeEntry::CurrentComponent)
         );
-    }
-
-    #[test]
-    fn umask_is_read() {
-        assert_eq!(process_umask().map(|umask| umask & !0o777), Some(0));
-    }
-
-    #[test]
-    fn rename_does_not_replace() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        std::fs::write(&a, "a").unwrap();
-        std::fs::write(&b, "b").unwrap();
-        let error = rename_noreplace(&a, &b).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(std::fs::read_to_string(&b).unwrap(), "b");
-        std::fs::remove_file(&b).unwrap();
-        rename_noreplace(&a, &b).unwrap();
-        assert_eq!(std::fs::read_to_string(&b).unwrap(), "a");
     }
 }
