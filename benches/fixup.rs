@@ -312,7 +312,9 @@ impl Bench {
         };
         let started = Instant::now();
         let report = kiln_fixup::fixup_output("out", &self.run_out, &ctx, &FixupOptions::default())
-            .unwrap_or_else(|err| panic!("kiln fixup failed: {}", chain(&err)));
+            .unwrap_or_else(|err| {
+                panic!("kiln fixup failed: {}", kiln_schema::chain::one_line(&err))
+            });
         (started.elapsed(), report)
     }
 
@@ -329,16 +331,6 @@ impl Bench {
             .arg(if have_patchelf { "1" } else { "0" }));
         started.elapsed()
     }
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 fn median(mut times: Vec<Duration>) -> Duration {

@@ -289,14 +289,14 @@ impl CliError {
 
 /// The error itself on a `caused by:` line, then its sources.
 fn write_chain(out: &mut String, error: &(dyn std::error::Error + 'static)) {
-    let _ = writeln!(out, "  caused by: {error}");
-    write_sources(out, error);
+    for cause in kiln_schema::chain::causes(error) {
+        let _ = writeln!(out, "  caused by: {cause}");
+    }
 }
 
+/// The sources of `error`, each on a `caused by:` line.
 fn write_sources(out: &mut String, error: &(dyn std::error::Error + 'static)) {
-    let mut source = error.source();
-    while let Some(cause) = source {
+    for cause in kiln_schema::chain::causes(error).iter().skip(1) {
         let _ = writeln!(out, "  caused by: {cause}");
-        source = cause.source();
     }
 }

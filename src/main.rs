@@ -28,13 +28,8 @@ fn main() -> ExitCode {
         .and_then(|name| kiln_cc::Tool::from_program_name(name))
     {
         let error = kiln_cc::exec(tool, &args[1..]);
-        let mut message = format!("kiln-cc: error: {error}");
-        let mut cause = std::error::Error::source(&error);
-        while let Some(inner) = cause {
-            message.push_str(&format!("\n  caused by: {inner}"));
-            cause = inner.source();
-        }
-        eprintln!("{message}");
+        let causes = kiln_schema::chain::causes(&error);
+        eprintln!("kiln-cc: error: {}", causes.join("\n  caused by: "));
         return ExitCode::from(1);
     }
     match args.get(1).and_then(|arg| arg.to_str()) {

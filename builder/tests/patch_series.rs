@@ -108,25 +108,17 @@ fn patch(step: &PatchStep, cwd: &Path) -> Result<Vec<String>, StepError> {
     }
 }
 
-/// The messages of `error` and its sources, one per line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut lines = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(next) = source {
-        lines.push(next.to_string());
-        source = next.source();
-    }
-    lines.join("\n")
-}
-
 /// The patch step's error in a build that must have failed at the patch phase's first step.
 fn builtin_error(result: Result<(), RunError>) -> (BuildError, String) {
     let error = match result {
         Ok(()) => panic!("the build must fail"),
         Err(RunError::Build(error)) => error,
-        Err(other) => panic!("not a step error: {}", chain(&other)),
+        Err(other) => panic!(
+            "not a step error: {}",
+            kiln_schema::chain::causes(&other).join("\n")
+        ),
     };
-    let message = chain(&error);
+    let message = kiln_schema::chain::causes(&error).join("\n");
     assert!(
         message.starts_with("phase `patch`, step 1 (patch): step failed\n"),
         "{message}"

@@ -22,6 +22,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod chain;
 pub mod error;
 pub mod events;
 pub mod excerpt;

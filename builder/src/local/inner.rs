@@ -91,7 +91,7 @@ impl PhaseFailure {
     pub fn from_build_error(error: &BuildError) -> PhaseFailure {
         PhaseFailure {
             phase: error.location().phase.clone(),
-            message: causes(error),
+            message: kiln_schema::chain::causes(error),
             hint: error.hint(),
             signal: match error {
                 BuildError::Interrupted { signal, .. } => Some(*signal as i32),
@@ -107,7 +107,7 @@ impl PhaseFailure {
         }
         PhaseFailure {
             phase: phase.to_owned(),
-            message: causes(error),
+            message: kiln_schema::chain::causes(error),
             hint: None,
             signal: None,
         }
@@ -171,17 +171,6 @@ fn report_to_caller(report: &RunnerReport) {
         line.push(b'\n');
         let _ = std::io::stderr().lock().write_all(&line);
     }
-}
-
-/// An error and each of its causes, outermost first.
-pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
-    let mut message = vec![error.to_string()];
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push(cause.to_string());
-        source = cause.source();
-    }
-    message
 }
 
 /// Runs `kiln __run-phases BUILD_TOP`; returns the process's exit code.

@@ -329,7 +329,7 @@ impl<'a> LocalBuild<'a> {
                     // The build itself is fine; only a later `--from` loses its start.
                     Err(error) => reporter.report(&LogEvent::Message {
                         level: Level::Warn,
-                        text: &error_chain(&error),
+                        text: &kiln_schema::chain::one_line(&error),
                     }),
                 }
             }
@@ -709,11 +709,6 @@ fn read_regular_file(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other("too large"));
     }
     Ok(bytes)
-}
-
-/// An error and its causes on one line.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    crate::local::inner::causes(error).join(": ")
 }
 
 /// The inputs' store paths and, when `nix-store` can tell, their closure.
