@@ -135,14 +135,83 @@ let
         if builtins.length clashes == 1 then "it" else "them"
       } (derivation '${name}')"
     else
-      derivation (
-        passThrough
-        // {
-          inherit name outputs system builder;
-          __structuredAttrs = true;
-          kiln = mkPlan args;
+      let
+        attrs =
+          passThrough
+          // {
+            inherit name outputs system builder;
+            __structuredAttrs = true;
+            kiln = mkPlan args;
+            stdenv = devSetup;
+          };
+      in
+      derivation attrs
+      // {
+        devShell = devShellOf attrs null;
+        devShellAt = devShellOf attrs;
+      };
+
+  # --- Development shells: nix-shell and nix develop on kiln derivations. ---------------------
+  #
+  # nix-shell (Nix 2.8 and later) and nix develop (2.4 and later) give a shell the environment of
+  # a derivation by sourcing `$stdenv/setup` when the derivation has a `stdenv` attribute. kiln's
+  # derivations carry `stdenv = devSetup`: a store directory whose `setup` asks kiln itself for
+  # the environment a Nix build gives the phase (`kiln env --nix`: the inputs' bin on PATH, the
+  # dependencies' CPATH, PKG_CONFIG_PATH, …, the plan's env), with no nixpkgs and no stdenv.
+  # The phase is $KILN_PHASE (nix-shell sees the caller's environment), else the derivation's
+  # `kilnPhase` attribute, else the first phase. docs/local.md ("nix-shell and nix develop")
+  # says how this differs from `kiln shell --at PHASE`.
+  devSetup = derivation {
+    name = "kiln-dev-setup";
+    system = builtins.currentSystem;
+    inherit builder;
+    __structuredAttrs = true;
+    kiln = mkPlan {
+      name = "kiln-dev-setup";
+      phases = [
+        {
+          name = "install";
+          steps = [
+            {
+              write = {
+                path = "${refs.out}/setup";
+                # No `''${` in here: kiln would read it as a reference.
+                content = ''
+                  # Sourced by nix-shell and nix develop: kiln's environment for a phase of a kiln
+                  # derivation, as a Nix build of it gives the phase (kiln env --nix).
+                  __kiln_attrs=$NIX_ATTRS_JSON_FILE
+                  if [ -z "$__kiln_attrs" ]; then __kiln_attrs=$PWD/.attrs.json; fi
+                  __kiln_phase=$KILN_PHASE
+                  if [ -z "$__kiln_phase" ]; then __kiln_phase=$kilnPhase; fi
+                  if [ -n "$__kiln_phase" ]; then
+                    __kiln_env=$(${builder} env --nix --attrs "$__kiln_attrs" --at "$__kiln_phase" --format sh) || return 1
+                  else
+                    __kiln_env=$(${builder} env --nix --attrs "$__kiln_attrs" --format sh) || return 1
+                  fi
+                  eval "$__kiln_env"
+                  unset __kiln_attrs __kiln_phase __kiln_env
+                '';
+              };
+            }
+          ];
         }
-      );
+      ];
+    };
+  };
+
+  # The companion `nix develop` needs (it refuses a builder that is not bash): the derivation's
+  # own attributes, with the store toolchain's bash as builder. Nothing builds it but
+  # nix develop, which replaces its arguments with its own get-env.sh.
+  devShellOf =
+    attrs: phase:
+    derivation (
+      attrs
+      // {
+        builder = "${stage0.tools}/bin/bash";
+        args = [ ];
+      }
+      // (if phase == null then { } else { kilnPhase = phase; })
+    );
 
   # --- Split mode: phases as separate derivations chained by state archives. -------------------
   #
@@ -458,7 +527,7 @@ let
         }) (builtins.filter (list: args ? ${list}) depLists)
       );
       nativeBuildInputs = (deps.nativeBuildInputs or [ ]) ++ toolchain;
-      drv = derivation (
+      attrs =
         removeAttrs args [
           "meta"
           "passthru"
@@ -470,8 +539,9 @@ let
           inherit name system builder;
           outputs = allOutputs;
           __structuredAttrs = true;
-        }
-      );
+          stdenv = devSetup;
+        };
+      drv = derivation attrs;
       # Each output picked explicitly (`drv.dev`) says so, as in nixpkgs.
       outputAttrs = builtins.listToAttrs (
         map (output: {
@@ -485,7 +555,14 @@ let
     if clashes != [ ] then
       throw "kiln bootstrap: stdenvDerivation sets ${builtins.concatStringsSep ", " clashes} itself (a `kiln` attribute would make it a plain kiln plan: use mkDerivation); derivation '${name}'"
     else
-      drv // outputAttrs // (args.passthru or { }) // { meta = args.meta or { }; };
+      drv
+      // outputAttrs
+      // (args.passthru or { })
+      // {
+        meta = args.meta or { };
+        devShell = devShellOf attrs null;
+        devShellAt = devShellOf attrs;
+      };
 
   # --- kiln's stage-0 store toolchain (bootstrap/stage0; docs/toolchain.md). -----------------
   # Its pinned .debs must be in the store: `bash scripts/fetch-stage0-debs.sh` (evaluation says
@@ -522,6 +599,7 @@ in
     refs
     builder
     stage0
+    devSetup
     ;
   # gcc/g++, binutils, libc headers, sh, coreutils, make, ...: what every build needs.
   inherit (stage0) toolchain;

@@ -278,13 +278,21 @@ pub struct EnvArgs {
     #[command(flatten)]
     pub local: LocalArgs,
 
-    /// The phase whose starting environment to print.
+    /// The phase whose starting environment to print. Default: the first phase that runs.
     #[arg(long, value_name = "PHASE")]
-    pub at: String,
+    pub at: Option<String>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = EnvFormat::Json)]
     pub format: EnvFormat,
+
+    /// The environment as a Nix build gives the phase (what `nix develop` and `nix-shell`
+    /// show of a kiln derivation): the plan from `--attrs` (the derivation's `.attrs.json`),
+    /// outputs at the derivation's paths, the build directory `$NIX_BUILD_TOP` (else the
+    /// current directory) and Nix's own variables; no cache, no state, nothing earlier phases
+    /// would change.
+    #[arg(long, requires = "attrs", conflicts_with_all = ["state", "out_dir", "build_dir"])]
+    pub nix: bool,
 }
 
 /// A grace period: finite, 0 to 3600 seconds.

@@ -50,6 +50,15 @@ fn available_cores() -> u32 {
         .unwrap_or(1)
 }
 
+/// Cores for a build under Nix: `NIX_BUILD_CORES`, else all of this machine's.
+fn nix_build_cores() -> u32 {
+    std::env::var("NIX_BUILD_CORES")
+        .ok()
+        .and_then(|value| value.parse::<u32>().ok())
+        .filter(|&cores| cores > 0)
+        .unwrap_or_else(available_cores)
+}
+
 /// The plan a command names: a plan file or `--attrs FILE`.
 fn load(source: &PlanSource) -> Result<LoadedPlan, CliError> {
     match (&source.plan, &source.attrs) {

@@ -12,7 +12,7 @@ use kiln_builder::{
     Reporter, WriterReporter,
 };
 
-use super::available_cores;
+use super::nix_build_cores;
 use crate::cli::{GlobalArgs, LogFormatArg};
 use crate::error::CliError;
 use crate::{log_format, max_level};
@@ -44,11 +44,7 @@ pub fn nix_builder(global: &GlobalArgs) -> Result<(), CliError> {
             )));
         }
     }
-    let cores = std::env::var("NIX_BUILD_CORES")
-        .ok()
-        .and_then(|value| value.parse::<u32>().ok())
-        .filter(|&cores| cores > 0)
-        .unwrap_or_else(available_cores);
+    let cores = nix_build_cores();
     let paths = BuildPaths {
         build_top,
         outputs: BTreeMap::new(),

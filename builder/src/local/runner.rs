@@ -636,18 +636,7 @@ impl<'a> LocalBuild<'a> {
         index: usize,
         resume: Option<&Resume>,
     ) -> (PathBuf, BTreeMap<String, String>) {
-        let plan = &self.prepared.plan;
-        let mut env = self.prepared.base_env.clone();
-        env.extend(plan.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mut workdir = self.prepared.paths.build_top.clone();
-        if let Some(resume) = resume {
-            env.extend(resume.env.clone());
-            workdir = resume.workdir.clone();
-        }
-        if let Some(cwd) = &plan.phases[index].cwd {
-            workdir = workdir.join(cwd);
-        }
-        (workdir, env)
+        self.prepared.phase_start(index, resume)
     }
 }
 

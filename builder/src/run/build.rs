@@ -14,7 +14,7 @@ use kiln_schema::{JsonPath, Plan, PlanError, PlanErrorKind, PlanErrors, ResolveC
 use thiserror::Error;
 
 use crate::report::Reporter;
-use crate::run::executor::{BuildError, BuildSummary, Execution, ExecutorOptions};
+use crate::run::executor::{BuildError, BuildSummary, Execution, ExecutorOptions, Resume};
 use crate::run::signal::SignalEvents;
 use crate::setup::deps::{dependency_env, write_propagated, Origin};
 use crate::setup::env::{base_env, values, BuildPaths};
@@ -39,6 +39,34 @@ pub struct PreparedBuild {
     pub paths: BuildPaths,
     /// The store directory: Nix's `NIX_STORE`, else `/nix/store`.
     pub store_dir: PathBuf,
+}
+
+impl PreparedBuild {
+    /// The working directory and environment phase `index` starts with, as the executor gives
+    /// them: the base environment, the plan's `env`, then what earlier phases left (`resume`:
+    /// the source root, `SOURCE_DATE_EPOCH`, …), and the phase's own `cwd`.
+    pub fn phase_start(
+        &self,
+        index: usize,
+        resume: Option<&Resume>,
+    ) -> (PathBuf, BTreeMap<String, String>) {
+        let mut env = self.base_env.clone();
+        env.extend(self.plan.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut workdir = self.paths.build_top.clone();
+        if let Some(resume) = resume {
+            env.extend(resume.env.clone());
+            workdir = resume.workdir.clone();
+        }
+        if let Some(cwd) = self
+            .plan
+            .phases
+            .get(index)
+            .and_then(|phase| phase.cwd.as_ref())
+        {
+            workdir = workdir.join(cwd);
+        }
+        (workdir, env)
+    }
 }
 
 /// Checks and resolves `loaded` for a build in `paths`. `paths.outputs` is ignored when the
