@@ -35,6 +35,7 @@ pub mod preset;
 pub mod reference;
 pub mod roles;
 pub mod split;
+pub mod steps;
 pub mod validate;
 
 pub use error::{PlanError, PlanErrorKind, PlanErrors};
@@ -42,6 +43,7 @@ pub use parse::{plan_from_slice, plan_from_str, plan_from_value};
 pub use path::JsonPath;
 pub use plan::*;
 pub use reference::{resolve, ResolveContext};
+pub use steps::*;
 pub use validate::{declared_outputs, validate};
 
 /// The JSON Schema of [`Plan`], pretty-printed with a trailing newline. The checked-in

@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{PlanError, PlanErrorKind};
 use crate::path::JsonPath;
-use crate::plan::{Plan, Step};
+use crate::plan::Plan;
+use crate::steps::Step;
 
 /// Parses a plan document. Structural checks ([`crate::validate()`]) are separate.
 pub fn plan_from_str(text: &str) -> Result<Plan, PlanError> {

@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{known_names, PlanError, PlanErrorKind, PlanErrors, Problems};
 use crate::path::JsonPath;
-use crate::plan::{
-    ConfigureStep, Edit, FixupStep, MakeStep, PatchStep, Phase, Plan, Step, UnpackStep,
-};
+use crate::plan::{Edit, Phase, Plan};
+use crate::steps::{ConfigureStep, FixupStep, MakeStep, PatchStep, Step, UnpackStep};
 
 /// The build systems kiln has presets for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -19,7 +19,8 @@ use crate::error::{
 };
 use crate::excerpt::excerpt;
 use crate::path::JsonPath;
-use crate::plan::{Input, Plan, Step};
+use crate::plan::{Input, Plan};
+use crate::steps::StepFields;
 
 /// A parsed `${...}` reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,13 +178,19 @@ pub fn for_each_template(plan: &mut Plan, visit: &mut dyn FnMut(JsonPath, &mut S
     }
 }
 
-fn visit_list(list: &mut [String], path: &JsonPath, visit: &mut dyn FnMut(JsonPath, &mut String)) {
+/// Visits every string of `list`, at `path[INDEX]`.
+pub(crate) fn visit_list(
+    list: &mut [String],
+    path: &JsonPath,
+    visit: &mut dyn FnMut(JsonPath, &mut String),
+) {
     for (index, item) in list.iter_mut().enumerate() {
         visit(path.index(index), item);
     }
 }
 
-fn visit_option(
+/// Visits `value` at `path`, when it is set.
+pub(crate) fn visit_option(
     value: &mut Option<String>,
     path: JsonPath,
     visit: &mut dyn FnMut(JsonPath, &mut String),
@@ -201,7 +208,7 @@ fn for_each_phase_template(
     visit_option(&mut phase.cwd, path.key("cwd"), visit);
     for (step_index, step) in phase.steps.iter_mut().enumerate() {
         let step_path = path.key("steps").index(step_index).key(step.kind());
-        for_each_step_template(step, &step_path, visit);
+        step.fields_mut().for_each_template(&step_path, visit);
     }
 }
 
@@ -241,111 +248,7 @@ fn for_each_preset_template(
     }
     visit_option(&mut preset.check_target, path.key("checkTarget"), visit);
     if let Some(fixup) = &mut preset.fixup {
-        for_each_fixup_template(fixup, &path.key("fixup"), visit);
-    }
-}
-
-fn for_each_fixup_template(
-    fixup: &mut crate::plan::FixupStep,
-    path: &JsonPath,
-    visit: &mut dyn FnMut(JsonPath, &mut String),
-) {
-    for (output, check) in fixup.output_checks.iter_mut() {
-        let item = path.key("outputChecks").key(output);
-        if let Some(allowed) = &mut check.allowed_references {
-            visit_list(allowed, &item.key("allowedReferences"), visit);
-        }
-        visit_list(
-            &mut check.disallowed_references,
-            &item.key("disallowedReferences"),
-            visit,
-        );
-    }
-}
-
-fn for_each_step_template(
-    step: &mut Step,
-    path: &JsonPath,
-    visit: &mut dyn FnMut(JsonPath, &mut String),
-) {
-    match step {
-        Step::Run(run) => {
-            for (index, arg) in run.argv.iter_mut().enumerate() {
-                visit(path.key("argv").index(index), arg);
-            }
-            for (name, value) in run.env.iter_mut() {
-                visit(path.key("env").key(name), value);
-            }
-            if let Some(cwd) = &mut run.cwd {
-                visit(path.key("cwd"), cwd);
-            }
-            visit_option(&mut run.stdout, path.key("stdout"), visit);
-        }
-        Step::Write(write) => {
-            visit(path.key("path"), &mut write.path);
-            visit(path.key("content"), &mut write.content);
-        }
-        Step::Mkdir(mkdir) => visit(path.key("path"), &mut mkdir.path),
-        Step::Copy(copy) => {
-            visit(path.key("from"), &mut copy.from);
-            visit(path.key("to"), &mut copy.to);
-        }
-        Step::Symlink(symlink) => {
-            visit(path.key("target"), &mut symlink.target);
-            visit(path.key("link"), &mut symlink.link);
-        }
-        Step::Remove(remove) => visit(path.key("path"), &mut remove.path),
-        Step::Chmod(chmod) => visit(path.key("path"), &mut chmod.path),
-        Step::Unpack(unpack) => {
-            visit_list(&mut unpack.srcs, &path.key("srcs"), visit);
-            visit_option(&mut unpack.source_root, path.key("sourceRoot"), visit);
-            visit_option(&mut unpack.into, path.key("into"), visit);
-        }
-        Step::Patch(patch) => {
-            visit_list(&mut patch.patches, &path.key("patches"), visit);
-            visit_option(&mut patch.series, path.key("series"), visit);
-        }
-        Step::Configure(configure) => {
-            visit(path.key("script"), &mut configure.script);
-            visit_list(&mut configure.flags, &path.key("flags"), visit);
-            visit(path.key("prefixKey"), &mut configure.prefix_key);
-            visit_option(&mut configure.prefix, path.key("prefix"), visit);
-            for (name, value) in configure.env.iter_mut() {
-                visit(path.key("env").key(name), value);
-            }
-        }
-        Step::Make(make) => {
-            visit_list(&mut make.flags, &path.key("flags"), visit);
-            visit_list(&mut make.targets, &path.key("targets"), visit);
-            visit_list(
-                &mut make.first_existing_target,
-                &path.key("firstExistingTarget"),
-                visit,
-            );
-            visit_option(&mut make.makefile, path.key("makefile"), visit);
-        }
-        Step::Fixup(fixup) => for_each_fixup_template(fixup, path, visit),
-        Step::PatchShebangs(shebangs) => visit_list(&mut shebangs.paths, &path.key("paths"), visit),
-        Step::AutoPatchelf(patchelf) => {
-            visit_list(&mut patchelf.paths, &path.key("paths"), visit);
-            visit_option(&mut patchelf.interpreter, path.key("interpreter"), visit);
-            visit_list(&mut patchelf.search_path, &path.key("searchPath"), visit);
-            visit_list(&mut patchelf.exclude, &path.key("exclude"), visit);
-        }
-        Step::Substitute(substitute) => {
-            visit(path.key("file"), &mut substitute.file);
-            if let Some(out) = &mut substitute.out {
-                visit(path.key("out"), out);
-            }
-            for (index, replacement) in substitute.replace.iter_mut().enumerate() {
-                let item = path.key("replace").index(index);
-                visit(item.key("from"), &mut replacement.from);
-                visit(item.key("to"), &mut replacement.to);
-            }
-            for (name, value) in substitute.vars.iter_mut() {
-                visit(path.key("vars").key(name), value);
-            }
-        }
+        fixup.for_each_template(&path.key("fixup"), visit);
     }
 }
 
@@ -691,6 +594,7 @@ fn resolve_env(
 mod tests {
     use super::*;
     use crate::parse::plan_from_str;
+    use crate::steps::Step;
 
     fn context() -> ResolveContext {
         ResolveContext {

@@ -25,7 +25,7 @@
 
 use thiserror::Error;
 
-use crate::plan::OutputRoles;
+use crate::steps::OutputRoles;
 
 /// stdenv's word for "delete it" as an `outputDevdoc`.
 pub const REMOVE: &str = "REMOVE";

@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, HashSet};
 use crate::error::{known_names, PlanError, PlanErrorKind, PlanErrors, Problems, MAX_NAME};
 use crate::excerpt::excerpt;
 use crate::path::JsonPath;
-use crate::plan::{Edit, FixupStep, Phase, Plan, Step, PLAN_VERSION};
+use crate::plan::{Edit, Phase, Plan, PLAN_VERSION};
 use crate::reference::check_syntax_into;
-use crate::roles::REMOVE;
+use crate::steps::StepFields;
 
 /// The outputs a plan declares, or the default `["out"]`.
 pub fn declared_outputs(plan: &Plan) -> Vec<String> {
@@ -84,23 +84,7 @@ pub fn check_name_lengths(plan: &Plan) -> Problems {
         check("phase name", &phase.name, &|| path.key("name"));
         for (index, step) in phase.steps.iter().enumerate() {
             let step_path = || path.key("steps").index(index).key(step.kind());
-            let (what, map, field) = match step {
-                Step::Run(run) => ("environment variable name", &run.env, "env"),
-                Step::Configure(configure) => ("environment variable name", &configure.env, "env"),
-                Step::Substitute(substitute) => ("variable name", &substitute.vars, "vars"),
-                Step::Fixup(fixup) => {
-                    for name in fixup.output_checks.keys() {
-                        check("output name", name, &|| {
-                            step_path().key("outputChecks").key(name)
-                        });
-                    }
-                    continue;
-                }
-                _ => continue,
-            };
-            for name in map.keys() {
-                check(what, name, &|| step_path().key(field).key(name));
-            }
+            step.fields().for_each_name(&step_path, &mut check);
         }
     };
     for (index, edit) in plan.edits.iter().enumerate() {
@@ -121,14 +105,7 @@ pub fn check_name_lengths(plan: &Plan) -> Problems {
         .as_ref()
         .and_then(|preset| preset.fixup.as_ref())
     {
-        for name in fixup.output_checks.keys() {
-            check("output name", name, &|| {
-                root.key("preset")
-                    .key("fixup")
-                    .key("outputChecks")
-                    .key(name)
-            });
-        }
+        fixup.for_each_name(&|| root.key("preset").key("fixup"), &mut check);
     }
     problems
 }
@@ -291,10 +268,23 @@ fn check_phase(phase: &crate::plan::Phase, path: &JsonPath, errors: &mut Problem
             PlanErrorKind::ZeroTimeout,
         ));
     }
+    check_steps(phase, path, errors, &|step, path, errors| {
+        step.check(path, errors)
+    });
+}
+
+/// Calls `check` on every step of `phase`, with the step's path, and gives the problems it finds
+/// the step's context ("phase `NAME`, step N").
+fn check_steps(
+    phase: &Phase,
+    path: &JsonPath,
+    errors: &mut Problems,
+    check: &dyn Fn(&dyn StepFields, &JsonPath, &mut Problems),
+) {
     for (step_index, step) in phase.steps.iter().enumerate() {
         let step_path = path.key("steps").index(step_index).key(step.kind());
         let before = errors.len();
-        check_step(step, &step_path, errors);
+        check(step.fields(), &step_path, errors);
         let found = errors.since(before);
         if !found.is_empty() {
             let context = step_context(&phase.name, step_index);
@@ -305,32 +295,70 @@ fn check_phase(phase: &crate::plan::Phase, path: &JsonPath, errors: &mut Problem
     }
 }
 
-/// A fixup step of the plan, where it is, and the phase and step it is in (for messages).
-type FixupAt<'a> = (&'a FixupStep, JsonPath, Option<String>);
+/// The plan's outputs, as the steps' [`StepFields::check_outputs`] see them.
+pub(crate) struct PlanOutputs<'a> {
+    names: HashSet<&'a str>,
+    known: Vec<String>,
+    /// Whether the plan propagates any input.
+    pub(crate) propagates: bool,
+    /// The output that records the propagated inputs (see [`crate::Propagate::output_in`]).
+    pub(crate) propagated_to: Option<&'a str>,
+}
 
-/// Every fixup step: in the phases, in the phases the edits insert, and the preset's.
-fn fixup_steps(plan: &Plan) -> Vec<FixupAt<'_>> {
-    fn in_phase<'a>(phase: &'a Phase, path: JsonPath, found: &mut Vec<FixupAt<'a>>) {
-        for (step_index, step) in phase.steps.iter().enumerate() {
-            if let Step::Fixup(fixup) = step {
-                let context = step_context(&phase.name, step_index);
-                let step_path = path.key("steps").index(step_index).key("fixup");
-                found.push((fixup.as_ref(), step_path, Some(context)));
-            }
+impl<'a> PlanOutputs<'a> {
+    fn new(plan: &'a Plan, outputs: &'a [String]) -> PlanOutputs<'a> {
+        let names: HashSet<&str> = outputs.iter().map(String::as_str).collect();
+        let propagated_to = plan.propagate.output_in(|name| names.contains(name));
+        PlanOutputs {
+            known: known_names(outputs),
+            propagates: !plan.propagate.build.is_empty() || !plan.propagate.host.is_empty(),
+            propagated_to,
+            names,
         }
     }
+
+    /// Whether the plan has the output `name`.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    /// `name`, at `path`, is not an output of the plan.
+    pub(crate) fn unknown(&self, name: &str, path: JsonPath) -> PlanError {
+        PlanError::new(
+            path,
+            PlanErrorKind::UnknownOutput {
+                name: name.to_owned(),
+                known: self.known.clone(),
+            },
+        )
+    }
+}
+
+/// Names that must be outputs of the plan: `propagate.output`, and those of every step (in the
+/// phases, in the phases the edits insert) and of the preset's fixup (see
+/// [`StepFields::check_outputs`]).
+fn check_output_names(plan: &Plan, errors: &mut Problems) {
+    let declared = declared_outputs(plan);
+    let outputs = PlanOutputs::new(plan, &declared);
     let root = JsonPath::root();
-    let mut found = Vec::new();
+    if let Some(name) = &plan.propagate.output {
+        if !outputs.has(name) {
+            errors.push_with(|| outputs.unknown(name, root.key("propagate").key("output")));
+        }
+    }
+    let check = |step: &dyn StepFields, path: &JsonPath, errors: &mut Problems| {
+        step.check_outputs(path, &outputs, errors)
+    };
     for (index, phase) in plan.phases.iter().enumerate() {
-        in_phase(phase, root.key("phases").index(index), &mut found);
+        check_steps(phase, &root.key("phases").index(index), errors, &check);
     }
     for (index, edit) in plan.edits.iter().enumerate() {
         let path = root.key("edits").index(index).key(edit.kind());
         match edit {
             Edit::Before(insert) | Edit::After(insert) => {
-                in_phase(&insert.insert, path.key("insert"), &mut found)
+                check_steps(&insert.insert, &path.key("insert"), errors, &check)
             }
-            Edit::Replace(replace) => in_phase(&replace.with, path.key("with"), &mut found),
+            Edit::Replace(replace) => check_steps(&replace.with, &path.key("with"), errors, &check),
             Edit::Delete(_) => {}
         }
     }
@@ -339,68 +367,7 @@ fn fixup_steps(plan: &Plan) -> Vec<FixupAt<'_>> {
         .as_ref()
         .and_then(|preset| preset.fixup.as_ref())
     {
-        found.push((fixup, root.key("preset").key("fixup"), None));
-    }
-    found
-}
-
-/// Names that must be outputs of the plan: `propagate.output`, and the fixup steps' output roles
-/// and `propagatedBuildOutputs`; and the fixup's `dev` role, when set, must be where `propagate`
-/// records (setup.sh writes the propagated inputs and the dev output's siblings into one file of
-/// `${!outputDev}`).
-fn check_output_names(plan: &Plan, errors: &mut Problems) {
-    let outputs = declared_outputs(plan);
-    let output_set: HashSet<&str> = outputs.iter().map(String::as_str).collect();
-    let has = |name: &str| output_set.contains(name);
-    let known = known_names(&outputs);
-    let unknown = |name: &str, path: JsonPath, context: &Option<String>| {
-        let mut error = PlanError::new(
-            path,
-            PlanErrorKind::UnknownOutput {
-                name: name.to_owned(),
-                known: known.clone(),
-            },
-        );
-        error.context = context.clone();
-        error
-    };
-    if let Some(name) = &plan.propagate.output {
-        if !has(name) {
-            errors.push_with(|| {
-                unknown(name, JsonPath::root().key("propagate").key("output"), &None)
-            });
-        }
-    }
-    let propagates = !plan.propagate.build.is_empty() || !plan.propagate.host.is_empty();
-    let propagated_to = plan.propagate.output_in(has);
-    for (fixup, path, context) in fixup_steps(plan) {
-        for (role, name) in fixup.output_roles.set() {
-            let remove = role == "devdoc" && name == REMOVE;
-            if !remove && !has(name) {
-                errors.push_with(|| unknown(name, path.key("outputRoles").key(role), &context));
-            }
-        }
-        for (index, name) in fixup.propagated_build_outputs.iter().flatten().enumerate() {
-            if !has(name) {
-                errors.push_with(|| {
-                    let at = path.key("propagatedBuildOutputs").index(index);
-                    unknown(name, at, &context)
-                });
-            }
-        }
-        if let (Some(dev), true) = (&fixup.output_roles.dev, propagates) {
-            if has(dev) && propagated_to != Some(dev.as_str()) {
-                let mut error = PlanError::new(
-                    path.key("outputRoles").key("dev"),
-                    PlanErrorKind::PropagateElsewhere {
-                        dev: dev.clone(),
-                        output: propagated_to.unwrap_or_default().to_owned(),
-                    },
-                );
-                error.context = context;
-                errors.push(error);
-            }
-        }
+        fixup.check_outputs(&root.key("preset").key("fixup"), &outputs, errors);
     }
 }
 
@@ -437,7 +404,12 @@ fn check_outputs(plan: &Plan, errors: &mut Problems) {
     }
 }
 
-fn check_env_names(env: &BTreeMap<String, String>, path: &JsonPath, errors: &mut Problems) {
+/// Every name of `env` that is not a valid environment variable name, at `path.NAME`.
+pub(crate) fn check_env_names(
+    env: &BTreeMap<String, String>,
+    path: &JsonPath,
+    errors: &mut Problems,
+) {
     for name in env.keys() {
         if !is_valid_env_name(name) {
             errors.push(PlanError::new(
@@ -445,97 +417,6 @@ fn check_env_names(env: &BTreeMap<String, String>, path: &JsonPath, errors: &mut
                 PlanErrorKind::InvalidEnvName { name: name.clone() },
             ));
         }
-    }
-}
-
-fn check_step(step: &Step, path: &JsonPath, errors: &mut Problems) {
-    let empty = |field: &str, what: &'static str| {
-        PlanError::new(path.key(field), PlanErrorKind::Empty { what })
-    };
-    match step {
-        Step::Run(run) => {
-            match run.argv.first() {
-                None => errors.push(empty("argv", "argv")),
-                Some(program) if program.is_empty() => errors.push(PlanError::new(
-                    path.key("argv").index(0),
-                    PlanErrorKind::Empty {
-                        what: "the program name",
-                    },
-                )),
-                Some(_) => {}
-            }
-            check_env_names(&run.env, &path.key("env"), errors);
-        }
-        Step::Write(write) if write.path.is_empty() => errors.push(empty("path", "the path")),
-        Step::Mkdir(mkdir) if mkdir.path.is_empty() => errors.push(empty("path", "the path")),
-        Step::Copy(copy) => {
-            if copy.from.is_empty() {
-                errors.push(empty("from", "the source path"));
-            }
-            if copy.to.is_empty() {
-                errors.push(empty("to", "the destination path"));
-            }
-        }
-        Step::Symlink(symlink) => {
-            if symlink.target.is_empty() {
-                errors.push(empty("target", "the link target"));
-            }
-            if symlink.link.is_empty() {
-                errors.push(empty("link", "the link path"));
-            }
-        }
-        Step::Unpack(unpack) => {
-            if unpack.srcs.is_empty() {
-                errors.push(empty("srcs", "the source list"));
-            }
-            if unpack.merge_usr && unpack.into.is_none() {
-                errors.push(PlanError::new(
-                    path.key("mergeUsr"),
-                    PlanErrorKind::MergeUsrWithoutInto,
-                ));
-            }
-        }
-        Step::Patch(patch) if patch.patches.is_empty() && patch.series.is_none() => errors.push(
-            empty("patches", "the patch list (and there is no `series`)"),
-        ),
-        Step::Configure(configure) if configure.script.is_empty() => {
-            errors.push(empty("script", "the script path"))
-        }
-        Step::AutoPatchelf(patchelf) if patchelf.paths.is_empty() => {
-            errors.push(empty("paths", "the list of paths to patch"))
-        }
-        Step::PatchShebangs(shebangs) if shebangs.paths.is_empty() => {
-            errors.push(empty("paths", "the list of scripts and directories"))
-        }
-        Step::Remove(remove) if remove.path.is_empty() => errors.push(empty("path", "the path")),
-        Step::Chmod(chmod) if chmod.path.is_empty() => errors.push(empty("path", "the path")),
-        Step::Substitute(substitute) => {
-            if substitute.file.is_empty() {
-                errors.push(empty("file", "the file path"));
-            }
-            if substitute.replace.is_empty() && substitute.vars.is_empty() {
-                errors.push(PlanError::new(path.clone(), PlanErrorKind::EmptySubstitute));
-            }
-            for (index, replacement) in substitute.replace.iter().enumerate() {
-                if replacement.from.is_empty() {
-                    errors.push(PlanError::new(
-                        path.key("replace").index(index).key("from"),
-                        PlanErrorKind::Empty {
-                            what: "the pattern",
-                        },
-                    ));
-                }
-            }
-            for name in substitute.vars.keys() {
-                if name.is_empty() || name.contains('@') {
-                    errors.push(PlanError::new(
-                        path.key("vars").key(name),
-                        PlanErrorKind::InvalidEnvName { name: name.clone() },
-                    ));
-                }
-            }
-        }
-        _ => {}
     }
 }
 
