@@ -179,8 +179,10 @@ let
                 content = ''
                   # Sourced by nix-shell and nix develop: kiln's environment for a phase of a kiln
                   # derivation, as a Nix build of it gives the phase (kiln env --nix).
+                  # Nix 2.14 and earlier point NIX_ATTRS_JSON_FILE at the host's path.
                   __kiln_attrs=$NIX_ATTRS_JSON_FILE
-                  if [ -z "$__kiln_attrs" ]; then __kiln_attrs=$PWD/.attrs.json; fi
+                  if [ ! -e "$__kiln_attrs" ]; then __kiln_attrs=$NIX_BUILD_TOP/.attrs.json; fi
+                  if [ ! -e "$__kiln_attrs" ]; then __kiln_attrs=$PWD/.attrs.json; fi
                   __kiln_phase=$KILN_PHASE
                   if [ -z "$__kiln_phase" ]; then __kiln_phase=$kilnPhase; fi
                   if [ -n "$__kiln_phase" ]; then

@@ -6,6 +6,7 @@ mod build;
 mod cli;
 mod common;
 mod debian;
+mod devshell;
 mod examples;
 mod hardening;
 mod local;
