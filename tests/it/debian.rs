@@ -16,6 +16,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::common::describe;
 use crate::nix::{debian_source, nix_build, nonce, out_path};
+use crate::nix::{nix_build_on, Nix};
 
 /// Builds `tests/fixtures/debian/FIXTURE` with the downloaded sources of `package`, asserts it
 /// succeeded and returns the output path and Nix's output (its stderr holds the build log).
@@ -278,3 +279,41 @@ fn every_dsc_a_fixture_names_is_pinned_for_the_fetch() {
         );
     }
 }
+
+/// A Debian package built with a preset (GNU hello, autotools) on both Nix versions: its
+/// test suite runs in the check phase, and the program runs where its store is.
+fn debian_hello_with_the_autotools_preset_builds_and_runs(nix: Nix) {
+    let sources = debian_source("hello");
+    let output = nix_build_on(
+        nix,
+        "debian/hello.nix",
+        &nonce(),
+        &[
+            "--arg",
+            "debianSrc",
+            sources.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&output)
+    );
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("PASS: tests/hello-1"), "{}: {log}", nix.name());
+    let hello = out_path(&output).join("bin/hello");
+    let run = nix.command(&hello).arg("--version").output().unwrap();
+    let version = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        version.starts_with("hello (GNU Hello) 2.10\n"),
+        "{}: {}",
+        nix.name(),
+        describe(&run)
+    );
+    eprintln!(
+        "{}: Debian hello (autotools preset) built and ran",
+        nix.name()
+    );
+}
+crate::nix::on_both_nix!(debian_hello_with_the_autotools_preset_builds_and_runs);

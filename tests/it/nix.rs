@@ -1,6 +1,9 @@
-//! Builds under real Nix (2.8, sandboxed) with the static kiln as the derivation's builder.
+//! Builds under real Nix (sandboxed) with the static kiln as the derivation's builder: the host's
+//! Nix 2.8, and for the tests marked [`on_both_nix`] also Nix 2.26 in the trixie root of
+//! `scripts/setup-nix-current.sh` (each such test is two: `NAME::nix_2_8`, `NAME::nix_2_26`).
 //!
-//! These tests need `nix-build` and fail when it is missing (run `scripts/setup.sh`). They use
+//! These tests need `nix-build` and fail when it is missing (run `scripts/setup.sh`, and
+//! `scripts/setup-nix-current.sh` for 2.26). They use
 //! the static binary named by `KILN_STATIC_BIN` (set by `scripts/test.sh`) or build it once into
 //! `target/static`. Fixtures live in `tests/fixtures/`; each build gets a fresh `nonce` so Nix
 //! really runs it instead of reusing a store path. Nothing of the host is lent to the sandbox:
@@ -28,40 +31,152 @@ pub(crate) const NIX_OPTIONS: &[&str] = &[
     "",
 ];
 
+/// A Nix to test against: Debian bookworm's 2.8 on the host, or Debian trixie's 2.26 in the root
+/// `scripts/setup-nix-current.sh` makes, entered through `scripts/nix-current` (a store of its
+/// own under the root; the repository, `/tmp` and `~/.cache/kiln` at the same paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nix {
+    /// `nix-bin` 2.8 of the host.
+    V2_8,
+    /// `nix-bin` 2.26 of the trixie root.
+    V2_26,
+}
+
+impl Nix {
+    /// `Nix 2.8`, `Nix 2.26`: what a test says it ran on.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Nix::V2_8 => "Nix 2.8",
+            Nix::V2_26 => "Nix 2.26",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A command of this Nix (`nix-build`, `nix-store`, …) or any program run where its store
+    /// is (a program built into the store, `bash`).
+    pub(crate) fn command(self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match self {
+            Nix::V2_8 => Command::new(program),
+            Nix::V2_26 => {
+                let mut command = Command::new(root().join("scripts/nix-current"));
+                command.arg(program);
+                command
+            }
+        }
+    }
+
+    /// Fails (never skips) when this Nix is missing, saying how to set it up.
+    pub(crate) fn require(self) {
+        static CHECKED: [OnceLock<()>; 2] = [OnceLock::new(), OnceLock::new()];
+        CHECKED[self.index()].get_or_init(|| {
+            let found = self.command("nix-build").arg("--version").output();
+            let (setup, version) = match self {
+                Nix::V2_8 => ("bash scripts/setup.sh", "2.8"),
+                Nix::V2_26 => ("bash scripts/setup-nix-current.sh", "2.26"),
+            };
+            let ok = found.as_ref().is_ok_and(|output| {
+                output.status.success()
+                    && String::from_utf8_lossy(&output.stdout).contains(&format!("(Nix) {version}"))
+            });
+            assert!(
+                ok,
+                "{} is not installed: these tests need real Nix; run `{setup}`",
+                self.name()
+            );
+        });
+    }
+
+    /// Where the host sees a path of this Nix's store (2.26's store lies under its root).
+    pub(crate) fn host_path(self, path: &Path) -> PathBuf {
+        match self {
+            Nix::V2_8 => path.to_owned(),
+            Nix::V2_26 => {
+                let cache = std::env::var_os("KILN_CACHE")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| {
+                        PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                            .join(".cache/kiln")
+                    });
+                let nix_root = std::env::var_os("KILN_NIX_CURRENT_ROOT")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| cache.join("nix-current/root"));
+                nix_root.join(path.strip_prefix("/").unwrap_or(path))
+            }
+        }
+    }
+}
+
+/// The two tests of a test body `fn NAME(nix: Nix)`, one per Nix version: `NAME::nix_2_8`
+/// and `NAME::nix_2_26`, so that a test's name says which Nix it ran on.
+macro_rules! on_both_nix {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn nix_2_8() {
+                super::$name($crate::nix::Nix::V2_8)
+            }
+
+            #[test]
+            fn nix_2_26() {
+                super::$name($crate::nix::Nix::V2_26)
+            }
+        }
+    };
+}
+pub(crate) use on_both_nix;
+
+/// `KILN_NIX_PURE_OPTS` of `scripts/lib.sh` on Nix 2.8: see [`pure_options_on`].
+pub(crate) fn pure_options() -> &'static [String] {
+    pure_options_on(Nix::V2_8)
+}
+
 /// `KILN_NIX_PURE_OPTS` of `scripts/lib.sh`: [`NIX_OPTIONS`] and `/bin/sh` mapped to the
 /// stage-0 toolchain's dash (a store path, with its closure), as NixOS and upstream Nix map
-/// theirs with `sandbox-paths`. Builds the stage-0 toolchain once per test run.
-pub(crate) fn pure_options() -> &'static [String] {
-    static OPTIONS: OnceLock<Vec<String>> = OnceLock::new();
-    OPTIONS.get_or_init(|| {
+/// theirs with `sandbox-paths`. Builds the stage-0 toolchain once per test run and Nix.
+pub(crate) fn pure_options_on(nix: Nix) -> &'static [String] {
+    static OPTIONS: [OnceLock<Vec<String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    OPTIONS[nix.index()].get_or_init(|| {
         let mut options: Vec<String> = NIX_OPTIONS.iter().map(|o| (*o).to_owned()).collect();
         options.extend([
             "--option".to_owned(),
             "extra-sandbox-paths".to_owned(),
-            format!("/bin/sh={}/usr/bin/dash", stage0_toolchain().display()),
+            format!(
+                "/bin/sh={}/usr/bin/dash",
+                stage0_toolchain_on(nix).display()
+            ),
         ]);
         options
     })
 }
 
-/// The stage-0 toolchain's store path, built once per test run.
+/// The stage-0 toolchain's store path on Nix 2.8.
 pub(crate) fn stage0_toolchain() -> &'static Path {
-    static TOOLCHAIN: OnceLock<PathBuf> = OnceLock::new();
-    TOOLCHAIN.get_or_init(|| {
-        stage0_debs();
+    stage0_toolchain_on(Nix::V2_8)
+}
+
+/// The stage-0 toolchain's store path in `nix`'s store, built once per test run.
+pub(crate) fn stage0_toolchain_on(nix: Nix) -> &'static Path {
+    static TOOLCHAIN: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    TOOLCHAIN[nix.index()].get_or_init(|| {
+        stage0_debs_on(nix);
         let expression = format!(
             "(import {}/bootstrap/stage0 {{ kiln = {}; }}).toolchain",
             root().display(),
             static_kiln().display()
         );
-        let output = Command::new("nix-build")
+        let output = nix
+            .command("nix-build")
             .args(["--no-out-link", "-E", &expression])
             .args(NIX_OPTIONS)
             .output()
             .expect("nix-build runs");
         assert!(
             output.status.success(),
-            "building the stage-0 toolchain failed:\n{}",
+            "building the stage-0 toolchain on {} failed:\n{}",
+            nix.name(),
             describe(&output)
         );
         out_path(&output)
@@ -71,15 +186,27 @@ pub(crate) fn stage0_toolchain() -> &'static Path {
 /// Adds the stage-0 toolchain's pinned `.deb`s to the store, once per test run
 /// (`scripts/fetch-stage0-debs.sh`: cached outside the repository, a second run only hashes).
 pub(crate) fn stage0_debs() {
-    static FETCHED: OnceLock<()> = OnceLock::new();
-    FETCHED.get_or_init(|| {
-        let output = Command::new("bash")
+    stage0_debs_on(Nix::V2_8)
+}
+
+/// [`stage0_debs`] into `nix`'s store. The host's run fills the cache first, so 2.26's root
+/// (which shares the cache) only adds them.
+pub(crate) fn stage0_debs_on(nix: Nix) {
+    static FETCHED: [OnceLock<()>; 2] = [OnceLock::new(), OnceLock::new()];
+    if nix != Nix::V2_8 {
+        stage0_debs_on(Nix::V2_8);
+    }
+    FETCHED[nix.index()].get_or_init(|| {
+        nix.require();
+        let output = nix
+            .command("bash")
             .arg(root().join("scripts/fetch-stage0-debs.sh"))
             .output()
             .expect("bash runs");
         assert!(
             output.status.success(),
-            "scripts/fetch-stage0-debs.sh failed:\n{}",
+            "scripts/fetch-stage0-debs.sh failed on {}:\n{}",
+            nix.name(),
             describe(&output)
         );
     });
@@ -133,18 +260,20 @@ pub(crate) fn nonce() -> String {
 }
 
 pub(crate) fn require_nix() {
-    let found = Command::new("nix-build").arg("--version").output();
-    assert!(
-        found.map(|o| o.status.success()).unwrap_or(false),
-        "nix-build is not installed: these tests need real Nix; run `bash scripts/setup.sh`"
-    );
+    Nix::V2_8.require();
 }
 
 /// `nix-build FIXTURE --arg kiln BIN --argstr nonce NONCE ... --no-out-link EXTRA...`, with
 /// [`pure_options`].
 pub(crate) fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
+    nix_build_on(Nix::V2_8, fixture, nonce, extra)
+}
+
+/// [`nix_build`] on `nix`.
+pub(crate) fn nix_build_on(nix: Nix, fixture: &str, nonce: &str, extra: &[&str]) -> Output {
     let expression = root().join("tests/fixtures").join(fixture);
-    nix_build_file(&expression, nonce, extra)
+    let options: Vec<&str> = pure_options_on(nix).iter().map(String::as_str).collect();
+    nix_build_with_on(nix, &expression, nonce, &options, extra)
 }
 
 /// [`nix_build`] of any expression file.
@@ -160,8 +289,19 @@ pub(crate) fn nix_build_with(
     options: &[&str],
     extra: &[&str],
 ) -> Output {
-    require_nix();
-    Command::new("nix-build")
+    nix_build_with_on(Nix::V2_8, expression, nonce, options, extra)
+}
+
+/// [`nix_build_with`] on `nix`.
+pub(crate) fn nix_build_with_on(
+    nix: Nix,
+    expression: &Path,
+    nonce: &str,
+    options: &[&str],
+    extra: &[&str],
+) -> Output {
+    nix.require();
+    nix.command("nix-build")
         .arg(expression)
         .arg("--arg")
         .arg("kiln")
@@ -203,14 +343,15 @@ fn reported_phases(events: &[serde_json::Value]) -> Vec<String> {
 }
 
 /// The phase names of a fixture's plan, read from the derivation itself.
-fn plan_phases(fixture: &str) -> Vec<String> {
-    stage0_debs();
+fn plan_phases(nix: Nix, fixture: &str) -> Vec<String> {
+    stage0_debs_on(nix);
     let expression = format!(
         "map (phase: phase.name) (import {} {{ kiln = {}; }}).kiln.phases",
         root().join("tests/fixtures").join(fixture).display(),
         static_kiln().display()
     );
-    let output = Command::new("nix-instantiate")
+    let output = nix
+        .command("nix-instantiate")
         .args(["--eval", "--strict", "--json", "--expr", &expression])
         .output()
         .unwrap();
@@ -267,21 +408,29 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-#[test]
-fn hello_c_builds_in_the_sandbox_and_runs() {
-    let output = nix_build("hello-c", &nonce(), &[]);
-    assert!(output.status.success(), "{}", describe(&output));
+/// The C example builds in the sandbox, and its program runs where its store is.
+fn hello_c_builds_in_the_sandbox_and_runs(nix: Nix) {
+    let output = nix_build_on(nix, "hello-c", &nonce(), &[]);
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&output)
+    );
     let program = out_path(&output).join("bin/hello-kiln");
-    let run = Command::new(&program).output().unwrap();
-    assert!(run.status.success(), "{}", describe(&run));
+    let run = nix.command(&program).output().unwrap();
+    assert!(run.status.success(), "{}: {}", nix.name(), describe(&run));
     assert!(
         String::from_utf8_lossy(&run.stdout).contains("Hello from kiln!"),
-        "{}",
+        "{}: {}",
+        nix.name(),
         describe(&run)
     );
     // The check phase ran the program inside the build; its output reached Nix's log.
     assert!(String::from_utf8_lossy(&output.stderr).contains("Hello from kiln!"));
+    eprintln!("{}: hello-c built and ran", nix.name());
 }
+on_both_nix!(hello_c_builds_in_the_sandbox_and_runs);
 
 #[test]
 fn nix_check_reproduces_the_build_bit_for_bit() {
@@ -292,14 +441,20 @@ fn nix_check_reproduces_the_build_bit_for_bit() {
     assert!(check.status.success(), "{}", describe(&check));
 }
 
-#[test]
-fn nix_reports_exactly_the_plan_phases_in_order() {
-    let expected = plan_phases("hello-c");
+/// Nix shows exactly the plan's phases, in order (`result` type 104), and kiln's step
+/// messages as `msg` events at a debug level.
+fn nix_reports_exactly_the_plan_phases_in_order(nix: Nix) {
+    let expected = plan_phases(nix, "hello-c");
     assert_eq!(expected, ["configure", "build", "install", "check"]);
-    let output = nix_build("hello-c", &nonce(), &["--log-format", "internal-json"]);
-    assert!(output.status.success(), "{}", describe(&output));
+    let output = nix_build_on(nix, "hello-c", &nonce(), &["--log-format", "internal-json"]);
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&output)
+    );
     let events = internal_json(&output);
-    assert_eq!(reported_phases(&events), expected);
+    assert_eq!(reported_phases(&events), expected, "{}", nix.name());
     // kiln's step messages reach Nix as `msg` events at a debug level (5 = chatty); Nix's
     // internal-json passes every level on and leaves filtering to the reader.
     let step_message = events.iter().find(|event| {
@@ -311,50 +466,81 @@ fn nix_reports_exactly_the_plan_phases_in_order() {
     let step_message = step_message.expect("kiln reports its steps as msg events");
     assert!(
         step_message["level"].as_u64().unwrap() >= 5,
-        "{step_message}"
+        "{}: {step_message}",
+        nix.name()
     );
+    eprintln!("{}: phases {expected:?}", nix.name());
 }
+on_both_nix!(nix_reports_exactly_the_plan_phases_in_order);
 
 /// How kiln announces the first step of `build` in hello-c, at Nix's chatty level.
 const DEBUG_MESSAGE: &str = "kiln: phase `build` step 1: run gcc";
 
-#[test]
-fn kiln_debug_messages_show_with_vvvvv_and_not_by_default() {
-    let verbose = nix_build("hello-c", &nonce(), &["-vvvvv"]);
-    assert!(verbose.status.success(), "{}", describe(&verbose));
+/// `-vvvvv` shows kiln's debug messages, the default does not; the build's output shows
+/// either way.
+fn kiln_debug_messages_show_with_vvvvv_and_not_by_default(nix: Nix) {
+    let verbose = nix_build_on(nix, "hello-c", &nonce(), &["-vvvvv"]);
+    assert!(
+        verbose.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&verbose)
+    );
     let stderr = String::from_utf8_lossy(&verbose.stderr);
-    assert!(stderr.contains(DEBUG_MESSAGE), "{stderr}");
+    assert!(stderr.contains(DEBUG_MESSAGE), "{}: {stderr}", nix.name());
 
-    let default = nix_build("hello-c", &nonce(), &[]);
-    assert!(default.status.success(), "{}", describe(&default));
+    let default = nix_build_on(nix, "hello-c", &nonce(), &[]);
+    assert!(
+        default.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&default)
+    );
     let stderr = String::from_utf8_lossy(&default.stderr);
     assert!(
         stderr.contains("Hello from kiln!"),
-        "the build log is shown: {stderr}"
+        "{}: the build log is shown: {stderr}",
+        nix.name()
     );
-    assert!(!stderr.contains(DEBUG_MESSAGE), "{stderr}");
+    assert!(!stderr.contains(DEBUG_MESSAGE), "{}: {stderr}", nix.name());
 }
+on_both_nix!(kiln_debug_messages_show_with_vvvvv_and_not_by_default);
 
-#[test]
-fn a_failing_step_is_visible_in_nix_output() {
-    let output = nix_build("failing", &nonce(), &[]);
-    assert!(!output.status.success(), "{}", describe(&output));
+/// A failing step's message reaches Nix's output with the phase, step, argv and exit code.
+fn a_failing_step_is_visible_in_nix_output(nix: Nix) {
+    let output = nix_build_on(nix, "failing", &nonce(), &[]);
+    assert!(
+        !output.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&output)
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("error: build of `kiln-failing` failed"),
-        "{stderr}"
+        "{}: {stderr}",
+        nix.name()
     );
     assert!(
         stderr.contains("phase `build`, step 1 (run): `false` exited with code 1"),
-        "{stderr}"
+        "{}: {stderr}",
+        nix.name()
     );
-    assert!(stderr.contains("failed with exit code 1"), "{stderr}");
+    // Nix's own line: 2.8 "builder for '…' failed with exit code 1", 2.26 the same words
+    // after "error:".
+    assert!(
+        stderr.contains("failed with exit code 1"),
+        "{}: {stderr}",
+        nix.name()
+    );
     // The install phase never ran, so the output does not exist.
     assert!(
         !stderr.contains("install ran after a failed build"),
-        "{stderr}"
+        "{}: {stderr}",
+        nix.name()
     );
 }
+on_both_nix!(a_failing_step_is_visible_in_nix_output);
 
 /// Two outputs that embed each other's path: kiln names both files (with the offset of the
 /// other output's hash in each) and says what to do, instead of Nix's "cycle detected" at
@@ -395,16 +581,21 @@ fn outputs_that_refer_to_each_other_fail_naming_the_files() {
 /// `nix-build --expr EXPRESSION --no-out-link` in the sandbox, for a build that needs no
 /// `/bin/sh`.
 fn nix_build_expr(expression: &str) -> Output {
-    Command::new("nix-build")
+    nix_build_expr_on(Nix::V2_8, expression)
+}
+
+/// [`nix_build_expr`] on `nix`.
+fn nix_build_expr_on(nix: Nix, expression: &str) -> Output {
+    nix.command("nix-build")
         .args(["--expr", expression, "--no-out-link"])
         .args(NIX_OPTIONS)
         .output()
         .expect("nix-build runs")
 }
 
-#[test]
-fn an_invalid_plan_fails_the_derivation_with_its_json_path() {
-    require_nix();
+/// A bad plan fails the derivation with its JSON path, a did-you-mean and exit code 2.
+fn an_invalid_plan_fails_the_derivation_with_its_json_path(nix: Nix) {
+    nix.require();
     let expression = format!(
         r#"(import {}/bootstrap {{ kiln = {}; }}).mkDerivation {{
              name = "kiln-invalid"; nonce = "{}";
@@ -414,13 +605,26 @@ fn an_invalid_plan_fails_the_derivation_with_its_json_path() {
         static_kiln().display(),
         nonce()
     );
-    let output = nix_build_expr(&expression);
+    let output = nix_build_expr_on(nix, &expression);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("at `kiln.phases[0].stesp`"), "{stderr}");
-    assert!(stderr.contains("did you mean `steps`?"), "{stderr}");
-    assert!(stderr.contains("failed with exit code 2"), "{stderr}");
+    assert!(
+        stderr.contains("at `kiln.phases[0].stesp`"),
+        "{}: {stderr}",
+        nix.name()
+    );
+    assert!(
+        stderr.contains("did you mean `steps`?"),
+        "{}: {stderr}",
+        nix.name()
+    );
+    assert!(
+        stderr.contains("failed with exit code 2"),
+        "{}: {stderr}",
+        nix.name()
+    );
 }
+on_both_nix!(an_invalid_plan_fails_the_derivation_with_its_json_path);
 
 /// The directory holding a Debian source package's files (`scripts/fetch-debian-source.sh`,
 /// a cache outside the repository), downloaded on first use, one download at a time (the first
@@ -450,3 +654,94 @@ pub(crate) fn debian_source(package: &str) -> PathBuf {
     assert!(dir.is_dir(), "{}", describe(&output));
     dir
 }
+
+/// `nix build` follows kiln's phases: the build activity (type 105) names the derivation and
+/// its `setPhase` results (type 104) name each phase, which Nix's progress line shows as
+/// `building hello-kiln (PHASE)`. `nix log` then replays the build log: kiln's phase markers
+/// and the children's output.
+fn nix_build_shows_the_phases_and_nix_log_replays_them(nix: Nix) {
+    stage0_debs_on(nix);
+    let fixture = root().join("tests/fixtures/hello-c");
+    let nonce = nonce();
+    let kiln = static_kiln().display().to_string();
+    let arguments = ["--arg", "kiln", &kiln, "--argstr", "nonce", &nonce];
+    let output = nix
+        .command("nix")
+        .args([
+            "--extra-experimental-features",
+            "nix-command",
+            "build",
+            "-f",
+        ])
+        .arg(&fixture)
+        .args(arguments)
+        .args(["--no-link", "--log-format", "internal-json", "-v"])
+        .args(pure_options_on(nix))
+        .output()
+        .expect("nix build runs");
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&output)
+    );
+    let events = internal_json(&output);
+    let build = events
+        .iter()
+        .find(|event| event["action"] == "start" && event["type"] == 105)
+        .unwrap_or_else(|| panic!("{}: no build activity\n{}", nix.name(), describe(&output)));
+    assert!(
+        build["text"]
+            .as_str()
+            .is_some_and(|text| text.contains("-hello-kiln.drv")),
+        "{}: {build}",
+        nix.name()
+    );
+    let phases: Vec<&str> = events
+        .iter()
+        .filter(|event| {
+            event["action"] == "result" && event["type"] == 104 && event["id"] == build["id"]
+        })
+        .filter_map(|event| event["fields"][0].as_str())
+        .collect();
+    assert_eq!(
+        phases,
+        ["configure", "build", "install", "check"],
+        "{}",
+        nix.name()
+    );
+
+    let instantiated = nix
+        .command("nix-instantiate")
+        .arg(&fixture)
+        .args(arguments)
+        .output()
+        .expect("nix-instantiate runs");
+    assert!(instantiated.status.success(), "{}", describe(&instantiated));
+    let drv = String::from_utf8_lossy(&instantiated.stdout)
+        .trim()
+        .to_owned();
+    let log = nix
+        .command("nix")
+        .args(["--extra-experimental-features", "nix-command", "log", &drv])
+        .output()
+        .expect("nix log runs");
+    assert!(log.status.success(), "{}: {}", nix.name(), describe(&log));
+    let text = String::from_utf8_lossy(&log.stdout);
+    for expected in [
+        r#"@nix {"action":"setPhase","phase":"configure"}"#,
+        r#"@nix {"action":"setPhase","phase":"check"}"#,
+        "Hello from kiln!",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{}: no `{expected}` in nix log:\n{text}",
+            nix.name()
+        );
+    }
+    eprintln!(
+        "{}: nix build phases {phases:?}; nix log replays them",
+        nix.name()
+    );
+}
+on_both_nix!(nix_build_shows_the_phases_and_nix_log_replays_them);

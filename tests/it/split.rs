@@ -6,14 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::describe;
-use crate::nix::{
-    nix_build, nonce, out_path, require_nix, root, stage0_toolchain, static_kiln, NIX_OPTIONS,
-};
+use crate::nix::Nix;
+use crate::nix::{nix_build, nonce, out_path, require_nix, root, static_kiln, NIX_OPTIONS};
 
 fn build(attr: &str, nonce: &str, extra: &[&str]) -> std::process::Output {
+    build_on(crate::nix::Nix::V2_8, attr, nonce, extra)
+}
+
+/// [`build`] on `nix`.
+fn build_on(nix: crate::nix::Nix, attr: &str, nonce: &str, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["-A", attr];
     args.extend_from_slice(extra);
-    nix_build("split", nonce, &args)
+    crate::nix::nix_build_on(nix, "split", nonce, &args)
 }
 
 /// A copy of `output` with its own store path replaced by a fixed string of the same length,
@@ -128,21 +132,44 @@ fn changing_only_the_install_phase_rebuilds_exactly_one_derivation() {
     assert!(rebuilt[0].ends_with("-kiln-split-demo.drv"), "{rebuilt:?}");
 }
 
-#[test]
-fn a_failing_check_fails_only_the_check_derivation() {
+/// Split mode with a check derivation: a failing check fails only the check derivation,
+/// and the installed output builds.
+fn a_failing_check_fails_only_the_check_derivation(nix: Nix) {
     let nonce = nonce();
-    let check = build("split.checkDrv", &nonce, &["--arg", "failCheck", "true"]);
-    assert!(!check.status.success(), "{}", describe(&check));
+    let check = build_on(
+        nix,
+        "split.checkDrv",
+        &nonce,
+        &["--arg", "failCheck", "true"],
+    );
+    assert!(
+        !check.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&check)
+    );
     let stderr = String::from_utf8_lossy(&check.stderr);
     assert!(
         stderr.contains("the demo check failed on purpose"),
-        "{stderr}"
+        "{}: {stderr}",
+        nix.name()
     );
-    assert!(stderr.contains("phase `check`, step 2 (run)"), "{stderr}");
-    let installed = build("split", &nonce, &["--arg", "failCheck", "true"]);
-    assert!(installed.status.success(), "{}", describe(&installed));
-    assert!(out_path(&installed).join("bin/prefix-demo").exists());
+    assert!(
+        stderr.contains("phase `check`, step 2 (run)"),
+        "{}: {stderr}",
+        nix.name()
+    );
+    let installed = build_on(nix, "split", &nonce, &["--arg", "failCheck", "true"]);
+    assert!(
+        installed.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&installed)
+    );
+    let program = nix.host_path(&out_path(&installed).join("bin/prefix-demo"));
+    assert!(program.exists(), "{}: {}", nix.name(), program.display());
 }
+crate::nix::on_both_nix!(a_failing_check_fails_only_the_check_derivation);
 
 #[test]
 fn the_patched_source_is_its_own_derivation() {
@@ -155,12 +182,18 @@ fn the_patched_source_is_its_own_derivation() {
     assert!(config.starts_with("prefix=/nix/store/"), "{config}");
 }
 
-#[test]
-fn early_phases_are_substituted_from_a_binary_cache_into_a_fresh_store() {
-    require_nix();
+/// The binary-cache round trip: the stages go into a file cache; a fresh store builds only
+/// the final derivation and substitutes the stages.
+fn early_phases_are_substituted_from_a_binary_cache_into_a_fresh_store(nix: Nix) {
+    nix.require();
     let nonce = nonce();
-    let stages = build("split.stages", &nonce, &[]);
-    assert!(stages.status.success(), "{}", describe(&stages));
+    let stages = build_on(nix, "split.stages", &nonce, &[]);
+    assert!(
+        stages.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&stages)
+    );
     let stage_paths: Vec<PathBuf> = String::from_utf8_lossy(&stages.stdout)
         .lines()
         .map(PathBuf::from)
@@ -173,7 +206,8 @@ fn early_phases_are_substituted_from_a_binary_cache_into_a_fresh_store() {
         "file://{}?compression=none",
         scratch.path().join("cache").display()
     );
-    let copy = Command::new("nix")
+    let copy = nix
+        .command("nix")
         .args([
             "--extra-experimental-features",
             "nix-command",
@@ -182,13 +216,14 @@ fn early_phases_are_substituted_from_a_binary_cache_into_a_fresh_store() {
             &cache,
         ])
         .args(&stage_paths)
-        .arg(stage0_toolchain())
+        .arg(crate::nix::stage0_toolchain_on(nix))
         .output()
         .unwrap();
     assert!(copy.status.success(), "{}", describe(&copy));
 
     let store = scratch.path().join("store");
-    let fresh = Command::new("nix-build")
+    let fresh = nix
+        .command("nix-build")
         .arg(root().join("tests/fixtures/split"))
         .args(["-A", "split", "--arg", "kiln"])
         .arg(static_kiln())
@@ -218,6 +253,7 @@ fn early_phases_are_substituted_from_a_binary_cache_into_a_fresh_store() {
         );
     }
 }
+crate::nix::on_both_nix!(early_phases_are_substituted_from_a_binary_cache_into_a_fresh_store);
 
 /// GNU hello 2.10 (Debian source, autotools preset) split one derivation per phase.
 fn hello(attr: &str, nonce: &str, extra: &[&str]) -> std::process::Output {
