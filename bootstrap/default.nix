@@ -191,6 +191,8 @@ let
                     __kiln_env=$(${builder} env --nix --attrs "$__kiln_attrs" --format sh) || return 1
                   fi
                   eval "$__kiln_env"
+                  # The shell says which phase it stands at, when one was named.
+                  if [ -n "$__kiln_phase" ]; then export KILN_PHASE="$__kiln_phase"; fi
                   unset __kiln_attrs __kiln_phase __kiln_env
                 '';
               };

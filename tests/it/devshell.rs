@@ -14,31 +14,12 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
 use crate::common::describe;
-use crate::nix::{nonce, require_nix, root, static_kiln, NIX_OPTIONS};
+use crate::nix::{nonce, on_both_nix, require_nix, root, static_kiln, Nix, NIX_OPTIONS};
 
 /// The fixture: `devshell-demo`, which depends on `libfoo` (bin, include, lib/pkgconfig) and
 /// sets `GREETING` in its plan's `env`.
 fn fixture() -> String {
     root().join("tests/fixtures/devshell").display().to_string()
-}
-
-/// `scripts/nix-current ARGS...`: a command in the Nix 2.26 root. Fails (never skips) when the
-/// root is missing.
-fn current_nix(args: &[&str]) -> Command {
-    let script = root().join("scripts/nix-current");
-    let version = Command::new(&script)
-        .args(["nix-build", "--version"])
-        .output()
-        .expect("scripts/nix-current runs");
-    let text = String::from_utf8_lossy(&version.stdout);
-    assert!(
-        version.status.success() && text.contains("2.26"),
-        "Nix 2.26 is not set up: run `bash scripts/setup-nix-current.sh`\n{}",
-        describe(&version)
-    );
-    let mut command = Command::new(script);
-    command.args(args);
-    command
 }
 
 /// The `NAME=VALUE` lines of `env`'s output between the markers the tests print.
@@ -95,10 +76,12 @@ fn assert_kilns_environment(env: &BTreeMap<String, String>, output: &Output, nix
 /// libfoo's tool run from PATH.
 const PRINT_ENV: &str = "echo '--- env ---'; env; echo \"FOO_TOOL=$(foo-tool)\"";
 
-#[test]
-fn nix_shell_2_8_gives_kilns_environment_of_the_first_phase() {
-    require_nix();
-    let output = Command::new("nix-shell")
+/// `nix-shell FIXTURE --arg kiln … --run PRINT_ENV` on `nix`, with `KILN_PHASE` unset.
+fn nix_shell_gives_kilns_environment_of_the_first_phase(nix: Nix) {
+    nix.require();
+    let output = nix
+        .command("env")
+        .args(["-u", "KILN_PHASE", "NIX_BUILD_SHELL=bash", "nix-shell"])
         .arg(fixture())
         .arg("--arg")
         .arg("kiln")
@@ -106,13 +89,59 @@ fn nix_shell_2_8_gives_kilns_environment_of_the_first_phase() {
         .args(["--argstr", "nonce", &nonce()])
         .args(NIX_OPTIONS)
         .args(["--run", PRINT_ENV])
-        .env("NIX_BUILD_SHELL", "bash")
-        .env_remove("KILN_PHASE")
         .output()
         .expect("nix-shell runs");
     assert!(output.status.success(), "{}", describe(&output));
-    assert_kilns_environment(&environment(&output), &output, "nix-shell (Nix 2.8)");
+    let shown = format!("nix-shell ({})", nix.name());
+    assert_kilns_environment(&environment(&output), &output, &shown);
 }
+on_both_nix!(nix_shell_gives_kilns_environment_of_the_first_phase);
+
+/// `nix develop -f FIXTURE devShell -c bash -c PRINT_ENV` on `nix`.
+fn nix_develop_on_the_companion_gives_kilns_environment(nix: Nix) {
+    nix.require();
+    let output = nix
+        .command("nix")
+        .args(["--extra-experimental-features", "nix-command"])
+        .args(["develop", "-f", &fixture(), "devShell"])
+        .arg("--arg")
+        .arg("kiln")
+        .arg(static_kiln())
+        .args(["--argstr", "nonce", &nonce()])
+        .args(NIX_OPTIONS)
+        .args(["--command", "bash", "-c", PRINT_ENV])
+        .output()
+        .expect("nix develop runs");
+    assert!(output.status.success(), "{}", describe(&output));
+    let shown = format!("nix develop ({})", nix.name());
+    assert_kilns_environment(&environment(&output), &output, &shown);
+}
+on_both_nix!(nix_develop_on_the_companion_gives_kilns_environment);
+
+/// `nix develop` on the kiln derivation itself is refused (its builder is not bash).
+fn nix_develop_refuses_the_kiln_derivation_itself(nix: Nix) {
+    nix.require();
+    let refused = nix
+        .command("nix")
+        .args(["--extra-experimental-features", "nix-command"])
+        .args(["develop", "-f", &fixture()])
+        .arg("--arg")
+        .arg("kiln")
+        .arg(static_kiln())
+        .args(NIX_OPTIONS)
+        .args(["--command", "true"])
+        .output()
+        .expect("nix develop runs");
+    assert!(
+        !refused.status.success()
+            && String::from_utf8_lossy(&refused.stderr)
+                .contains("only works on derivations that use 'bash' as their builder"),
+        "{} is expected to refuse a non-bash builder (use `devShell`)\n{}",
+        nix.name(),
+        describe(&refused)
+    );
+}
+on_both_nix!(nix_develop_refuses_the_kiln_derivation_itself);
 
 #[test]
 fn nix_shell_names_a_phase_with_kiln_phase_and_refuses_an_unknown_one() {
@@ -146,84 +175,32 @@ fn nix_shell_names_a_phase_with_kiln_phase_and_refuses_an_unknown_one() {
 }
 
 #[test]
-fn nix_develop_2_8_on_the_companion_gives_kilns_environment() {
-    require_nix();
-    let output = Command::new("nix")
-        .args(["--extra-experimental-features", "nix-command"])
-        .args(["develop", "-f", &fixture(), "devShell"])
-        .arg("--arg")
-        .arg("kiln")
-        .arg(static_kiln())
-        .args(["--argstr", "nonce", &nonce()])
-        .args(NIX_OPTIONS)
-        .args(["--command", "bash", "-c", PRINT_ENV])
-        .output()
-        .expect("nix develop runs");
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_kilns_environment(&environment(&output), &output, "nix develop (Nix 2.8)");
-}
-
-#[test]
-fn nix_develop_2_26_on_the_companion_gives_kilns_environment() {
-    let kiln = static_kiln().display().to_string();
-    let nonce = nonce();
-    let output = current_nix(&["nix", "develop", "-f", &fixture(), "devShell"])
-        .args(["--arg", "kiln", &kiln, "--argstr", "nonce", &nonce])
-        .args(NIX_OPTIONS)
-        .args(["--command", "bash", "-c", PRINT_ENV])
-        .output()
-        .expect("nix develop runs");
-    assert!(output.status.success(), "{}", describe(&output));
-    assert_kilns_environment(&environment(&output), &output, "nix develop (Nix 2.26)");
-}
-
-#[test]
-fn nix_develop_2_26_takes_the_phase_from_dev_shell_at() {
+fn nix_develop_takes_the_phase_from_dev_shell_at() {
+    let nix = Nix::V2_26;
+    nix.require();
     let expression = format!(
         "(import {} {{ kiln = {}; }}).devShellAt \"install\"",
         fixture(),
         static_kiln().display()
     );
-    let output = current_nix(&["nix", "develop", "--impure", "--expr", &expression])
+    let output = nix
+        .command("nix")
+        .args(["develop", "--impure", "--expr", &expression])
         .args(NIX_OPTIONS)
         .args([
             "--command",
             "bash",
             "-c",
-            "echo \"phase: $kilnPhase\"; echo \"$GREETING\"",
+            "echo \"phase: $KILN_PHASE\"; echo \"$GREETING\"",
         ])
         .output()
         .expect("nix develop runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        output.status.success() && stdout.contains("hello from the plan"),
+        output.status.success()
+            && stdout.contains("phase: install")
+            && stdout.contains("hello from the plan"),
         "{}",
         describe(&output)
     );
-}
-
-#[test]
-fn nix_develop_2_26_refuses_the_kiln_derivation_itself_and_nix_shell_takes_it() {
-    let kiln = static_kiln().display().to_string();
-    let refused = current_nix(&["nix", "develop", "-f", &fixture()])
-        .args(["--arg", "kiln", &kiln])
-        .args(NIX_OPTIONS)
-        .args(["--command", "true"])
-        .output()
-        .expect("nix develop runs");
-    assert!(
-        !refused.status.success()
-            && String::from_utf8_lossy(&refused.stderr)
-                .contains("only works on derivations that use 'bash' as their builder"),
-        "Nix 2.26 is expected to refuse a non-bash builder (use `devShell`)\n{}",
-        describe(&refused)
-    );
-    let shell = current_nix(&["env", "NIX_BUILD_SHELL=bash", "nix-shell", &fixture()])
-        .args(["--arg", "kiln", &kiln, "--argstr", "nonce", &nonce()])
-        .args(NIX_OPTIONS)
-        .args(["--run", PRINT_ENV])
-        .output()
-        .expect("nix-shell runs");
-    assert!(shell.status.success(), "{}", describe(&shell));
-    assert_kilns_environment(&environment(&shell), &shell, "nix-shell (Nix 2.26)");
 }

@@ -263,6 +263,17 @@ pub(crate) fn require_nix() {
     Nix::V2_8.require();
 }
 
+/// Fails naming `nix` unless `text` (a build's stderr) holds every one of `expected`.
+pub(crate) fn assert_mentions(nix: Nix, text: &str, expected: &[&str]) {
+    for expected in expected {
+        assert!(
+            text.contains(expected),
+            "{}: no `{expected}` in:\n{text}",
+            nix.name()
+        );
+    }
+}
+
 /// `nix-build FIXTURE --arg kiln BIN --argstr nonce NONCE ... --no-out-link EXTRA...`, with
 /// [`pure_options`].
 pub(crate) fn nix_build(fixture: &str, nonce: &str, extra: &[&str]) -> Output {
@@ -516,22 +527,16 @@ fn a_failing_step_is_visible_in_nix_output(nix: Nix) {
         describe(&output)
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("error: build of `kiln-failing` failed"),
-        "{}: {stderr}",
-        nix.name()
-    );
-    assert!(
-        stderr.contains("phase `build`, step 1 (run): `false` exited with code 1"),
-        "{}: {stderr}",
-        nix.name()
-    );
     // Nix's own line: 2.8 "builder for '…' failed with exit code 1", 2.26 the same words
     // after "error:".
-    assert!(
-        stderr.contains("failed with exit code 1"),
-        "{}: {stderr}",
-        nix.name()
+    assert_mentions(
+        nix,
+        &stderr,
+        &[
+            "error: build of `kiln-failing` failed",
+            "phase `build`, step 1 (run): `false` exited with code 1",
+            "failed with exit code 1",
+        ],
     );
     // The install phase never ran, so the output does not exist.
     assert!(
@@ -608,20 +613,14 @@ fn an_invalid_plan_fails_the_derivation_with_its_json_path(nix: Nix) {
     let output = nix_build_expr_on(nix, &expression);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("at `kiln.phases[0].stesp`"),
-        "{}: {stderr}",
-        nix.name()
-    );
-    assert!(
-        stderr.contains("did you mean `steps`?"),
-        "{}: {stderr}",
-        nix.name()
-    );
-    assert!(
-        stderr.contains("failed with exit code 2"),
-        "{}: {stderr}",
-        nix.name()
+    assert_mentions(
+        nix,
+        &stderr,
+        &[
+            "at `kiln.phases[0].stesp`",
+            "did you mean `steps`?",
+            "failed with exit code 2",
+        ],
     );
 }
 on_both_nix!(an_invalid_plan_fails_the_derivation_with_its_json_path);
