@@ -744,3 +744,85 @@ fn nix_build_shows_the_phases_and_nix_log_replays_them(nix: Nix) {
     );
 }
 on_both_nix!(nix_build_shows_the_phases_and_nix_log_replays_them);
+
+/// The text a terminal shows of `command`: run on a pseudo-terminal by script(1) (bsdutils),
+/// with carriage returns as line ends and escape sequences removed.
+fn on_a_terminal(command: &[String]) -> (bool, String) {
+    let line = command
+        .iter()
+        .map(|arg| format!("'{}'", arg.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = Command::new("script")
+        .args(["-qfec", &line, "/dev/null"])
+        .env("TERM", "xterm-256color")
+        .output()
+        .expect("script(1) runs");
+    let raw = String::from_utf8_lossy(&output.stdout).replace('\r', "\n");
+    let mut text = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() || c == '~' {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        text.push(c);
+    }
+    (output.status.success(), text)
+}
+
+/// `nix build` on a terminal draws kiln's phase on its progress line: `building NAME (PHASE)`.
+/// The plan's `compile` phase sleeps long enough for the line to be drawn while it runs.
+fn nix_build_shows_the_phase_on_its_progress_line(nix: Nix) {
+    stage0_toolchain_on(nix);
+    let expression = format!(
+        r#"let lib = import {}/bootstrap {{ kiln = {}; }}; in lib.mkDerivation {{
+             name = "kiln-progress"; nonce = "{}";
+             inputs.cc = lib.toolchain;
+             phases = [
+               {{ name = "compile"; steps = [ {{ run.argv = [ "sleep" "3" ]; }} ]; }}
+               {{ name = "install"; steps = [ {{ write = {{ path = "${{lib.refs.out}}/done"; content = ""; }}; }} ]; }}
+             ];
+           }}"#,
+        root().display(),
+        static_kiln().display(),
+        nonce()
+    );
+    let mut command: Vec<String> = match nix {
+        Nix::V2_8 => Vec::new(),
+        Nix::V2_26 => vec![root().join("scripts/nix-current").display().to_string()],
+    };
+    command.extend(
+        [
+            "nix",
+            "--extra-experimental-features",
+            "nix-command",
+            "build",
+            "--impure",
+            "--no-link",
+        ]
+        .map(String::from),
+    );
+    command.extend(["--expr".to_owned(), expression]);
+    command.extend(NIX_OPTIONS.iter().map(|option| (*option).to_owned()));
+    let (success, screen) = on_a_terminal(&command);
+    assert!(success, "{}: nix build failed:\n{screen}", nix.name());
+    assert!(
+        screen.contains("building kiln-progress (compile)"),
+        "{}: the progress line never showed the phase:\n{screen}",
+        nix.name()
+    );
+    eprintln!(
+        "{}: the progress line showed `building kiln-progress (compile)`",
+        nix.name()
+    );
+}
+on_both_nix!(nix_build_shows_the_phase_on_its_progress_line);
