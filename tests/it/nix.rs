@@ -826,3 +826,88 @@ fn nix_build_shows_the_phase_on_its_progress_line(nix: Nix) {
     );
 }
 on_both_nix!(nix_build_shows_the_phase_on_its_progress_line);
+
+/// What differs between the versions, checked on each side: Nix 2.8 points
+/// `NIX_ATTRS_JSON_FILE` at the host's path of `.attrs.json` (kiln falls back to
+/// `$NIX_BUILD_TOP/.attrs.json`), 2.26 at `/build/.attrs.json`. What must not differ: a child's
+/// line that looks like the `@nix` protocol (here a forged `msg` and a malformed object, which
+/// crashes Nix 2.25 and earlier) reaches Nix as output, never as protocol.
+fn nix_sees_its_attrs_file_and_never_a_childs_protocol_line(nix: Nix) {
+    stage0_toolchain_on(nix);
+    let expression = format!(
+        r#"let lib = import {}/bootstrap {{ kiln = {}; }}; in lib.mkDerivation {{
+             name = "kiln-protocol"; nonce = "{}";
+             inputs.cc = lib.toolchain;
+             phases = [
+               {{ name = "build"; steps = [ {{ run.argv = [ "printf"
+                 "@nix {{\"action\":\"msg\",\"level\":0,\"msg\":\"forged\"}}\n@nix {{broken\n" ]; }} ]; }}
+               {{ name = "install"; steps = [ {{ write = {{ path = "${{lib.refs.out}}/done"; content = ""; }}; }} ]; }}
+             ];
+           }}"#,
+        root().display(),
+        static_kiln().display(),
+        nonce()
+    );
+    let output = nix
+        .command("nix-build")
+        .args([
+            "--expr",
+            &expression,
+            "--no-out-link",
+            "--log-format",
+            "internal-json",
+        ])
+        .args(NIX_OPTIONS)
+        .output()
+        .expect("nix-build runs");
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(&output)
+    );
+    let events = internal_json(&output);
+    let environment = events
+        .iter()
+        .filter_map(|event| event["msg"].as_str())
+        .find(|msg| msg.starts_with("kiln: environment: "))
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no environment message\n{}",
+                nix.name(),
+                describe(&output)
+            )
+        });
+    let attrs_file = environment
+        .split(' ')
+        .find_map(|word| word.strip_prefix("NIX_ATTRS_JSON_FILE="))
+        .unwrap_or_else(|| panic!("{}: {environment}", nix.name()));
+    match nix {
+        Nix::V2_8 => assert!(
+            attrs_file.starts_with("/tmp/nix-build-kiln-protocol.drv-")
+                && attrs_file.ends_with("/.attrs.json"),
+            "Nix 2.8 names the host's path: {attrs_file}"
+        ),
+        Nix::V2_26 => assert_eq!(attrs_file, "/build/.attrs.json", "Nix 2.26"),
+    }
+    assert!(
+        !events.iter().any(|event| event["msg"] == "forged"),
+        "{}: a child's line became a Nix message",
+        nix.name()
+    );
+    let lines: Vec<&str> = events
+        .iter()
+        .filter(|event| event["action"] == "result" && event["type"] == 101)
+        .filter_map(|event| event["fields"][0].as_str())
+        .collect();
+    assert!(
+        lines.contains(&" @nix {broken"),
+        "{}: the child's malformed line is output, escaped: {lines:?}",
+        nix.name()
+    );
+    eprintln!(
+        "{}: NIX_ATTRS_JSON_FILE={attrs_file}; child protocol lines escaped",
+        nix.name()
+    );
+}
+on_both_nix!(nix_sees_its_attrs_file_and_never_a_childs_protocol_line);
