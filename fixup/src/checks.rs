@@ -82,26 +82,7 @@ pub fn scan_references(
         return Ok(found);
     }
     let automaton = AhoCorasick::new(&patterns).expect("32-byte literal patterns always build");
-    let mut entries = fsx::walk(dir)?;
-    // An output that is a single file or symlink has no entries: scan the root itself.
-    if let Ok(meta) = std::fs::symlink_metadata(dir) {
-        if !meta.is_dir() {
-            entries.insert(
-                0,
-                fsx::Entry {
-                    path: dir.to_owned(),
-                    kind: if meta.file_type().is_symlink() {
-                        Kind::Symlink
-                    } else {
-                        Kind::File
-                    },
-                    mode: meta.permissions().mode(),
-                    dev: 0,
-                    ino: 0,
-                },
-            );
-        }
-    }
+    let entries = fsx::walk_with_root(dir)?;
     let hits = fsx::par_map(&entries, |entry| {
         let mut hits = BTreeSet::new();
         if entry.path != dir {
@@ -142,27 +123,28 @@ fn scan_file(
     path: &Path,
     hits: &mut BTreeSet<usize>,
 ) -> Result<(), StepError> {
-    for_each_window(path, 31, |window, _| {
+    let read = |source| StepError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(read)?;
+    for_each_window(&mut file, 31, |window, _| {
         collect(automaton, window, hits);
         false
     })
-    .map_err(|source| StepError::Read {
-        path: path.to_owned(),
-        source,
-    })
+    .map_err(read)
 }
 
-/// Reads `path` in 1 MiB chunks and calls `visit(window, offset)` on each, where `window` also
+/// Reads `file` in 1 MiB chunks and calls `visit(window, offset)` on each, where `window` also
 /// holds the last `keep` bytes of the chunk before (so a pattern up to `keep + 1` bytes long
-/// split across two reads is seen whole) and `offset` is the file offset of `window[0]`.
+/// split across two reads is seen whole) and `offset` is the stream offset of `window[0]`.
 /// Stops early when `visit` returns true.
 pub(crate) fn for_each_window(
-    path: &Path,
+    file: &mut dyn Read,
     keep: usize,
     mut visit: impl FnMut(&[u8], u64) -> bool,
 ) -> std::io::Result<()> {
     const CHUNK: usize = 1 << 20;
-    let mut file = File::open(path)?;
     let mut buffer = vec![0u8; CHUNK + keep];
     let mut kept = 0;
     let mut offset: u64 = 0;

@@ -142,7 +142,8 @@ fn first_offset(path: &Path, needle: &[u8]) -> Option<u64> {
         return None;
     }
     let mut found = None;
-    for_each_window(path, needle.len() - 1, |window, offset| {
+    let mut file = std::fs::File::open(path).ok()?;
+    for_each_window(&mut file, needle.len() - 1, |window, offset| {
         found = window
             .windows(needle.len())
             .position(|candidate| candidate == needle)

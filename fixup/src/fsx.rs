@@ -76,6 +76,24 @@ pub(crate) fn walk(root: &Path) -> Result<Vec<Entry>, StepError> {
     Ok(out)
 }
 
+/// `root` itself (a directory, a file or a symlink, not followed) followed by [`walk`]'s
+/// entries below it; nothing when `root` is missing.
+pub(crate) fn walk_with_root(root: &Path) -> Result<Vec<Entry>, StepError> {
+    let meta = match fs::symlink_metadata(root) {
+        Ok(meta) => meta,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(StepError::Metadata {
+                path: root.to_owned(),
+                source,
+            })
+        }
+    };
+    let mut entries = vec![Entry::new(root.to_owned(), &meta)];
+    entries.extend(walk(root)?);
+    Ok(entries)
+}
+
 fn walk_into(dir: &Path, out: &mut Vec<Entry>) -> Result<(), StepError> {
     let mut children = Vec::new();
     for name in read_dir_sorted(dir)? {

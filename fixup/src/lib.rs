@@ -76,6 +76,7 @@ pub mod man;
 pub mod moves;
 pub mod outputs;
 pub mod patchelf;
+pub mod rewrite;
 pub mod rpath;
 pub mod shebangs;
 pub mod strip;

@@ -43,12 +43,18 @@ fn with_gz(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Compresses `data` as `gzip -n -9` would frame it: deterministic for a given input.
-pub fn gzip_bytes(data: &[u8]) -> Vec<u8> {
-    let mut encoder = GzBuilder::new()
+/// An encoder that compresses what is written to it into `out` as `gzip -n -9` would frame it:
+/// deterministic for a given input, whatever the sizes of the writes.
+pub fn gzip_encoder<W: Write>(out: W) -> flate2::write::GzEncoder<W> {
+    GzBuilder::new()
         .mtime(0)
         .operating_system(OS_UNIX)
-        .write(Vec::with_capacity(data.len() / 3 + 64), Compression::best());
+        .write(out, Compression::best())
+}
+
+/// Compresses `data` as `gzip -n -9` would frame it: deterministic for a given input.
+pub fn gzip_bytes(data: &[u8]) -> Vec<u8> {
+    let mut encoder = gzip_encoder(Vec::with_capacity(data.len() / 3 + 64));
     encoder
         .write_all(data)
         .expect("writing to a Vec cannot fail");

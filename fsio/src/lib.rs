@@ -10,6 +10,7 @@
 //!   never writes outside it, symlinks included.
 //! - [`stream`]: [`ThreadedReader`], a decoder running on its own thread behind a bounded
 //!   channel, and [`read_full`].
+//! - [`sparse`]: where a sparse file's data is ([`data_segments`]), so copies keep its holes.
 //!
 //! Functions that do one system call on one path return [`std::io::Error`] and leave naming the
 //! path to the caller's own error type; [`TreeWriter`] returns [`TreeError`], which says which
@@ -20,6 +21,7 @@
 pub mod dir;
 pub mod meta;
 pub mod replace;
+pub mod sparse;
 pub mod stream;
 pub mod tree;
 
@@ -28,5 +30,6 @@ pub use meta::{
     copy_times_nofollow, permission_bits, process_umask, set_mode, set_mtime_nofollow, system_time,
 };
 pub use replace::{rename_noreplace, replace_file, replace_symlink};
+pub use sparse::data_segments;
 pub use stream::{read_full, ThreadedReader};
 pub use tree::{DirMetadataError, Existing, PendingDirs, TreeError, TreeWriter};

@@ -272,6 +272,12 @@ pub enum PlanErrorKind {
     /// The references of the plan expand to more than [`MAX_EXPANSION`] bytes.
     #[error("references expand to more than {} MiB in all", MAX_EXPANSION >> 20)]
     ExpansionTooLarge,
+    /// A `graft` step's replacement that kiln refuses.
+    #[error("{problem}")]
+    Graft {
+        /// What is wrong with it.
+        problem: crate::steps::GraftProblem,
+    },
     /// The plan has more problems than kiln lists ([`MAX_ERRORS`]); always the last one.
     #[error("and {more} more problems (kiln lists the first {MAX_ERRORS})")]
     MoreProblems {
@@ -373,6 +379,7 @@ impl PlanError {
             PlanErrorKind::MoreProblems { .. } => {
                 Some("fix the problems listed, then validate the plan again".to_owned())
             }
+            PlanErrorKind::Graft { problem } => problem.hint(),
             _ => None,
         }
     }

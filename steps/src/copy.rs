@@ -155,7 +155,7 @@ fn exists_or(
 
 /// Where `path`, which need not exist yet, would be once created: its deepest existing ancestor
 /// with symlinks resolved, then the remaining components applied lexically.
-fn resolve_missing(path: &Path) -> PathBuf {
+pub(crate) fn resolve_missing(path: &Path) -> PathBuf {
     let mut missing = Vec::new();
     let mut existing = path;
     loop {

@@ -64,6 +64,9 @@ pub enum StepError {
     /// Patching `#!` lines (`patchShebangs`) failed.
     #[error(transparent)]
     PatchShebangs(kiln_fixup::StepError),
+    /// A graft failed, or left an old path behind.
+    #[error(transparent)]
+    Graft(#[from] crate::GraftError),
 }
 
 impl StepError {
@@ -72,6 +75,7 @@ impl StepError {
         match self {
             StepError::Unpack(error) => error.hint(),
             StepError::Patch(error) => error.hint(),
+            StepError::Graft(error) => error.hint(),
             StepError::OutputCycle(_) => Some(
                 "move the file that makes one of these references to the other output (in a \
                  stdenv-style derivation: `outputDev`, `outputLib`, …; in a plan: the fixup \

@@ -12,7 +12,8 @@
 //! in short: parents of created paths are created, modes are exact whatever the umask, symlinks
 //! are never followed inside trees, directory walks go in bytewise-sorted order, and `copy` keeps
 //! modes and mtimes. `unpack`, `patch`, `fixup`, `autoPatchelf` and `patchShebangs` bridge to
-//! `kiln-archive`, `kiln-patch` and `kiln-fixup`.
+//! `kiln-archive`, `kiln-patch` and `kiln-fixup`; `graft` copies a store path with some
+//! dependencies' paths replaced, on `kiln-fixup`'s rewrite engine.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -74,6 +75,7 @@ mod error;
 mod file_error;
 mod fixup;
 mod fsx;
+mod graft;
 mod make;
 mod mkdir;
 mod patch;
@@ -86,6 +88,7 @@ mod unpack;
 mod write;
 
 pub use error::{FileStepError, StepError};
+pub use graft::{GraftError, GraftReport};
 
 /// What a step may know of the build it runs in.
 #[derive(Debug, Clone, Copy)]
@@ -204,6 +207,7 @@ pub fn run(step: &Step, ctx: &StepContext<'_>) -> Result<Action, StepError> {
         Step::Fixup(step) => Action::Done(fixup::run(step, ctx)?),
         Step::AutoPatchelf(step) => Action::Done(auto_patchelf::run(step, ctx)?),
         Step::PatchShebangs(step) => Action::Done(patch_shebangs::run(step, ctx)?),
+        Step::Graft(step) => Action::Done(graft::run(step, ctx)?),
         file_step => done(run_file_step(file_step, ctx.cwd)?.warnings),
     })
 }
@@ -235,6 +239,13 @@ pub fn describe(step: &Step) -> String {
         Step::Fixup(_) => "every output".to_owned(),
         Step::AutoPatchelf(patchelf) => patchelf.paths.join(" "),
         Step::PatchShebangs(shebangs) => shebangs.paths.join(" "),
+        Step::Graft(graft) => format!(
+            "{} -> {} ({} replacement{})",
+            graft.from,
+            graft.to,
+            graft.replace.len(),
+            if graft.replace.len() == 1 { "" } else { "s" }
+        ),
     }
 }
 
@@ -277,7 +288,8 @@ pub fn run_file_step(step: &Step, cwd: &Path) -> Result<StepReport, FileStepErro
         | Step::Make(_)
         | Step::Fixup(_)
         | Step::AutoPatchelf(_)
-        | Step::PatchShebangs(_) => return Err(FileStepError::NotAFileStep),
+        | Step::PatchShebangs(_)
+        | Step::Graft(_) => return Err(FileStepError::NotAFileStep),
         Step::Write(step) => write::run(step, cwd).map(|()| Vec::new())?,
         Step::Mkdir(step) => mkdir::run(step, cwd).map(|()| Vec::new())?,
         Step::Copy(step) => copy::run(step, cwd).map(|()| Vec::new())?,

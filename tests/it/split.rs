@@ -39,7 +39,8 @@ fn normalised_hash(output: &Path, scratch: &Path) -> String {
     assert!(status.success());
     let from = output.display().to_string();
     let to = format!("/nix/store/{}{}", "x".repeat(32), &from[43..]);
-    kiln_builder::split::rewrite::rewrite_tree(&copy, &from, &to).unwrap();
+    let rewriter = kiln_fixup::rewrite::Rewriter::new([(&from, &to)]).unwrap();
+    kiln_fixup::rewrite::rewrite_tree(&copy, &rewriter).unwrap();
     let hash = Command::new("nix-hash")
         .args(["--type", "sha256"])
         .arg(&copy)

@@ -5,12 +5,11 @@
 //! state (checking it was made by the same plan up to its last phase), and runs its phases.
 //! Then, by [`Role`]: a stage packs the next state into its output; a check writes a record; the
 //! final part moves each placeholder to the real output and rewrites every placeholder
-//! (`crate::split::rewrite`), proving none is left; a source part copies the working directory out.
+//! (`kiln_fixup::rewrite`), proving none is left; a source part copies the working directory
+//! out.
 //!
 //! The working directory is whatever `unpack` found (any bytes): it goes into the state's
 //! manifest and out to a source part exactly, never through a lossy string.
-
-pub mod rewrite;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,7 +24,7 @@ use crate::run::build::{execute, prepare, PreparedBuild, RunError};
 use crate::run::executor::{BuildSummary, Execution, ExecutorOptions, Resume};
 use crate::setup::env::BuildPaths;
 use crate::setup::load::{LoadError, LoadedPlan};
-use crate::split::rewrite::{rewrite_tree, RewriteError};
+use kiln_fixup::rewrite::{rewrite_tree, RewriteError, Rewriter};
 
 /// Files Nix writes into every build directory; never part of a state.
 pub const NIX_FILES: &[&str] = &[".attrs.json", ".attrs.sh", "env-vars"];
@@ -344,20 +343,21 @@ fn finish(
                     source,
                 })?;
             }
-            // Longest placeholder first, so one that is a prefix of another never matches inside it.
-            let mut pairs: Vec<(&String, &PathBuf)> = placeholders.iter().collect();
-            pairs.sort_by_key(|(_, path)| std::cmp::Reverse(path.as_os_str().len()));
+            // Every placeholder at once; where one is a prefix of another the longest matches.
+            let mut pairs = Vec::new();
+            for (name, placeholder) in placeholders {
+                pairs.push((utf8(placeholder)?, utf8(&derivation_outputs[name])?));
+            }
+            let rewriter = Rewriter::new(pairs).map_err(|source| SplitError::Rewrite {
+                name: placeholders.keys().cloned().collect::<Vec<_>>().join(", "),
+                source,
+            })?;
             for name in placeholders.keys() {
                 let root = &derivation_outputs[name];
-                for (other, placeholder) in &pairs {
-                    let real = &derivation_outputs[*other];
-                    rewrite_tree(root, utf8(placeholder)?, utf8(real)?).map_err(|source| {
-                        SplitError::Rewrite {
-                            name: name.clone(),
-                            source,
-                        }
-                    })?;
-                }
+                rewrite_tree(root, &rewriter).map_err(|source| SplitError::Rewrite {
+                    name: name.clone(),
+                    source,
+                })?;
             }
         }
     }

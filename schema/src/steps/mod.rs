@@ -22,6 +22,7 @@ mod chmod;
 mod configure;
 mod copy;
 mod fixup;
+mod graft;
 mod make;
 mod mkdir;
 mod patch;
@@ -38,6 +39,7 @@ pub use chmod::ChmodStep;
 pub use configure::ConfigureStep;
 pub use copy::CopyStep;
 pub use fixup::{FixupStep, OutputCheck, OutputRoles};
+pub use graft::{split_store_path, GraftProblem, GraftStep};
 pub use make::MakeStep;
 pub use mkdir::MkdirStep;
 pub use patch::PatchStep;
@@ -87,6 +89,10 @@ pub enum Step {
     /// Rewrite the `#!` lines of scripts in the build to interpreters on `PATH` (stdenv's
     /// `patchShebangs`), e.g. a test runner written `#!/usr/bin/env python3`.
     PatchShebangs(PatchShebangsStep),
+    /// Copy a store path while replacing some of its dependencies' store paths by others of
+    /// the same length (a graft: nixpkgs' `replaceDependencies`), in contents, gzip files,
+    /// symlink targets and names, then check that none of the old paths is left.
+    Graft(GraftStep),
 }
 
 // The step type inside a `Step`, as `&dyn StepFields`, or `&mut dyn StepFields` with `mut`: the
@@ -109,6 +115,7 @@ macro_rules! step_fields {
             Step::Fixup(step) => &$($mut)? **step,
             Step::AutoPatchelf(step) => step,
             Step::PatchShebangs(step) => step,
+            Step::Graft(step) => step,
         }
     };
 }
@@ -142,6 +149,7 @@ impl Step {
             Step::Fixup(_) => "fixup",
             Step::AutoPatchelf(_) => "autoPatchelf",
             Step::PatchShebangs(_) => "patchShebangs",
+            Step::Graft(_) => "graft",
         }
     }
 
@@ -162,6 +170,7 @@ impl Step {
         "fixup",
         "autoPatchelf",
         "patchShebangs",
+        "graft",
     ];
 
     /// The step's own fields: its references, names and checks.
