@@ -568,6 +568,16 @@ let
         devShellAt = devShellOf attrs;
       };
 
+  # --- Grafts (bootstrap/graft.nix; docs/grafts.md). -----------------------------------------
+  grafts = import ./graft.nix {
+    inherit
+      mkDerivation
+      mkPlan
+      builder
+      refs
+      ;
+  };
+
   # --- kiln's stage-0 store toolchain (bootstrap/stage0; docs/toolchain.md). -----------------
   # Its pinned .debs must be in the store: `bash scripts/fetch-stage0-debs.sh` (evaluation says
   # so when one is missing).
@@ -605,6 +615,9 @@ in
     stage0
     devSetup
     ;
+  # replaceDependencies { drv; replacements = [ { oldDependency; newDependency; } ]; cutoffPackages; }
+  # and sameLengthName: docs/grafts.md.
+  inherit (grafts) replaceDependencies sameLengthName;
   # gcc/g++, binutils, libc headers, sh, coreutils, make, ...: what every build needs.
   inherit (stage0) toolchain;
   # bash, cmake, ninja, meson (python3), perl, autoconf, automake, libtool.

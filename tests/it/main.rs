@@ -8,6 +8,7 @@ mod common;
 mod debian;
 mod devshell;
 mod examples;
+mod graft;
 mod hardening;
 mod local;
 mod nix;
