@@ -1,6 +1,6 @@
 //! Grafts under real sandboxed Nix (issue 14): `replaceDependencies` swaps a deep runtime
-//! dependency (`libgreet` 1.0 → 1.1) in a program and the library between them without
-//! rebuilding either (`tests/fixtures/graft`).
+//! dependency (`libgreet` 1.0 → 1.1, fixed by a patch) in a program and the two-output library
+//! between them without rebuilding either (`tests/fixtures/graft`).
 
 use std::process::Output;
 
@@ -78,6 +78,11 @@ fn grafting_replaces_a_deep_dependency_without_rebuilding(nix: Nix) {
         .find(|p| p.ends_with("-libmid-1"))
         .unwrap()
         .clone();
+    let old_mid_lib = old_closure
+        .iter()
+        .find(|p| p.ends_with("-libmid-1-lib"))
+        .unwrap()
+        .clone();
 
     let grafting = build(nix, "grafted", &nonce);
     let grafted = path_of(nix, &grafting);
@@ -125,24 +130,27 @@ fn grafting_replaces_a_deep_dependency_without_rebuilding(nix: Nix) {
         describe(&dynamic)
     );
     assert!(
-        !text.contains(&old_greet) && !text.contains(&old_mid),
+        !text.contains(&old_greet) && !text.contains(&old_mid_lib),
         "{}: {text}",
         nix.name()
     );
     // Built: the references graph (read back by evaluation), the fixed library, and the
-    // grafts of libmid and of the program (which say so), not their own derivations.
+    // grafts of libmid's two outputs and of the program (which say so), not their own
+    // derivations.
     let derivations = built(&grafting);
-    let names: Vec<&str> = derivations
+    let mut names: Vec<&str> = derivations
         .iter()
         .map(|drv| &drv[drv.find('-').map_or(0, |at| at + 1)..])
         .collect();
+    names.sort_unstable();
     assert_eq!(
         names,
         [
             "graft-app-references.drv",
+            "graft-app.drv",
             "libgreet-1.1.drv",
+            "libmid-1-lib.drv",
             "libmid-1.drv",
-            "graft-app.drv"
         ],
         "{}: {}",
         nix.name(),
@@ -151,8 +159,13 @@ fn grafting_replaces_a_deep_dependency_without_rebuilding(nix: Nix) {
     let log = String::from_utf8_lossy(&grafting.stderr);
     assert_eq!(
         log.matches("kiln: grafted ").count(),
-        2,
+        3,
         "{}: {log}",
+        nix.name()
+    );
+    assert!(
+        log.contains("applied `"),
+        "{}: libgreet 1.1 is the patched source",
         nix.name()
     );
     eprintln!("{}: grafted {grafted}: closure {closure:?}", nix.name());
