@@ -54,6 +54,11 @@ EOF
       "$system" >"$tmp/$system.json"
     put plan "preset-$system" - "$tmp/$system.json"
   done
+  # graft: same-length store paths, a templated new path, and the refusals' neighbourhood.
+  printf '%s' '{"version":1,"name":"g","inputs":{"app":"/nix/store/00000000000000000000000000000000-app-1"},"phases":[{"name":"graft","steps":[{"graft":{"from":"${inputs.app}","to":"${outputs.out}","replace":{"/nix/store/11111111111111111111111111111111-zlib-1.3":"/nix/store/22222222222222222222222222222222-zlib-1.4","/nix/store/00000000000000000000000000000000-app-1":"${outputs.out}"}}}]}]}' >"$tmp/graft.json"
+  put plan graft - "$tmp/graft.json"
+  printf '%s' '{"version":1,"name":"g","phases":[{"name":"graft","steps":[{"graft":{"from":"/nix/store/00000000000000000000000000000000-a","to":"${outputs.out}","replace":{"/nix/store/11111111111111111111111111111111-zlib":"/nix/store/22222222222222222222222222222222-zlib-1"}}}]}]}' >"$tmp/graft-length.json"
+  put plan graft-length - "$tmp/graft-length.json"
 }
 
 seed_attrs() {
