@@ -294,12 +294,7 @@ fn debian_hello_with_the_autotools_preset_builds_and_runs(nix: Nix) {
             sources.to_str().expect("a UTF-8 path"),
         ],
     );
-    assert!(
-        output.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&output)
-    );
+    crate::nix::assert_success(nix, &output);
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("PASS: tests/hello-1"), "{}: {log}", nix.name());
     let hello = out_path(&output).join("bin/hello");

@@ -5,7 +5,7 @@
 use std::process::Output;
 
 use crate::common::describe;
-use crate::nix::{nix_build_on, nonce, on_both_nix, Nix};
+use crate::nix::{closure_of, nix_build_on, nonce, on_both_nix, Nix};
 
 /// `nix-build tests/fixtures/graft -A ATTR` on `nix`.
 fn build(nix: Nix, attr: &str, nonce: &str) -> Output {
@@ -55,19 +55,7 @@ fn grafting_replaces_a_deep_dependency_without_rebuilding(nix: Nix) {
         nix.name(),
         describe(&before)
     );
-    let closure_of = |path: &str| -> Vec<String> {
-        let output = nix
-            .command("nix-store")
-            .args(["-qR", path])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", describe(&output));
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    };
-    let old_closure = closure_of(&app);
+    let old_closure = closure_of(nix, &app);
     let old_greet = old_closure
         .iter()
         .find(|p| p.ends_with("-libgreet-1.0"))
@@ -99,7 +87,7 @@ fn grafting_replaces_a_deep_dependency_without_rebuilding(nix: Nix) {
         nix.name(),
         describe(&after)
     );
-    let closure = closure_of(&grafted);
+    let closure = closure_of(nix, &grafted);
     assert!(
         closure.iter().any(|p| p.ends_with("-libgreet-1.1")),
         "{closure:?}"
@@ -199,21 +187,9 @@ fn a_cutoff_package_keeps_its_references(nix: Nix) {
         "{}: the program itself is grafted",
         nix.name()
     );
-    let closure_of = |path: &str| -> Vec<String> {
-        let output = nix
-            .command("nix-store")
-            .args(["-qR", path])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", describe(&output));
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    };
-    let old = closure_of(&app);
+    let old = closure_of(nix, &app);
     let old_mid = old.iter().find(|p| p.ends_with("-libmid-1")).unwrap();
-    let closure = closure_of(&grafted);
+    let closure = closure_of(nix, &grafted);
     assert!(closure.contains(old_mid), "{}: {closure:?}", nix.name());
     assert!(
         closure.iter().any(|p| p.ends_with("-libgreet-1.0")),

@@ -263,6 +263,30 @@ pub(crate) fn require_nix() {
     Nix::V2_8.require();
 }
 
+/// Fails naming `nix` and showing `output` unless the command succeeded.
+pub(crate) fn assert_success(nix: Nix, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        nix.name(),
+        describe(output)
+    );
+}
+
+/// The runtime closure of a store path of `nix`'s store (`nix-store -qR`).
+pub(crate) fn closure_of(nix: Nix, path: &str) -> Vec<String> {
+    let output = nix
+        .command("nix-store")
+        .args(["-qR", path])
+        .output()
+        .unwrap();
+    assert_success(nix, &output);
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Fails naming `nix` unless `text` (a build's stderr) holds every one of `expected`.
 pub(crate) fn assert_mentions(nix: Nix, text: &str, expected: &[&str]) {
     for expected in expected {
@@ -422,15 +446,10 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
 /// The C example builds in the sandbox, and its program runs where its store is.
 fn hello_c_builds_in_the_sandbox_and_runs(nix: Nix) {
     let output = nix_build_on(nix, "hello-c", &nonce(), &[]);
-    assert!(
-        output.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&output)
-    );
+    assert_success(nix, &output);
     let program = out_path(&output).join("bin/hello-kiln");
     let run = nix.command(&program).output().unwrap();
-    assert!(run.status.success(), "{}: {}", nix.name(), describe(&run));
+    assert_success(nix, &run);
     assert!(
         String::from_utf8_lossy(&run.stdout).contains("Hello from kiln!"),
         "{}: {}",
@@ -458,12 +477,7 @@ fn nix_reports_exactly_the_plan_phases_in_order(nix: Nix) {
     let expected = plan_phases(nix, "hello-c");
     assert_eq!(expected, ["configure", "build", "install", "check"]);
     let output = nix_build_on(nix, "hello-c", &nonce(), &["--log-format", "internal-json"]);
-    assert!(
-        output.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&output)
-    );
+    assert_success(nix, &output);
     let events = internal_json(&output);
     assert_eq!(reported_phases(&events), expected, "{}", nix.name());
     // kiln's step messages reach Nix as `msg` events at a debug level (5 = chatty); Nix's
@@ -491,22 +505,12 @@ const DEBUG_MESSAGE: &str = "kiln: phase `build` step 1: run gcc";
 /// either way.
 fn kiln_debug_messages_show_with_vvvvv_and_not_by_default(nix: Nix) {
     let verbose = nix_build_on(nix, "hello-c", &nonce(), &["-vvvvv"]);
-    assert!(
-        verbose.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&verbose)
-    );
+    assert_success(nix, &verbose);
     let stderr = String::from_utf8_lossy(&verbose.stderr);
     assert!(stderr.contains(DEBUG_MESSAGE), "{}: {stderr}", nix.name());
 
     let default = nix_build_on(nix, "hello-c", &nonce(), &[]);
-    assert!(
-        default.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&default)
-    );
+    assert_success(nix, &default);
     let stderr = String::from_utf8_lossy(&default.stderr);
     assert!(
         stderr.contains("Hello from kiln!"),
@@ -678,12 +682,7 @@ fn nix_build_shows_the_phases_and_nix_log_replays_them(nix: Nix) {
         .args(pure_options_on(nix))
         .output()
         .expect("nix build runs");
-    assert!(
-        output.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&output)
-    );
+    assert_success(nix, &output);
     let events = internal_json(&output);
     let build = events
         .iter()
@@ -725,7 +724,7 @@ fn nix_build_shows_the_phases_and_nix_log_replays_them(nix: Nix) {
         .args(["--extra-experimental-features", "nix-command", "log", &drv])
         .output()
         .expect("nix log runs");
-    assert!(log.status.success(), "{}: {}", nix.name(), describe(&log));
+    assert_success(nix, &log);
     let text = String::from_utf8_lossy(&log.stdout);
     for expected in [
         r#"@nix {"action":"setPhase","phase":"configure"}"#,
@@ -860,12 +859,7 @@ fn nix_sees_its_attrs_file_and_never_a_childs_protocol_line(nix: Nix) {
         .args(NIX_OPTIONS)
         .output()
         .expect("nix-build runs");
-    assert!(
-        output.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&output)
-    );
+    assert_success(nix, &output);
     let events = internal_json(&output);
     let environment = events
         .iter()

@@ -161,12 +161,7 @@ fn a_failing_check_fails_only_the_check_derivation(nix: Nix) {
         nix.name()
     );
     let installed = build_on(nix, "split", &nonce, &["--arg", "failCheck", "true"]);
-    assert!(
-        installed.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&installed)
-    );
+    crate::nix::assert_success(nix, &installed);
     let program = nix.host_path(&out_path(&installed).join("bin/prefix-demo"));
     assert!(program.exists(), "{}: {}", nix.name(), program.display());
 }
@@ -189,12 +184,7 @@ fn early_phases_are_substituted_from_a_binary_cache_into_a_fresh_store(nix: Nix)
     nix.require();
     let nonce = nonce();
     let stages = build_on(nix, "split.stages", &nonce, &[]);
-    assert!(
-        stages.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&stages)
-    );
+    crate::nix::assert_success(nix, &stages);
     let stage_paths: Vec<PathBuf> = String::from_utf8_lossy(&stages.stdout)
         .lines()
         .map(PathBuf::from)

@@ -470,12 +470,7 @@ fn stdenv_style_hello_builds_on_both_nix_versions(nix: Nix) {
         &nonce(),
         &["--arg", "debianCache", cache.to_str().unwrap()],
     );
-    assert!(
-        output.status.success(),
-        "{}: {}",
-        nix.name(),
-        describe(&output)
-    );
+    crate::nix::assert_success(nix, &output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let paths: Vec<PathBuf> = stdout.lines().map(PathBuf::from).collect();
     let out = paths
