@@ -561,20 +561,15 @@ impl Execution<'_> {
         reporter: &mut dyn Reporter,
         signals: &mut SignalEvents,
     ) -> Result<(), BuildError> {
-        let spec = self.child_spec(at, &process, env)?;
-        let outcome = run_child(&spec, self.run_limits(limits), signals, &mut |line| {
-            let output = match std::str::from_utf8(line) {
-                Ok(text) => Output::Text(text),
-                Err(_) => Output::Bytes(line),
-            };
-            reporter.report(&LogEvent::Output(output));
-        })
-        .await
-        .map_err(|source| BuildError::Spawn {
-            at: at.clone(),
-            program: spec.program.clone(),
-            source,
-        })?;
+        let outcome = self
+            .run_process(at, &process, env, limits, signals, &mut |line| {
+                let output = match std::str::from_utf8(line) {
+                    Ok(text) => Output::Text(text),
+                    Err(_) => Output::Bytes(line),
+                };
+                reporter.report(&LogEvent::Output(output));
+            })
+            .await?;
         self.check_outcome(at, outcome, process.argv, limits)
     }
 
@@ -587,14 +582,9 @@ impl Execution<'_> {
         limits: StepLimits,
         signals: &mut SignalEvents,
     ) -> Result<bool, BuildError> {
-        let spec = self.child_spec(at, &process, env)?;
-        let outcome = run_child(&spec, self.run_limits(limits), signals, &mut |_| {})
-            .await
-            .map_err(|source| BuildError::Spawn {
-                at: at.clone(),
-                program: spec.program.clone(),
-                source,
-            })?;
+        let outcome = self
+            .run_process(at, &process, env, limits, signals, &mut |_| {})
+            .await?;
         match outcome {
             ChildOutcome::Exited(code) => Ok(code == 0),
             ChildOutcome::Signaled(_) => Ok(false),
@@ -602,6 +592,27 @@ impl Execution<'_> {
                 .check_outcome(at, other, process.argv, limits)
                 .map(|()| false),
         }
+    }
+
+    /// Starts `process` in its own group and waits for it, each line of its output to
+    /// `on_line`; a process that cannot start is a [`BuildError::Spawn`].
+    async fn run_process(
+        &self,
+        at: &StepLocation,
+        process: &Invocation,
+        env: &BTreeMap<String, String>,
+        limits: StepLimits,
+        signals: &mut SignalEvents,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<ChildOutcome, BuildError> {
+        let spec = self.child_spec(at, process, env)?;
+        run_child(&spec, self.run_limits(limits), signals, on_line)
+            .await
+            .map_err(|source| BuildError::Spawn {
+                at: at.clone(),
+                program: spec.program.clone(),
+                source,
+            })
     }
 
     fn run_limits(&self, limits: StepLimits) -> RunLimits {
